@@ -1,0 +1,1 @@
+"""The booking domain: practice model, slot engine, rules, lifecycle, persistence."""

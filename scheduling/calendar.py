@@ -1,0 +1,47 @@
+"""What the domain needs from a specialist's calendar; caldav_bridge implements it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from scheduling.model import Busy
+
+
+class CalendarUnavailable(Exception):
+    """The calendar server could not be reached, refused us, or answered something unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One appointment as it should stand in the specialist's booking calendar."""
+
+    uid: str
+    start: datetime  # aware UTC
+    end: datetime  # aware UTC
+    tzid: str  # the location's zone: DTSTART/DTEND carry it, with a VTIMEZONE
+    summary: str
+    description: str
+    location: str
+    status: Literal["TENTATIVE", "CONFIRMED"]
+    sequence: int
+    appointment_id: int
+
+
+class CalendarPort(Protocol):
+    async def busy(self, specialist_id: str, start: datetime, end: datetime, *, fresh: bool = False) -> list[Busy]:
+        """Busy intervals of all the specialist's busy calendars in [start, end).
+
+        fresh=False may answer from a cache refreshed recently; fresh=True asks the server now
+        (incrementally where it can). Raises CalendarUnavailable when the answer cannot be trusted.
+        """
+        ...
+
+    async def put(self, specialist_id: str, event: EventSpec) -> None:
+        """Create or update the appointment's event; raises CalendarUnavailable to be retried later."""
+        ...
+
+    async def remove(self, specialist_id: str, uid: str) -> None:
+        """Delete the appointment's event if it is there; raises CalendarUnavailable to be retried later."""
+        ...

@@ -1,0 +1,271 @@
+"""The practice configuration: one TOML file, validated on load with errors that name the field."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import date, time
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from scheduling.model import Channel
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+class ConfigError(Exception):
+    """The practice file is unreadable or invalid; `errors` lists every problem, each naming its field."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+def _time_of_day(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        m = _TIME_RE.match(value.strip())
+        if m and int(m[1]) < 24 and int(m[2]) < 60:
+            return time(int(m[1]), int(m[2]))
+        if value.strip() == "24:00":
+            return time.max
+    raise ValueError(f"{value} is not a time of day (use HH:MM)")
+
+
+def _zone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value} is not a known time zone (e.g. Europe/Warsaw)") from None
+    return str(value)
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+TimeZoneName = Annotated[str, BeforeValidator(_zone)]
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PracticeInfo(_Strict):
+    name: str
+    timezone: TimeZoneName = "UTC"
+    language: str = "en"
+    terms_url: str = ""
+    privacy_url: str = ""
+    policy_version: str = "1"
+    approval_timeout_hours: float = Field(24, gt=0)
+    admins: list[int] = []
+
+
+class Location(_Strict):
+    id: Identifier
+    name: str
+    address: str = ""
+    timezone: TimeZoneName | None = None
+    kind: Literal["on_site", "online"] = "on_site"
+
+
+class Service(_Strict):
+    id: Identifier
+    name: str
+    category: str = ""
+    duration: int = Field(gt=0, le=24 * 60, description="minutes")
+    buffer_after: int = Field(0, ge=0, description="minutes kept free after the appointment")
+    start_every: int = Field(30, gt=0, le=24 * 60, description="start grid in minutes")
+    full_hours_only: bool = False
+    channels: list[Channel] = [Channel.ON_SITE]
+    instructions: str = ""
+    price: str = ""
+
+
+class CalDAVAccount(_Strict):
+    url: str | None = None
+    username: str = ""
+    password_env: str = ""
+    booking_calendar: str = "bookings"
+    busy_calendars: list[str] = []
+
+
+class Window(_Strict):
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    start: TimeOfDay
+    end: TimeOfDay
+    location: Identifier
+    channels: list[Channel] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end:%H:%M} is not after start {self.start:%H:%M}")
+        return self
+
+
+class DateException(_Strict):
+    """A day off (no start/end: the whole day) or extra hours on one date."""
+
+    date: date
+    kind: Literal["off", "extra"]
+    start: TimeOfDay | None = None
+    end: TimeOfDay | None = None
+    location: Identifier | None = None
+    channels: list[Channel] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> DateException:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end, or neither")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f"end {self.end:%H:%M} is not after start {self.start:%H:%M}")
+        if self.kind == "extra" and (self.start is None or self.location is None):
+            raise ValueError("extra hours need start, end and location")
+        return self
+
+
+class CancellationPolicy(_Strict):
+    free_until_hours: float = Field(24, ge=0)
+    text: str = ""
+
+
+class Specialist(_Strict):
+    id: Identifier
+    name: str
+    telegram_id: int | None = None
+    services: list[str]
+    caldav: CalDAVAccount = CalDAVAccount()
+    schedule: list[Window] = []
+    exceptions: list[DateException] = []
+    min_notice_hours: float = Field(12, ge=0)
+    horizon_days: int = Field(60, gt=0, le=730)
+    cancellation: CancellationPolicy = CancellationPolicy()
+
+
+class Practice(_Strict):
+    practice: PracticeInfo
+    locations: list[Location] = Field(min_length=1)
+    services: list[Service] = Field(min_length=1)
+    specialists: list[Specialist] = Field(min_length=1)
+
+    @field_validator("locations", "services", "specialists")
+    @classmethod
+    def _unique_ids(cls, items: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                raise ValueError(f"id {item.id!r} is used twice")
+            seen.add(item.id)
+        return items
+
+    @cached_property
+    def location_by_id(self) -> dict[str, Location]:
+        return {loc.id: loc for loc in self.locations}
+
+    @cached_property
+    def service_by_id(self) -> dict[str, Service]:
+        return {svc.id: svc for svc in self.services}
+
+    @cached_property
+    def specialist_by_id(self) -> dict[str, Specialist]:
+        return {spec.id: spec for spec in self.specialists}
+
+    def zone(self, location_id: str) -> ZoneInfo:
+        """The time zone slots at this location are computed and shown in."""
+        return ZoneInfo(self.location_by_id[location_id].timezone or self.practice.timezone)
+
+    def specialists_for(self, service_id: str, location_id: str) -> list[Specialist]:
+        """Specialists who offer the service and work at the location at least once a week or by exception."""
+        return [
+            s
+            for s in self.specialists
+            if service_id in s.services
+            and (
+                any(w.location == location_id for w in s.schedule)
+                or any(e.location == location_id for e in s.exceptions)
+            )
+        ]
+
+    def categories(self) -> list[str]:
+        """Service categories in file order."""
+        return list(dict.fromkeys(s.category for s in self.services))
+
+
+def _references(p: Practice) -> list[str]:
+    errors: list[str] = []
+    for i, spec in enumerate(p.specialists):
+        for j, sid in enumerate(spec.services):
+            if sid not in p.service_by_id:
+                errors.append(f"specialists[{i}].services[{j}]: no service with id {sid!r}")
+        for j, w in enumerate(spec.schedule):
+            if w.location not in p.location_by_id:
+                errors.append(f"specialists[{i}].schedule[{j}].location: no location with id {w.location!r}")
+        for j, e in enumerate(spec.exceptions):
+            if e.location is not None and e.location not in p.location_by_id:
+                errors.append(
+                    f"specialists[{i}].exceptions[{j}].location: no location with id {e.location!r}"
+                )
+        if spec.caldav.url and not spec.caldav.password_env:
+            errors.append(
+                f"specialists[{i}].caldav.password_env: name the environment variable holding the password"
+            )
+    return errors
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "literal[", "list[", "is-instance")):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _message(err: Any) -> str:
+    msg: str = err["msg"]
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check the spelling)"
+    if err["type"] == "missing":
+        return "required"
+    return msg.removeprefix("Value error, ")
+
+
+def parse_practice(data: dict[str, Any]) -> Practice:
+    """Validate already-parsed TOML data into a Practice, or raise ConfigError naming every bad field."""
+    try:
+        practice = Practice.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()]) from None
+    errors = _references(practice)
+    if errors:
+        raise ConfigError(errors)
+    return practice
+
+
+def load_practice(path: str | Path) -> Practice:
+    """Read and validate the practice TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found (create one with `bookingbot init`)"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return parse_practice(data)

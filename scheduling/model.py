@@ -1,0 +1,63 @@
+"""Plain domain types shared by the slot engine, the rules and the booking service."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Channel(enum.StrEnum):
+    ON_SITE = "on_site"
+    VIDEO = "video"
+    PHONE = "phone"
+    CHAT = "chat"
+
+
+class Status(enum.StrEnum):
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+
+# Statuses whose appointment still occupies its time.
+ACTIVE_STATUSES = frozenset({Status.REQUESTED, Status.CONFIRMED})
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A half-open span [start, end) in aware UTC datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """Time a specialist cannot take: a calendar event, an appointment, or unreadable data."""
+
+    start: datetime
+    end: datetime
+    label: str = ""
+    uid: str | None = None
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start < end and start < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A bookable start time for one specialist (UTC)."""
+
+    start: datetime
+    end: datetime
+    specialist_id: str
+    location_id: str
+    channels: tuple[Channel, ...] = field(default_factory=tuple)
