@@ -1,0 +1,8 @@
+"""Shared fixtures live in tests/fixtures/, one module per area."""
+
+pytest_plugins = [
+    "tests.fixtures.db",
+    "tests.fixtures.caldav",
+    "tests.fixtures.telegram",
+    "tests.fixtures.practice",
+]
