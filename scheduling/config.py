@@ -16,7 +16,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -42,7 +41,7 @@ def _time_of_day(value: Any) -> time:
         if m and int(m[1]) < 24 and int(m[2]) < 60:
             return time(int(m[1]), int(m[2]))
         if value.strip() == "24:00":
-            return time.max
+            return time.max  # end of day; only meaningful as a window's end
     raise ValueError(f"{value} is not a time of day (use HH:MM)")
 
 
@@ -67,6 +66,7 @@ class PracticeInfo(_Strict):
     name: str
     timezone: TimeZoneName = "UTC"
     language: str = "en"
+    country: str = Field("", pattern=r"^([A-Z]{2})?$", description="ISO code for reading local phone numbers")
     terms_url: str = ""
     privacy_url: str = ""
     policy_version: str = "1"
@@ -90,7 +90,7 @@ class Service(_Strict):
     buffer_after: int = Field(0, ge=0, description="minutes kept free after the appointment")
     start_every: int = Field(30, gt=0, le=24 * 60, description="start grid in minutes")
     full_hours_only: bool = False
-    channels: list[Channel] = [Channel.ON_SITE]
+    channels: list[Channel] = Field([Channel.ON_SITE], min_length=1)
     instructions: str = ""
     price: str = ""
 
@@ -112,6 +112,8 @@ class Window(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
+        if self.start == time.max:
+            raise ValueError("start 24:00 is the end of the day, not a start")
         if self.end <= self.start:
             raise ValueError(f"end {self.end:%H:%M} is not after start {self.start:%H:%M}")
         return self
@@ -162,16 +164,6 @@ class Practice(_Strict):
     services: list[Service] = Field(min_length=1)
     specialists: list[Specialist] = Field(min_length=1)
 
-    @field_validator("locations", "services", "specialists")
-    @classmethod
-    def _unique_ids(cls, items: list[Any]) -> list[Any]:
-        seen: set[str] = set()
-        for item in items:
-            if item.id in seen:
-                raise ValueError(f"id {item.id!r} is used twice")
-            seen.add(item.id)
-        return items
-
     @cached_property
     def location_by_id(self) -> dict[str, Location]:
         return {loc.id: loc for loc in self.locations}
@@ -207,6 +199,12 @@ class Practice(_Strict):
 
 def _references(p: Practice) -> list[str]:
     errors: list[str] = []
+    for section in ("locations", "services", "specialists"):
+        seen: set[str] = set()
+        for i, item in enumerate(getattr(p, section)):
+            if item.id in seen:
+                errors.append(f"{section}[{i}].id: {item.id!r} is used twice")
+            seen.add(item.id)
     for i, spec in enumerate(p.specialists):
         for j, sid in enumerate(spec.services):
             if sid not in p.service_by_id:
@@ -266,6 +264,8 @@ def load_practice(path: str | Path) -> Practice:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found (create one with `bookingbot init`)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return parse_practice(data)

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.caldav",
     "tests.fixtures.telegram",
     "tests.fixtures.practice",
+    "tests.fixtures.bot",
 ]

@@ -1,0 +1,137 @@
+"""The python-telegram-bot Application: handlers, per-chat ordering, rate limiting, background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.error import BadRequest, Forbidden
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import notify
+from bot.deps import Deps, deps
+from bot.handlers import client, specialist
+from bot.handlers.common import harmless
+from bot.i18n import available, gettext_for
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 20.0
+
+
+class PerChatProcessor(BaseUpdateProcessor):
+    """Updates run concurrently, except that one chat's updates run in the order they came."""
+
+    def __init__(self, max_concurrent_updates: int = 64):
+        super().__init__(max_concurrent_updates)
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks[chat.id]
+        async with lock:
+            await coroutine
+        if not lock.locked() and not lock._waiters:  # forget idle chats so the map stays small
+            self._locks.pop(chat.id, None)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Callback data none of our keyboards produce: refuse it and log it."""
+    query = update.callback_query
+    assert query is not None
+    log.warning("refused unknown callback data %r from user %s", (query.data or "")[:64], query.from_user.id)
+    _ = gettext_for(deps(context).practice.practice.language)
+    await query.answer(_("This button is not valid."), show_alert=True)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure without personal data and tell the person that nothing was lost."""
+    err = context.error
+    if isinstance(err, BadRequest) and harmless(err):
+        return
+    log.error("update failed: %s", type(err).__name__, exc_info=err)
+    if not isinstance(update, Update) or update.effective_chat is None or isinstance(err, Forbidden):
+        return
+    _ = gettext_for(deps(context).practice.practice.language)
+    try:
+        await context.bot.send_message(
+            update.effective_chat.id, _("Something went wrong on our side. Please try again in a moment.")
+        )
+    except Exception:
+        log.exception("could not report the failure to the chat")
+
+
+async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Expire undecided requests and re-send specialist requests that did not go out."""
+    await notify.sweep(context.bot, deps(context))
+
+
+async def set_commands(app: Application) -> None:
+    """The command menu in each translated language."""
+    for lang in available():
+        _ = gettext_for(lang)
+        commands = [
+            BotCommand("book", _("Book an appointment")),
+            BotCommand("cancel", _("Stop the booking under way")),
+        ]
+        await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+
+
+def build_application(
+    d: Deps,
+    *,
+    token: str,
+    base_url: str,
+    base_file_url: str,
+    rate_limit: bool = True,
+    sweep_seconds: float = SWEEP_SECONDS,
+) -> Application:
+    """The bot's Application wired to the booking service; polling or webhook is the caller's choice."""
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(base_file_url)
+        .concurrent_updates(PerChatProcessor())
+        .connection_pool_size(64)
+        .get_updates_connection_pool_size(2)
+    )
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    app = builder.build()
+    app.bot_data["deps"] = d
+    app.add_handler(CommandHandler("start", client.start))
+    app.add_handler(CommandHandler("book", client.book))
+    app.add_handler(CommandHandler("cancel", client.cancel))
+    app.add_handler(CallbackQueryHandler(client.button, pattern=r"^b\|"))
+    app.add_handler(CallbackQueryHandler(specialist.button, pattern=r"^s\|"))
+    app.add_handler(CallbackQueryHandler(unknown_button))
+    app.add_handler(MessageHandler(filters.CONTACT, client.contact))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, client.text))
+    app.add_error_handler(on_error)
+    assert app.job_queue is not None
+    app.job_queue.run_repeating(sweep_job, interval=sweep_seconds, first=1.0, name="sweep")
+    return app

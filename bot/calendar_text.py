@@ -1,0 +1,42 @@
+"""How an appointment reads in the specialist's calendar and in the client's .ics file."""
+
+from __future__ import annotations
+
+from bot.dialogs.render import channel_label
+from bot.i18n import gettext_for
+from scheduling.calendar import EventSpec
+from scheduling.config import Practice
+from scheduling.model import Status
+from scheduling.store import AppointmentRow, ClientRow
+
+
+def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None) -> EventSpec:
+    """The calendar event for an appointment, in the practice's language."""
+    _ = gettext_for(practice.practice.language)
+    service = practice.service_by_id[appt.service_id]
+    location = practice.location_by_id[appt.location_id]
+    who = client.name if client and client.name else _("Client")
+    lines = [
+        _("Service: {name} ({minutes} min)").format(name=service.name, minutes=service.duration),
+        _("How: {channel}").format(channel=channel_label(_, appt.channel)),
+    ]
+    if client is not None:
+        lines += [_("Client: {name}").format(name=who), _("Phone: {phone}").format(phone=client.phone or "")]
+        if client.email:
+            lines.append(_("E-mail: {email}").format(email=client.email))
+    if appt.note:
+        lines.append(_("Note: {note}").format(note=appt.note))
+    if appt.status == Status.REQUESTED:
+        lines.append(_("Waiting for your approval in Telegram."))
+    return EventSpec(
+        uid=appt.uid,
+        start=appt.start,
+        end=appt.end,
+        tzid=practice.zone(appt.location_id).key,
+        summary=f"{service.name}: {who}",
+        description="\n".join(lines),
+        location=location.address or location.name,
+        status="CONFIRMED" if appt.status == Status.CONFIRMED else "TENTATIVE",
+        sequence=appt.sequence,
+        appointment_id=appt.id,
+    )

@@ -1,0 +1,603 @@
+"""The client's booking dialog: one screen per step, edited in place, single-answer steps skipped."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from html import escape
+
+from babel.dates import format_date, get_day_names
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
+
+from bot.dialogs.draft import Draft
+from bot.dialogs.render import (
+    Gettext,
+    appointment_lines,
+    channel_label,
+    time_label,
+    zone_note,
+)
+from bot.i18n import gettext_for
+from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
+from scheduling.calendar import CalendarUnavailable
+from scheduling.config import Practice
+from scheduling.contact import clean_email, clean_name, normalize_phone
+from scheduling.model import Channel, Slot
+from scheduling.store import AppointmentRow, ClientRow
+
+log = logging.getLogger(__name__)
+
+STEPS = (
+    "location",
+    "category",
+    "service",
+    "specialist",
+    "day",
+    "time",
+    "channel",
+    "note",
+    "contact",
+    "consent",
+    "summary",
+)
+# The draft fields each step sets; going back to a step clears its own and every later one's.
+STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "location": ("location",),
+    "category": ("category",),
+    "service": ("service",),
+    "specialist": ("specialist",),
+    "day": ("day",),
+    "time": ("start", "assigned", "channels", "part"),
+    "channel": ("channel",),
+    "note": ("note",),
+    "contact": ("contact_stage",),
+    "consent": (),
+    "summary": (),
+}
+PARTS = {"m": (0, 12), "a": (12, 17), "e": (17, 24)}  # local hours [from, to)
+MANY_TIMES = 12  # more free times than this in a day: offer the morning / afternoon / evening filter
+
+
+@dataclass
+class Screen:
+    """What the dialog shows: a message text with buttons, or a request for the phone number."""
+
+    text: str
+    buttons: list[list[InlineKeyboardButton]] = field(default_factory=list)
+    ask_contact: bool = False  # show Telegram's "share my number" keyboard in a new message
+    done: bool = False  # the dialog ended: forget the draft
+    booked: AppointmentRow | None = None  # the request this screen confirms was sent
+
+    @property
+    def markup(self) -> InlineKeyboardMarkup | None:
+        return InlineKeyboardMarkup(self.buttons) if self.buttons else None
+
+
+@dataclass
+class Ctx:
+    """What one step needs: the practice rules, the client and the chosen language."""
+
+    practice: Practice
+    booking: BookingService
+    draft: Draft
+    client: ClientRow
+
+    @property
+    def _(self) -> Gettext:
+        return gettext_for(self.draft.lang)
+
+
+class Forged(Exception):
+    """Callback data that no screen of ours could have produced."""
+
+
+def _button(label: str, *parts: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data="|".join(("b", *parts)))
+
+
+def _nav(_: Gettext, *, back: bool = True) -> list[InlineKeyboardButton]:
+    row = [_button(_("« Back"), "back")] if back else []
+    return [*row, _button(_("Cancel"), "cancel")]
+
+
+def _grid(buttons: list[InlineKeyboardButton], width: int) -> list[list[InlineKeyboardButton]]:
+    return [buttons[i : i + width] for i in range(0, len(buttons), width)]
+
+
+# --- what can be chosen at each step ------------------------------------------------------------------
+
+
+def locations(p: Practice) -> list[str]:
+    return [loc.id for loc in p.locations if any(p.specialists_for(s.id, loc.id) for s in p.services)]
+
+
+def categories(p: Practice, location: str) -> list[int]:
+    names = p.categories()
+    return [i for i, c in enumerate(names) if services(p, location, i)]
+
+
+def services(p: Practice, location: str, category: int) -> list[str]:
+    name = p.categories()[category]
+    return [s.id for s in p.services if s.category == name and p.specialists_for(s.id, location)]
+
+
+def specialists(p: Practice, d: Draft) -> list[str]:
+    assert d.service and d.location
+    return [s.id for s in p.specialists_for(d.service, d.location)]
+
+
+def candidates(p: Practice, d: Draft) -> list[str]:
+    """The specialists whose time the day and time pickers show."""
+    return specialists(p, d) if d.specialist == "*" else [d.specialist or ""]
+
+
+# --- screens ------------------------------------------------------------------------------------------
+
+
+def _header(c: Ctx) -> str:
+    """What has been chosen so far, above every screen after the service."""
+    d, _ = c.draft, c._
+    if not (d.service and d.location):
+        return ""
+    lines = appointment_lines(
+        _,
+        d.lang,
+        c.practice,
+        service_id=d.service,
+        location_id=d.location,
+        specialist_id=d.assigned or (d.specialist if d.specialist != "*" else None),
+        start=datetime.fromisoformat(d.start) if d.start else None,
+        channel=d.channel,
+    )
+    instructions = c.practice.service_by_id[d.service].instructions
+    if instructions and d.step in ("specialist", "day"):
+        lines.append(f"<i>{escape(instructions)}</i>")
+    return "\n".join(lines) + "\n\n"
+
+
+def _with_notice(c: Ctx, text: str) -> str:
+    notice = c.draft.notice
+    c.draft.notice = None
+    return f"<b>{escape(notice)}</b>\n\n{text}" if notice else text
+
+
+async def screen_location(c: Ctx) -> Screen | str:
+    ids = locations(c.practice)
+    if len(ids) == 1:
+        return ids[0]
+    buttons = [[_button(c.practice.location_by_id[i].name, "pick", i)] for i in ids]
+    return Screen(c._("Where would you like to meet?"), [*buttons, _nav(c._, back=False)])
+
+
+async def screen_category(c: Ctx) -> Screen | str:
+    assert c.draft.location
+    idx = categories(c.practice, c.draft.location)
+    if len(idx) == 1:
+        return str(idx[0])
+    names = c.practice.categories()
+    buttons = [[_button(names[i], "pick", str(i))] for i in idx]
+    return Screen(c._("What is it about?"), [*buttons, _nav(c._)])
+
+
+async def screen_service(c: Ctx) -> Screen | str:
+    assert c.draft.location and c.draft.category is not None
+    ids = services(c.practice, c.draft.location, c.draft.category)
+    if len(ids) == 1:
+        return ids[0]
+    rows = []
+    for i in ids:
+        s = c.practice.service_by_id[i]
+        label = f"{s.name} · {s.duration} min" + (f" · {s.price}" if s.price else "")
+        rows.append([_button(label, "pick", i)])
+    return Screen(c._("Which service?"), [*rows, _nav(c._)])
+
+
+async def screen_specialist(c: Ctx) -> Screen | str:
+    ids = specialists(c.practice, c.draft)
+    if len(ids) == 1:
+        return ids[0]
+    async with c.booking.store.tx() as tx:
+        previous = await tx.last_specialist(c.client.id)
+    ids.sort(key=lambda i: i != previous)  # a returning client sees their specialist first
+    rows = [[_button(c._("First available"), "pick", "*")]]
+    rows += [[_button(c.practice.specialist_by_id[i].name, "pick", i)] for i in ids]
+    return Screen(_header(c) + c._("Who would you like to see?"), [*rows, _nav(c._)])
+
+
+def _today(c: Ctx) -> date:
+    assert c.draft.location
+    return c.booking.clock().astimezone(c.practice.zone(c.draft.location)).date()
+
+
+def _last_day(c: Ctx) -> date:
+    horizon = max(c.practice.specialist_by_id[i].horizon_days for i in candidates(c.practice, c.draft))
+    return _today(c) + timedelta(days=horizon)
+
+
+def _unavailable(c: Ctx) -> Screen:
+    return Screen(
+        c._("The calendar cannot be read right now, so no times can be offered. Please try again in a few minutes."),
+        [[_button(c._("Try again"), "retry")], _nav(c._)],
+    )
+
+
+async def screen_day(c: Ctx) -> Screen | str:
+    d, _ = c.draft, c._
+    assert d.service and d.location
+    today, last = _today(c), _last_day(c)
+    try:
+        if d.month is None:
+            # Open on the first month that has a free day, not on an empty one.
+            free = await c.booking.month_days(d.service, d.location, candidates(c.practice, d), today, last)
+            d.month = (min(free) if free else today).isoformat()[:7]
+        month = date.fromisoformat(d.month + "-01")
+        last_of_month = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+        free = await c.booking.month_days(
+            d.service, d.location, candidates(c.practice, d), max(month, today), min(last_of_month, last)
+        )
+    except CalendarUnavailable:
+        return _unavailable(c)
+    prev_month = (month - timedelta(days=1)).replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    title = format_date(month, "LLLL yyyy", locale=d.lang).capitalize()
+    head = [
+        _button("‹", "month", prev_month.isoformat()[:7]) if prev_month >= today.replace(day=1) else _button(" ", "noop"),
+        _button(title, "noop"),
+        _button("›", "month", next_month.isoformat()[:7]) if next_month <= last else _button(" ", "noop"),
+    ]
+    names = get_day_names("abbreviated", locale=d.lang)
+    rows = [head, [_button(names[i][:2], "noop") for i in range(7)]]
+    for week in calendar.Calendar().monthdatescalendar(month.year, month.month):
+        row = []
+        for day in week:
+            if day.month != month.month:
+                row.append(_button(" ", "noop"))
+            elif day in free:
+                row.append(_button(str(day.day), "day", day.isoformat()))
+            else:
+                row.append(_button("·", "noop", "day"))
+        rows.append(row)
+    text = _("Choose a day (days with free times have numbers).") if free else _("No free times this month.")
+    return Screen(_header(c) + text, [*rows, _nav(_)])
+
+
+def _merged(slots: list[Slot]) -> dict[datetime, list[Slot]]:
+    by_start: dict[datetime, list[Slot]] = {}
+    for s in slots:
+        by_start.setdefault(s.start, []).append(s)
+    return by_start
+
+
+async def _day_slots(c: Ctx) -> list[Slot]:
+    d = c.draft
+    assert d.service and d.location and d.day
+    return await c.booking.day_slots(d.service, d.location, candidates(c.practice, d), date.fromisoformat(d.day))
+
+
+async def screen_time(c: Ctx) -> Screen | str:
+    d, _ = c.draft, c._
+    assert d.location and d.day
+    try:
+        starts = sorted(_merged(await _day_slots(c)))
+    except CalendarUnavailable:
+        return _unavailable(c)
+    zone = c.practice.zone(d.location)
+    rows: list[list[InlineKeyboardButton]] = []
+    if len(starts) > MANY_TIMES:
+        rows.append(
+            [
+                _button(("✓ " if d.part == key else "") + label, "part", key)
+                for key, label in (("m", _("Morning")), ("a", _("Afternoon")), ("e", _("Evening")))
+            ]
+        )
+        if d.part:
+            low, high = PARTS[d.part]
+            starts = [s for s in starts if low <= s.astimezone(zone).hour < high]
+    times = [_button(time_label(d.lang, c.practice, d.location, s), "time", str(int(s.timestamp()) // 60)) for s in starts]
+    rows += _grid(times, 4)
+    day = format_date(date.fromisoformat(d.day), "EEEE, d MMMM", locale=d.lang)
+    if starts:
+        text = _("Free times on {day}:").format(day=day)
+    else:
+        text = _("No free times left on {day}. Please choose another day.").format(day=day)
+    note = zone_note(_, c.practice, d.location)
+    return Screen(_with_notice(c, _header(c) + text + (f"\n{note}" if note else "")), [*rows, _nav(_)])
+
+
+async def screen_channel(c: Ctx) -> Screen | str:
+    if len(c.draft.channels) == 1:
+        return c.draft.channels[0]
+    buttons = [[_button(channel_label(c._, ch), "pick", ch)] for ch in c.draft.channels]
+    return Screen(_header(c) + c._("How would you like to meet?"), [*buttons, _nav(c._)])
+
+
+async def screen_note(c: Ctx) -> Screen | str:
+    text = c._("Anything the specialist should know beforehand? Type a short note, or tap Skip.")
+    return Screen(_header(c) + text, [[_button(c._("Skip"), "skip")], _nav(c._)])
+
+
+async def screen_contact(c: Ctx) -> Screen | str:
+    d, cl, _ = c.draft, c.client, c._
+    if d.contact_stage is None:
+        if cl.name and cl.phone:
+            return "known"
+        d.contact_stage = "name"
+    if d.contact_stage == "name":
+        return Screen(_with_notice(c, _("Please type your first and last name.")), [_nav(_)])
+    if d.contact_stage == "phone":
+        text = _("Please share your phone number with the button below, or type it.")
+        return Screen(_with_notice(c, text), [_nav(_)], ask_contact=True)
+    text = _("Your e-mail address (optional): type it, or tap Skip.")
+    return Screen(_with_notice(c, text), [[_button(_("Skip"), "skip")], _nav(_)])
+
+
+async def screen_consent(c: Ctx) -> Screen | str:
+    info = c.practice.practice
+    async with c.booking.store.tx() as tx:
+        if await tx.has_consent(c.client.id, info.policy_version):
+            return "given"
+    text = c._(
+        "Before sending the request, please accept the terms of service ({terms}) and the privacy policy "
+        "({privacy}). Your details are used only to arrange your appointments."
+    ).format(terms=escape(info.terms_url), privacy=escape(info.privacy_url))
+    return Screen(text, [[_button(c._("I agree"), "agree")], _nav(c._)])
+
+
+async def screen_summary(c: Ctx) -> Screen | str:
+    d, cl, _ = c.draft, c.client, c._
+    lines = [_("Please check your request:"), "", _header(c).rstrip()]
+    if d.note:
+        lines.append(_("Note: {note}").format(note=escape(d.note)))
+    contact = ", ".join(escape(x) for x in (cl.name, cl.phone, cl.email) if x)
+    lines.append(_("Your details: {contact}").format(contact=contact))
+    rows = [
+        [_button(_("Send request"), "send")],
+        [_button(_("Change my details"), "edit")],
+        _nav(_),
+    ]
+    return Screen(_with_notice(c, "\n".join(lines)), rows)
+
+
+SCREENS = {
+    "location": screen_location,
+    "category": screen_category,
+    "service": screen_service,
+    "specialist": screen_specialist,
+    "day": screen_day,
+    "time": screen_time,
+    "channel": screen_channel,
+    "note": screen_note,
+    "contact": screen_contact,
+    "consent": screen_consent,
+    "summary": screen_summary,
+}
+
+
+def _choose(d: Draft, step: str, value: str) -> None:
+    """Store a single-answer step's value (picked or automatic)."""
+    if step == "category":
+        d.category = int(value)
+    elif step in ("location", "service", "specialist", "channel"):
+        setattr(d, step, value)
+
+
+def _next(step: str) -> str:
+    return STEPS[STEPS.index(step) + 1]
+
+
+async def render(c: Ctx) -> Screen:
+    """The screen for the draft's step, skipping (and filling in) steps with a single answer."""
+    while True:
+        step = c.draft.step
+        result = await SCREENS[step](c)
+        if isinstance(result, Screen):
+            if not c.draft.history or c.draft.history[-1] != step:
+                c.draft.history.append(step)
+            return result
+        _choose(c.draft, step, result)
+        c.draft.step = _next(step)
+
+
+def go_back(d: Draft) -> None:
+    """Return to the previous step the client actually saw, forgetting what was chosen since."""
+    if d.step == "contact" and d.contact_stage in ("phone", "email"):
+        d.contact_stage = {"phone": "name", "email": "phone"}[d.contact_stage]
+        return
+    if d.history and d.history[-1] == d.step:
+        d.history.pop()
+    if not d.history:
+        return
+    target = d.history[-1]
+    for step in STEPS[STEPS.index(target) :]:
+        for name in STEP_FIELDS[step]:
+            setattr(d, name, [] if name == "channels" else None)
+    d.step = target
+
+
+def begin(d: Draft, *, location: str | None = None, service: str | None = None, specialist: str | None = None, practice: Practice) -> None:
+    """Start a fresh dialog, optionally with a deep link's or a declined request's choices made."""
+    d.active, d.step, d.history = True, "location", []
+    if location in practice.location_by_id:
+        d.location, d.step = location, "category"
+        if service in practice.service_by_id and service in services(
+            practice, location, practice.categories().index(practice.service_by_id[service].category)
+        ):
+            d.category = practice.categories().index(practice.service_by_id[service].category)
+            d.service, d.step = service, "specialist"
+            if specialist in [s.id for s in practice.specialists_for(service, location)]:
+                d.specialist, d.step = specialist, "day"
+
+
+async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
+    """Apply one tap of the dialog's buttons and return the next screen; raise Forged for impossible data."""
+    d, p = c.draft, c.practice
+    if verb == "back":
+        go_back(d)
+    elif verb == "retry":
+        pass
+    elif verb == "pick":
+        if d.step == "location" and arg in locations(p):
+            d.location = arg
+        elif d.step == "category" and d.location and arg.isdigit() and int(arg) in categories(p, d.location):
+            d.category = int(arg)
+        elif d.step == "service" and d.location and d.category is not None and arg in services(p, d.location, d.category):
+            d.service = arg
+        elif d.step == "specialist" and (arg == "*" or arg in specialists(p, d)):
+            d.specialist = arg
+        elif d.step == "channel" and arg in d.channels:
+            d.channel = arg
+        else:
+            raise Forged(verb)
+        d.step = _next(d.step)
+    elif verb == "month" and d.step == "day":
+        try:
+            month = date.fromisoformat(arg + "-01")
+        except ValueError:
+            raise Forged(verb) from None
+        if not (_today(c).replace(day=1) <= month <= _last_day(c)):
+            raise Forged(verb)
+        d.month = arg
+    elif verb == "day" and d.step == "day":
+        try:
+            day = date.fromisoformat(arg)
+        except ValueError:
+            raise Forged(verb) from None
+        if not _today(c) <= day <= _last_day(c):
+            raise Forged(verb)
+        d.day, d.part, d.step = arg, None, "time"
+    elif verb == "part" and d.step == "time" and arg in PARTS:
+        d.part = None if d.part == arg else arg
+    elif verb == "time" and d.step == "time" and arg.isdigit():
+        await _pick_time(c, datetime.fromtimestamp(int(arg) * 60, UTC))
+    elif verb == "skip" and d.step == "note":
+        d.note, d.step = "", "contact"
+    elif verb == "skip" and d.step == "contact" and d.contact_stage == "email":
+        d.contact_stage, d.step = None, "consent"
+    elif verb == "agree" and d.step == "consent":
+        async with c.booking.store.tx() as tx:
+            await tx.record_consent(c.client.id, p.practice.policy_version, c.booking.clock())
+        d.step = "summary"
+    elif verb == "edit" and d.step == "summary":
+        d.step, d.contact_stage = "contact", "name"
+    elif verb == "send" and d.step == "summary":
+        return await _send(c)
+    else:
+        raise Forged(verb)
+    return await render(c)
+
+
+async def _pick_time(c: Ctx, start: datetime) -> None:
+    d = c.draft
+    try:
+        at_start = _merged(await _day_slots(c)).get(start)
+    except CalendarUnavailable:
+        at_start = None
+    if not at_start:
+        d.notice = c._("Sorry, this time was just taken. Here are the remaining times.")
+        return
+    slot = await c.booking.assign(at_start, c.client.id)
+    d.start, d.assigned, d.channels = start.isoformat(), slot.specialist_id, [str(ch) for ch in slot.channels]
+    d.step = "channel"
+
+
+async def _send(c: Ctx) -> Screen:
+    d = c.draft
+    assert d.service and d.location and d.assigned and d.start and d.channel
+    try:
+        appt = await c.booking.request(
+            Request(
+                client_id=c.client.id,
+                service_id=d.service,
+                location_id=d.location,
+                specialist_id=d.assigned,
+                channel=Channel(d.channel),
+                start=datetime.fromisoformat(d.start),
+                note=d.note or "",
+                source=d.source,
+            )
+        )
+    except SlotTaken:
+        d.step = "time"
+        for name in STEP_FIELDS["time"] + STEP_FIELDS["channel"]:
+            setattr(d, name, [] if name == "channels" else None)
+        d.history = d.history[: d.history.index("time") + 1] if "time" in d.history else d.history
+        d.notice = c._("Sorry, this time was just taken. Here are the remaining times.")
+        return await render(c)
+    except InvalidRequest as exc:
+        log.info("request refused: %s", exc)
+        d.step, d.day = "day", None
+        d.notice = c._("This time can no longer be booked. Please choose again.")
+        return await render(c)
+    text = c._("Your request has been sent. The specialist will confirm it soon; I will let you know here.")
+    return Screen(_header(c) + text, done=True, booked=appt)
+
+
+async def on_text(c: Ctx, text: str) -> Screen | None:
+    """Typed text while the dialog waits for a note or contact details; None if it waits for no text."""
+    d, _ = c.draft, c._
+    if d.step == "note":
+        d.note, d.step = text.strip()[:1000], "contact"
+    elif d.step == "contact" and d.contact_stage == "name":
+        name = clean_name(text)
+        if name is None:
+            d.notice = _("That does not look like a name. Please type your first and last name.")
+        else:
+            async with c.booking.store.tx() as tx:
+                c.client = await tx.upsert_client(c.client.telegram_id, name=name)
+            d.contact_stage = "phone"
+    elif d.step == "contact" and d.contact_stage == "phone":
+        await on_phone(c, text)
+    elif d.step == "contact" and d.contact_stage == "email":
+        email = clean_email(text)
+        if email is None:
+            d.notice = _("That does not look like an e-mail address. Please type it again, or tap Skip.")
+        else:
+            async with c.booking.store.tx() as tx:
+                c.client = await tx.upsert_client(c.client.telegram_id, email=email)
+            d.contact_stage, d.step = None, "consent"
+    else:
+        return None
+    return await render(c)
+
+
+async def on_phone(c: Ctx, raw: str) -> Screen:
+    """A typed or shared phone number."""
+    d = c.draft
+    phone = normalize_phone(raw, c.practice.practice.country)
+    if phone is None:
+        d.notice = c._("That does not look like a phone number. Please include the country code, e.g. +48 601 234 567.")
+    else:
+        async with c.booking.store.tx() as tx:
+            c.client = await tx.upsert_client(c.client.telegram_id, phone=phone)
+        d.contact_stage = "email"
+    return await render(c)
+
+
+def contact_keyboard(_: Gettext) -> ReplyKeyboardMarkup:
+    """Telegram's own "share my number" button."""
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(_("Share my phone number"), request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def summary_of(practice: Practice, appt: AppointmentRow, lang: str) -> list[str]:
+    """An appointment's facts in the client's language."""
+    return appointment_lines(
+        gettext_for(lang),
+        lang,
+        practice,
+        service_id=appt.service_id,
+        location_id=appt.location_id,
+        specialist_id=appt.specialist_id,
+        start=appt.start,
+        channel=appt.channel,
+    )

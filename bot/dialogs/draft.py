@@ -1,0 +1,57 @@
+"""A chat's dialog state, kept in the database so restarts and other replicas continue it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from scheduling.store import Store
+
+
+@dataclass
+class Draft:
+    """Everything a booking dialog has chosen so far, plus where it stands."""
+
+    lang: str = "en"
+    step: str = "location"
+    history: list[str] = field(default_factory=list)
+    location: str | None = None
+    category: int | None = None
+    service: str | None = None
+    specialist: str | None = None  # a specialist id, or "*" for the first available
+    month: str | None = None  # "2026-12": the month the day picker shows
+    day: str | None = None  # ISO local date
+    part: str | None = None  # time-of-day filter: "m", "a", "e"
+    start: str | None = None  # ISO UTC start of the chosen slot
+    assigned: str | None = None  # the specialist the slot belongs to
+    channels: list[str] = field(default_factory=list)
+    channel: str | None = None
+    note: str | None = None
+    contact_stage: str | None = None  # "name", "phone" or "email" while asking
+    source: str | None = None
+    notice: str | None = None  # a one-off notice shown above the next screen
+    reason_for: int | None = None  # a specialist typing a decline reason for this appointment
+    active: bool = False  # a booking dialog is under way
+    reply_keyboard: bool = False  # the "share my number" keyboard is showing and must be removed
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Draft:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def load(store: Store, chat_id: int) -> tuple[Draft | None, int | None]:
+    """The chat's draft and the message the dialog edits, if any."""
+    async with store.tx() as tx:
+        row = await tx.get_draft(chat_id)
+    if row is None:
+        return None, None
+    return Draft.from_dict(row.data if isinstance(row.data, dict) else {}), row.message_id
+
+
+async def save(store: Store, chat_id: int, draft: Draft, message_id: int | None) -> None:
+    async with store.tx() as tx:
+        await tx.save_draft(chat_id, draft.to_dict(), message_id)

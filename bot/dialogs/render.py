@@ -1,0 +1,101 @@
+"""Localised text for appointments, slots and dates, shared by every dialog (HTML parse mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from html import escape
+
+from babel.dates import format_date, format_time
+
+from scheduling.config import Practice
+from scheduling.model import Channel, Status
+
+Gettext = Callable[[str], str]
+
+
+def channel_label(_: Gettext, channel: str) -> str:
+    return {
+        Channel.ON_SITE: _("On site"),
+        Channel.VIDEO: _("Video call"),
+        Channel.PHONE: _("Phone call"),
+        Channel.CHAT: _("Chat"),
+    }[Channel(channel)]
+
+
+def status_label(_: Gettext, status: str) -> str:
+    return {
+        Status.REQUESTED: _("waiting for the specialist"),
+        Status.CONFIRMED: _("confirmed"),
+        Status.DECLINED: _("declined"),
+        Status.EXPIRED: _("expired without an answer"),
+        Status.CANCELLED: _("cancelled"),
+        Status.COMPLETED: _("completed"),
+        Status.NO_SHOW: _("missed"),
+    }[Status(status)]
+
+
+def channel_instructions(_: Gettext, practice: Practice, channel: str, location_id: str) -> str:
+    """What the client should expect for this channel: the address on site, the call otherwise."""
+    if channel == Channel.ON_SITE:
+        loc = practice.location_by_id[location_id]
+        return _("Address: {address}").format(address=escape(loc.address or loc.name))
+    return {
+        Channel.VIDEO: _("You will receive a video link before the appointment."),
+        Channel.PHONE: _("The specialist will call you at the number you gave."),
+        Channel.CHAT: _("The specialist will write to you here at the agreed time."),
+    }[Channel(channel)]
+
+
+def when(lang: str, practice: Practice, location_id: str, start: datetime, *, with_zone: bool = False) -> str:
+    """'Thursday, 3 December 2026, 09:00' in the location's zone, optionally naming the zone."""
+    zone = practice.zone(location_id)
+    local = start.astimezone(zone)
+    text = f"{format_date(local.date(), 'full', locale=lang)}, {format_time(local.time(), 'HH:mm', locale=lang)}"
+    return f"{text} ({zone.key})" if with_zone else text
+
+
+def day_label(lang: str, day: date) -> str:
+    return format_date(day, "EEEE, d MMMM", locale=lang)
+
+
+def time_label(lang: str, practice: Practice, location_id: str, start: datetime) -> str:
+    return format_time(start.astimezone(practice.zone(location_id)).time(), "HH:mm", locale=lang)
+
+
+def zone_note(_: Gettext, practice: Practice, location_id: str) -> str:
+    """Name the zone when it may differ from the client's: online visits, or a zone unlike the practice's."""
+    loc = practice.location_by_id[location_id]
+    zone = practice.zone(location_id).key
+    if loc.kind == "online" or zone != practice.practice.timezone:
+        return _("Times are in the {zone} time zone.").format(zone=zone)
+    return ""
+
+
+def appointment_lines(
+    _: Gettext,
+    lang: str,
+    practice: Practice,
+    *,
+    service_id: str,
+    location_id: str,
+    specialist_id: str | None,
+    start: datetime | None,
+    channel: str | None,
+) -> list[str]:
+    """The facts of an appointment (or of a draft, as far as chosen) as labelled lines."""
+    service = practice.service_by_id[service_id]
+    lines = [_("Service: {name} ({minutes} min)").format(name=escape(service.name), minutes=service.duration)]
+    if service.price:
+        lines.append(_("Price: {price}").format(price=escape(service.price)))
+    lines.append(_("Location: {name}").format(name=escape(practice.location_by_id[location_id].name)))
+    if specialist_id:
+        spec = practice.specialist_by_id[specialist_id]
+        lines.append(_("Specialist: {name}").format(name=escape(spec.name)))
+    if start is not None:
+        lines.append(
+            _("When: {when}").format(when=when(lang, practice, location_id, start, with_zone=True))
+        )
+    if channel:
+        lines.append(_("How: {channel}").format(channel=channel_label(_, channel)))
+    return lines

@@ -1,0 +1,121 @@
+"""The specialist's side: the request with Approve / Decline, decline reasons, and what each party is told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.dialogs.render import Gettext, appointment_lines, channel_instructions, status_label
+from bot.i18n import gettext_for
+from scheduling.config import Practice
+from scheduling.store import AppointmentRow, ClientRow
+
+
+def decline_presets(_: Gettext) -> list[str]:
+    """Short reasons a specialist can decline with in one tap."""
+    return [
+        _("This time is no longer available"),
+        _("Please choose another specialist"),
+        _("This service does not fit the request"),
+    ]
+
+
+@dataclass
+class Message:
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+
+
+def _button(label: str, *parts: str | int) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data="|".join(("s", *map(str, parts))))
+
+
+def _facts(_: Gettext, lang: str, practice: Practice, appt: AppointmentRow) -> list[str]:
+    return appointment_lines(
+        _,
+        lang,
+        practice,
+        service_id=appt.service_id,
+        location_id=appt.location_id,
+        specialist_id=appt.specialist_id,
+        start=appt.start,
+        channel=appt.channel,
+    )
+
+
+def request_message(practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str) -> Message:
+    """The request as the specialist sees it, with Approve and Decline while it is pending."""
+    _ = gettext_for(lang)
+    lines = [_("New appointment request #{id}").format(id=appt.id), ""]
+    lines += _facts(_, lang, practice, appt)
+    lines.append(_("Client: {name}").format(name=escape(client.name or "")))
+    lines.append(_("Phone: {phone}").format(phone=escape(client.phone or "")))
+    if client.email:
+        lines.append(_("E-mail: {email}").format(email=escape(client.email)))
+    if appt.note:
+        lines.append(_("Note: {note}").format(note=escape(appt.note)))
+    if appt.source:
+        lines.append(_("Source: {source}").format(source=escape(appt.source)))
+    lines += ["", _("Status: {status}").format(status=status_label(_, appt.status))]
+    if appt.status != "requested":
+        return Message("\n".join(lines))
+    markup = InlineKeyboardMarkup(
+        [[_button(_("Approve"), "a", appt.id), _button(_("Decline"), "d", appt.id)]]
+    )
+    return Message("\n".join(lines), markup)
+
+
+def reasons_message(practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str) -> Message:
+    """The request with the decline reasons to choose from."""
+    _ = gettext_for(lang)
+    base = request_message(practice, appt, client, lang).text
+    rows = [[_button(r, "r", appt.id, i)] for i, r in enumerate(decline_presets(_))]
+    rows.append([_button(_("Type a reason"), "t", appt.id)])
+    rows.append([_button(_("« Back"), "b", appt.id)])
+    return Message(base + "\n\n" + _("Why are you declining?"), InlineKeyboardMarkup(rows))
+
+
+def type_reason_prompt(lang: str) -> str:
+    return gettext_for(lang)("Please type the reason for declining; the client will see it.")
+
+
+def confirmed_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+    _ = gettext_for(lang)
+    lines = [_("Your appointment is confirmed."), ""]
+    lines += _facts(_, lang, practice, appt)
+    lines.append(channel_instructions(_, practice, appt.channel, appt.location_id))
+    policy = practice.specialist_by_id[appt.specialist_id].cancellation.text
+    if policy:
+        lines += ["", escape(policy)]
+    lines += ["", _("The attached file adds the appointment to your calendar.")]
+    return "\n".join(lines)
+
+
+def declined_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
+    _ = gettext_for(lang)
+    lines = [_("Sorry, your request could not be accepted."), ""]
+    lines += _facts(_, lang, practice, appt)
+    if appt.decline_reason:
+        lines.append(_("Reason: {reason}").format(reason=escape(appt.decline_reason)))
+    return Message("\n".join(lines), _again(_, appt))
+
+
+def expired_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
+    _ = gettext_for(lang)
+    lines = [_("The specialist did not answer your request in time, so it has lapsed."), ""]
+    lines += _facts(_, lang, practice, appt)
+    return Message("\n".join(lines), _again(_, appt))
+
+
+def _again(_: Gettext, appt: AppointmentRow) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(_("Choose another time"), callback_data=f"b|again|{appt.id}")]]
+    )
+
+
+def already(lang: str, status: str) -> str:
+    """The answer to a button of an appointment that is no longer pending."""
+    _ = gettext_for(lang)
+    return _("Nothing changed: this appointment is already {status}.").format(status=status_label(_, status))

@@ -1,0 +1,218 @@
+"""Client-facing handlers: /start, /book, /cancel, the booking dialog's buttons, typed text and contacts."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from telegram import ReplyKeyboardRemove, Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from bot import notify
+from bot.deps import Deps, deps
+from bot.dialogs import booking as dialog
+from bot.dialogs import draft as drafts
+from bot.dialogs.draft import Draft
+from bot.handlers import specialist as specialist_handlers
+from bot.handlers.common import edit_quietly
+from bot.i18n import gettext_for, pick_language
+from scheduling.store import ClientRow
+
+log = logging.getLogger(__name__)
+
+_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+async def _client(d: Deps, update: Update) -> ClientRow:
+    user = update.effective_user
+    assert user is not None
+    async with d.store.tx() as tx:
+        client = await tx.client_by_telegram(user.id)
+        if client is None:
+            lang = pick_language(user.language_code, d.practice.practice.language)
+            client = await tx.upsert_client(user.id, language=lang)
+    return client
+
+
+async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, c: dialog.Ctx, screen: dialog.Screen,
+                message_id: int | None, *, new_message: bool) -> None:
+    """Show a screen: edit the dialog's message in place, or send a new one after typed input."""
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    bot, _ = context.bot, c._
+    if (new_message or screen.ask_contact) and message_id:
+        await edit_quietly(bot, chat_id, message_id, markup=None)
+    if screen.ask_contact:
+        # A reply keyboard cannot be attached by editing, so the phone question is a new message,
+        # followed by one that carries the dialog's own buttons.
+        await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=dialog.contact_keyboard(_))
+        message_id = (await bot.send_message(chat_id, _("Or go back:"), reply_markup=screen.markup)).message_id
+        c.draft.reply_keyboard = True
+    elif new_message or message_id is None:
+        if c.draft.reply_keyboard:
+            await bot.send_message(chat_id, _("Thank you."), reply_markup=ReplyKeyboardRemove())
+            c.draft.reply_keyboard = False
+        sent = await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup)
+        message_id = sent.message_id
+    else:
+        await edit_quietly(bot, chat_id, message_id, text=screen.text, markup=screen.markup)
+    if screen.done:
+        async with d.store.tx() as tx:
+            await tx.delete_draft(chat_id)
+    else:
+        await drafts.save(d.store, chat_id, c.draft, message_id)
+
+
+async def _begin(update: Update, context: ContextTypes.DEFAULT_TYPE, payload: str | None) -> None:
+    d = deps(context)
+    client = await _client(d, update)
+    draft = Draft(lang=client.language or d.practice.practice.language)
+    preselect = dict(part.split("-", 1) for part in (payload or "").split("__") if "-" in part)
+    dialog.begin(
+        draft,
+        location=preselect.get("l"),
+        service=preselect.get("s"),
+        specialist=preselect.get("p"),
+        practice=d.practice,
+    )
+    draft.source = payload
+    c = dialog.Ctx(d.practice, d.booking, draft, client)
+    screen = await dialog.render(c)
+    await _show(update, context, d, c, screen, None, new_message=True)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet in the client's language and open the booking dialog; a deep-link payload is the booking source."""
+    d = deps(context)
+    client = await _client(d, update)
+    _ = gettext_for(client.language or d.practice.practice.language)
+    payload = context.args[0] if context.args else None
+    if payload is not None and not _PAYLOAD.match(payload):
+        payload = None
+    user_id = update.effective_user.id  # type: ignore[union-attr]
+    staff = user_id in d.practice.practice.admins or any(s.telegram_id == user_id for s in d.practice.specialists)
+    if staff and payload is None:
+        await update.effective_message.reply_text(  # type: ignore[union-attr]
+            _("Hello! Appointment requests for you will arrive here, with buttons to approve or decline them. "
+              "Send /book to book an appointment yourself.")
+        )
+        return
+    await update.effective_message.reply_text(  # type: ignore[union-attr]
+        _("Hello! I book appointments at {practice}.").format(practice=d.practice.practice.name)
+    )
+    await _begin(update, context, payload)
+
+
+async def book(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Open a new booking dialog."""
+    await _begin(update, context, None)
+
+
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Abandon the dialog under way, if any."""
+    d = deps(context)
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    draft, message_id = await drafts.load(d.store, chat_id)
+    client = await _client(d, update)
+    _ = gettext_for(client.language or d.practice.practice.language)
+    async with d.store.tx() as tx:
+        await tx.delete_draft(chat_id)
+    if message_id:
+        await edit_quietly(context.bot, chat_id, message_id, markup=None)
+    text = _("Booking cancelled. Send /book to start again.") if draft and draft.active else _("Nothing to cancel.")
+    await update.effective_message.reply_text(text, reply_markup=ReplyKeyboardRemove())  # type: ignore[union-attr]
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A tap on one of the booking dialog's buttons."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    d = deps(context)
+    client = await _client(d, update)
+    _ = gettext_for(client.language or d.practice.practice.language)
+    parts = query.data.split("|")
+    verb, arg = (parts + ["", ""])[1:3]
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    if verb == "noop":
+        await query.answer(_("No free times on this day.") if arg == "day" else None)
+        return
+    if verb == "again" and arg.isdigit():
+        await query.answer()
+        await _again(update, context, d, client, int(arg))
+        return
+    draft, message_id = await drafts.load(d.store, chat_id)
+    if draft is None or not draft.active or query.message is None or query.message.message_id != message_id:
+        await query.answer(_("This button is out of date. Send /book to start again."), show_alert=True)
+        return
+    if verb == "cancel":
+        await query.answer()
+        async with d.store.tx() as tx:
+            await tx.delete_draft(chat_id)
+        await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
+        return
+    await query.answer()
+    c = dialog.Ctx(d.practice, d.booking, draft, client)
+    try:
+        screen = await dialog.on_button(c, verb, arg)
+    except dialog.Forged:
+        log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
+        await query.answer(_("This button is not valid."), show_alert=True)
+        return
+    await _show(update, context, d, c, screen, message_id, new_message=False)
+    if screen.booked is not None:
+        await notify.ask_specialist(context.bot, d, screen.booked)
+
+
+async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt_id: int) -> None:
+    """After a decline or expiry: a fresh dialog with the same service, place and specialist."""
+    async with d.store.tx() as tx:
+        appt = await tx.get_appointment(appt_id)
+    if appt is None or appt.client_id != client.id:
+        log.warning("refused 'again' for appointment %s from user %s", appt_id, client.telegram_id)
+        return
+    draft = Draft(lang=client.language or d.practice.practice.language, source=appt.source)
+    dialog.begin(draft, location=appt.location_id, service=appt.service_id, specialist=appt.specialist_id,
+                 practice=d.practice)
+    c = dialog.Ctx(d.practice, d.booking, draft, client)
+    await _show(update, context, d, c, await dialog.render(c), None, new_message=True)
+
+
+async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Typed text: a note or contact detail for the dialog, or a specialist's decline reason."""
+    d = deps(context)
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    draft, message_id = await drafts.load(d.store, chat_id)
+    if draft is not None and draft.reason_for is not None:
+        await specialist_handlers.typed_reason(update, context, draft, message_id)
+        return
+    client = await _client(d, update)
+    _ = gettext_for(client.language or d.practice.practice.language)
+    if draft is None or not draft.active:
+        await message.reply_text(_("Send /book to book an appointment."))
+        return
+    c = dialog.Ctx(d.practice, d.booking, draft, client)
+    screen = await dialog.on_text(c, message.text)
+    if screen is None:
+        await message.reply_text(_("Please use the buttons above, or send /cancel to stop."))
+        return
+    await _show(update, context, d, c, screen, message_id, new_message=True)
+
+
+async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A phone number shared with Telegram's button."""
+    d = deps(context)
+    message = update.effective_message
+    assert message is not None and message.contact is not None
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    draft, message_id = await drafts.load(d.store, chat_id)
+    client = await _client(d, update)
+    _ = gettext_for(client.language or d.practice.practice.language)
+    own = message.contact.user_id == update.effective_user.id  # type: ignore[union-attr]
+    if draft is None or not draft.active or draft.contact_stage != "phone" or not own:
+        await message.reply_text(_("Please share your own number while booking."), reply_markup=ReplyKeyboardRemove())
+        return
+    c = dialog.Ctx(d.practice, d.booking, draft, client)
+    screen = await dialog.on_phone(c, message.contact.phone_number)
+    await _show(update, context, d, c, screen, message_id, new_message=True)

@@ -1,0 +1,33 @@
+"""Small helpers every handler uses to talk to Telegram without tripping over its harmless errors."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+log = logging.getLogger(__name__)
+
+_HARMLESS = ("message is not modified", "message to edit not found", "query is too old")
+
+
+def harmless(exc: BadRequest) -> bool:
+    """Telegram's answers that only mean the screen already shows what we wanted, or is gone."""
+    return any(h in exc.message.lower() for h in _HARMLESS)
+
+
+async def edit_quietly(
+    bot: Bot, chat_id: int, message_id: int, *, text: str | None = None, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Edit a message's text (and buttons), or only its buttons, ignoring "not modified" and vanished messages."""
+    try:
+        if text is None:
+            await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=markup)
+        else:
+            await bot.edit_message_text(text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
+    except BadRequest as exc:
+        if not harmless(exc):
+            raise
+        log.debug("edit skipped: %s", exc.message)

@@ -1,0 +1,135 @@
+"""Specialist-facing handlers: Approve, Decline with a reason, and the typed reason."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot import notify
+from bot.deps import Deps, deps
+from bot.dialogs import draft as drafts
+from bot.dialogs import specialist as texts
+from bot.dialogs.draft import Draft
+from bot.handlers.common import edit_quietly
+from bot.i18n import gettext_for
+from scheduling.booking import AlreadyDecided, NotAllowed
+from scheduling.model import Status
+from scheduling.store import AppointmentRow
+
+log = logging.getLogger(__name__)
+
+_ARITY = {"a": 1, "d": 1, "t": 1, "b": 1, "r": 2}
+
+
+def _parse(data: str) -> tuple[str, int, int | None] | None:
+    """('a', 12, None) from 's|a|12'; None for anything our buttons never carry."""
+    parts = data.split("|")
+    if len(parts) < 3 or parts[0] != "s" or parts[1] not in _ARITY or len(parts) != 2 + _ARITY[parts[1]]:
+        return None
+    if not all(p.isdigit() and len(p) < 12 for p in parts[2:]):
+        return None
+    return parts[1], int(parts[2]), int(parts[3]) if len(parts) > 3 else None
+
+
+async def _load(d: Deps, appt_id: int) -> AppointmentRow | None:
+    async with d.store.tx() as tx:
+        return await tx.get_appointment(appt_id)
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A tap on a request's Approve, Decline or reason button."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    d = deps(context)
+    lang = notify.staff_lang(d)
+    _ = gettext_for(lang)
+    parsed = _parse(query.data)
+    appt = await _load(d, parsed[1]) if parsed else None
+    if parsed is None or appt is None:
+        log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
+        await query.answer(_("This button is not valid."), show_alert=True)
+        return
+    verb, appt_id, extra = parsed
+    if not d.booking.may_decide(appt, query.from_user.id):
+        log.warning("user %s is not allowed to decide appointment %s", query.from_user.id, appt_id)
+        await query.answer(_("Only the appointment's specialist can do this."), show_alert=True)
+        return
+    if appt.status != Status.REQUESTED:
+        await query.answer(texts.already(lang, appt.status), show_alert=True)
+        await notify.refresh_request(context.bot, d, appt)
+        return
+    client = None
+    async with d.store.tx() as tx:
+        client = await tx.get_client(appt.client_id)
+    assert client is not None and query.message is not None
+    chat_id, message_id = query.message.chat.id, query.message.message_id
+    if verb == "a":
+        await _decided(update, context, d, lambda: d.booking.approve(appt_id, query.from_user.id), notify.confirmed)
+    elif verb == "d":
+        await query.answer()
+        msg = texts.reasons_message(d.practice, appt, client, lang)
+        await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
+    elif verb == "b":
+        await query.answer()
+        msg = texts.request_message(d.practice, appt, client, lang)
+        await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
+    elif verb == "r":
+        presets = texts.decline_presets(_)
+        if extra is None or extra >= len(presets):
+            log.warning("refused decline reason %r from user %s", query.data[:64], query.from_user.id)
+            await query.answer(_("This button is not valid."), show_alert=True)
+            return
+        reason = presets[extra]
+        await _decided(update, context, d, lambda: d.booking.decline(appt_id, query.from_user.id, reason), notify.declined)
+    elif verb == "t":
+        await query.answer()
+        draft, dialog_message = await drafts.load(d.store, chat_id)
+        draft = draft or Draft(lang=lang)
+        draft.reason_for = appt_id
+        await drafts.save(d.store, chat_id, draft, dialog_message)
+        await context.bot.send_message(chat_id, texts.type_reason_prompt(lang))
+
+
+async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, action, tell) -> None:  # type: ignore[no-untyped-def]
+    """Run approve/decline, then update the specialist's message and tell the client."""
+    query = update.callback_query
+    assert query is not None
+    lang = notify.staff_lang(d)
+    _ = gettext_for(lang)
+    try:
+        appt = await action()
+    except AlreadyDecided as exc:
+        await query.answer(texts.already(lang, exc.status), show_alert=True)
+        return
+    except NotAllowed:
+        await query.answer(_("Only the appointment's specialist can do this."), show_alert=True)
+        return
+    await query.answer(_("Done."))
+    await notify.refresh_request(context.bot, d, appt)
+    await tell(context.bot, d, appt)
+
+
+async def typed_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft, message_id: int | None) -> None:
+    """The specialist typed why they decline: decline with it and tell the client."""
+    d = deps(context)
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and message.text is not None and user is not None and draft.reason_for is not None
+    lang = notify.staff_lang(d)
+    _ = gettext_for(lang)
+    appt_id, draft.reason_for = draft.reason_for, None
+    await drafts.save(d.store, message.chat.id, draft, message_id)
+    reason = message.text.strip()[:500]
+    try:
+        appt = await d.booking.decline(appt_id, user.id, reason)
+    except AlreadyDecided as exc:
+        await message.reply_text(texts.already(lang, exc.status))
+        return
+    except NotAllowed:
+        await message.reply_text(_("Only the appointment's specialist can do this."))
+        return
+    await message.reply_text(_("Declined. The client has been told."))
+    await notify.refresh_request(context.bot, d, appt)
+    await notify.declined(context.bot, d, appt)

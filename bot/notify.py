@@ -1,0 +1,107 @@
+"""Messages the bot sends on its own: requests to specialists, and outcomes to clients."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+
+from bot.calendar_text import event_for
+from bot.deps import Deps
+from bot.dialogs import specialist as texts
+from bot.handlers.common import edit_quietly
+from caldav_bridge.ical import ics_bytes
+from scheduling.store import AppointmentRow, ClientRow
+
+log = logging.getLogger(__name__)
+
+
+def staff_lang(d: Deps) -> str:
+    return d.practice.practice.language
+
+
+def _recipients(d: Deps, appt: AppointmentRow) -> list[int]:
+    """Who is asked to decide: the specialist, or the admins when the specialist has no Telegram id."""
+    spec = d.practice.specialist_by_id[appt.specialist_id]
+    return [spec.telegram_id] if spec.telegram_id else list(d.practice.practice.admins)
+
+
+async def _client_of(d: Deps, appt: AppointmentRow) -> ClientRow:
+    async with d.store.tx() as tx:
+        client = await tx.get_client(appt.client_id)
+    assert client is not None
+    return client
+
+
+async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """Send the request with Approve / Decline; remembered so later changes edit the same message."""
+    client = await _client_of(d, appt)
+    msg = texts.request_message(d.practice, appt, client, staff_lang(d))
+    for chat_id in _recipients(d, appt):
+        try:
+            sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
+        except Forbidden:
+            log.warning("specialist %s has not started the bot; request %s waits", appt.specialist_id, appt.id)
+            continue
+        async with d.store.tx() as tx:
+            await tx.set_request_message(appt.id, chat_id, sent.message_id)
+        return
+
+
+async def refresh_request(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """Show the request's new status in the specialist's message, without buttons once decided."""
+    if appt.request_chat_id is None or appt.request_message_id is None:
+        return
+    client = await _client_of(d, appt)
+    msg = texts.request_message(d.practice, appt, client, staff_lang(d))
+    await edit_quietly(bot, appt.request_chat_id, appt.request_message_id, text=msg.text, markup=msg.markup)
+
+
+async def _to_client(bot: Bot, client: ClientRow, text: str, **kwargs: object) -> None:
+    if client.telegram_id is None:
+        return
+    try:
+        await bot.send_message(client.telegram_id, text, parse_mode=ParseMode.HTML, **kwargs)  # type: ignore[arg-type]
+    except TelegramError as exc:
+        log.warning("could not tell client %s: %s", client.id, exc.message)
+
+
+async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """Tell the client, with an .ics file for their own calendar."""
+    client = await _client_of(d, appt)
+    lang = client.language or staff_lang(d)
+    await _to_client(bot, client, texts.confirmed_for_client(d.practice, appt, lang))
+    if client.telegram_id is not None:
+        data = ics_bytes(event_for(d.practice, appt, client))
+        try:
+            await bot.send_document(client.telegram_id, data, filename="appointment.ics")
+        except TelegramError as exc:
+            log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+
+
+async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    client = await _client_of(d, appt)
+    msg = texts.declined_for_client(d.practice, appt, client.language or staff_lang(d))
+    await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+
+
+async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """Both are told: the client may choose again, the specialist's buttons go away."""
+    client = await _client_of(d, appt)
+    msg = texts.expired_for_client(d.practice, appt, client.language or staff_lang(d))
+    await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+    await refresh_request(bot, d, appt)
+
+
+async def sweep(bot: Bot, d: Deps) -> None:
+    """Expire undecided requests and re-send requests whose message never reached the specialist."""
+    for appt in await d.booking.expire_due():
+        await expired(bot, d, appt)
+    now = d.booking.clock()
+    async with d.store.tx() as tx:
+        unsent = await tx.unsent_requests(now - timedelta(seconds=30))
+    for appt in unsent:
+        await ask_specialist(bot, d, appt)

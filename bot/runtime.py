@@ -1,0 +1,90 @@
+"""Assemble the running system: database, calendars (embedded or external), outbox and booking service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.calendar_text import event_for
+from bot.deps import Deps
+from bot.settings import Settings
+from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV
+from caldav_bridge.gateway import CalDAVGateway
+from caldav_bridge.outbox import OutboxWorker
+from scheduling.booking import BookingService, Clock, utcnow
+from scheduling.config import Practice
+from scheduling.db import create_schema, make_engine
+from scheduling.store import AppointmentRow, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything the bot runs on; `close()` stops it in reverse order."""
+
+    settings: Settings
+    practice: Practice
+    engine: AsyncEngine
+    store: Store
+    gateway: CalDAVGateway
+    worker: OutboxWorker
+    booking: BookingService
+    embedded: EmbeddedCalDAV | None = None
+    accounts: dict[str, EmbeddedAccount] = field(default_factory=dict)
+    _worker_task: asyncio.Task[None] | None = None
+
+    @property
+    def deps(self) -> Deps:
+        return Deps(self.practice, self.store, self.booking)
+
+    def start_outbox(self, poll: float = 2.0) -> None:
+        """Drain the outbox in the background until close()."""
+        self._worker_task = asyncio.create_task(self.worker.run_forever(poll), name="outbox")
+
+    async def close(self) -> None:
+        self.worker.stop()
+        if self._worker_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._worker_task, timeout=15)
+        await self.gateway.close()
+        if self.embedded is not None:
+            await self.embedded.stop()
+        await self.engine.dispose()
+
+
+async def start_runtime(settings: Settings, practice: Practice, *, clock: Clock = utcnow) -> Runtime:
+    """Open the database (creating the schema), start the embedded calendar if needed, connect every calendar."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    await create_schema(engine)
+    store = Store(engine)
+    embedded: EmbeddedCalDAV | None = None
+    accounts: dict[str, EmbeddedAccount] = {}
+    if any(not s.caldav.url for s in practice.specialists):
+        embedded = EmbeddedCalDAV(settings.data_dir, host=settings.caldav_host, port=settings.caldav_port)
+        accounts = await embedded.start(practice)
+    gateway = CalDAVGateway(practice, accounts=accounts)
+    try:
+        await gateway.start()
+    except Exception:
+        if embedded is not None:
+            await embedded.stop()
+        await engine.dispose()
+        raise
+
+    def event(appt: AppointmentRow) -> object:
+        return event_for(practice, appt, appt.client)
+
+    worker = OutboxWorker(store, gateway, event, clock)  # type: ignore[arg-type]
+    booking = BookingService(practice, store, gateway, clock=clock, on_calendar_change=worker.wake)
+    return Runtime(settings, practice, engine, store, gateway, worker, booking, embedded, accounts)
+
+
+def now_utc() -> datetime:
+    return utcnow()

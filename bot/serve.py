@@ -1,0 +1,69 @@
+"""`bookingbot run`: long polling or webhook, the web endpoints, and a graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from bot.app import build_application
+from bot.runtime import Runtime, start_runtime
+from bot.settings import Settings, require_token
+from bot.web import make_web_app
+from scheduling.config import Practice
+
+log = logging.getLogger(__name__)
+
+
+def print_calendars(runtime: Runtime) -> None:
+    """Where specialists find their embedded calendars (shown on the console only, never logged)."""
+    if not runtime.accounts:
+        return
+    print("Embedded CalDAV calendars (add them in Apple Calendar, Thunderbird or DAVx5):")
+    for spec_id, acc in runtime.accounts.items():
+        print(f"  {spec_id}: {acc.calendar_url}  user {acc.username}  password {acc.password}")
+
+
+async def serve(settings: Settings, practice: Practice) -> int:
+    """Run until SIGTERM or SIGINT; the update being handled finishes and the outbox is flushed first."""
+    token = require_token(settings)
+    runtime = await start_runtime(settings, practice)
+    print_calendars(runtime)
+    app = build_application(
+        runtime.deps, token=token, base_url=settings.bot_base_url, base_file_url=settings.bot_file_url
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    host, port = settings.listen_host_port
+    site_runner = web.AppRunner(make_web_app(runtime, app, settings))
+    try:
+        async with app:
+            await app.start()
+            runtime.start_outbox()
+            await site_runner.setup()
+            await web.TCPSite(site_runner, host, port).start()
+            if settings.webhook_url:
+                await app.bot.set_webhook(
+                    settings.webhook_url, secret_token=settings.webhook_secret, allowed_updates=["message", "callback_query"]
+                )
+                log.info("webhook mode: Telegram posts to the configured URL; listening on %s:%s", host, port)
+            else:
+                await app.bot.delete_webhook()
+                assert app.updater is not None
+                await app.updater.start_polling(allowed_updates=["message", "callback_query"])
+                log.info("long polling; health and feeds on http://%s:%s", host, port)
+            await stop.wait()
+            log.info("stopping: finishing the updates under way")
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            await site_runner.cleanup()
+            await app.stop()
+    finally:
+        await runtime.close()
+    return 0

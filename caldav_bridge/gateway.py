@@ -1,0 +1,239 @@
+"""CalendarPort over CalDAV: cached busy times per specialist and conditional writes of appointments."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as _time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from caldav_bridge import cache as sync
+from caldav_bridge.cache import CalendarCache, href_key
+from caldav_bridge.client import (
+    Account,
+    CalDAVSetupError,
+    CalendarInfo,
+    Connection,
+    account_for,
+    discover,
+    pick,
+)
+from caldav_bridge.ical import merge, to_ical
+from scheduling.calendar import CalendarUnavailable, EventSpec
+from scheduling.config import Practice, Specialist
+from scheduling.model import Busy
+
+log = logging.getLogger(__name__)
+
+WRITE_ATTEMPTS = 4
+
+
+class _HasCalendarUrl(Protocol):
+    url: str
+    username: str
+    password: str
+    calendar_url: str
+
+
+@dataclass(slots=True)
+class _State:
+    conn: Connection
+    booking: CalendarCache
+    calendars: list[CalendarCache]
+    horizon_days: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _resolve(spec: Specialist, supplied: Account | _HasCalendarUrl | None) -> Account:
+    if supplied is None:
+        if not spec.caldav.url:
+            raise CalDAVSetupError(
+                f"specialist {spec.id}: no caldav.url and no embedded calendar account was supplied"
+            )
+        return account_for(spec)
+    if isinstance(supplied, Account):
+        return supplied
+    return Account(
+        supplied.url,
+        supplied.username,
+        supplied.password,
+        supplied.calendar_url,
+        tuple(spec.caldav.busy_calendars),
+    )
+
+
+class CalDAVGateway:
+    """Implements scheduling.calendar.CalendarPort for every specialist of the practice."""
+
+    def __init__(
+        self,
+        practice: Practice,
+        *,
+        timeout: float = 10.0,
+        ttl: float = 60.0,
+        accounts: Mapping[str, Account | _HasCalendarUrl] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.practice = practice
+        self.timeout = timeout
+        self.ttl = ttl
+        self.accounts = dict(accounts or {})
+        self.clock = clock
+        self.zone = ZoneInfo(practice.practice.timezone)
+        self._states: dict[str, _State] = {}
+        self._closed_requests = 0
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far, over all specialists."""
+        return self._closed_requests + sum(s.conn.requests for s in self._states.values())
+
+    async def start(self) -> None:
+        """Connect every specialist and find their calendars; raises CalDAVSetupError naming the problem."""
+        try:
+            for spec in self.practice.specialists:
+                self._states[spec.id] = await self._connect(spec)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self, spec: Specialist) -> _State:
+        account = _resolve(spec, self.accounts.get(spec.id))
+        conn = Connection(account.url, account.username, account.password, timeout=self.timeout)
+        try:
+            found = await discover(conn)
+            where = f"specialist {spec.id} at {account.url}"
+            booking = pick(found, account.booking_calendar, where)
+            chosen: dict[str, CalendarInfo] = {booking.url: booking}
+            for name in account.busy_calendars:
+                cal = pick(found, name, where)
+                chosen.setdefault(cal.url, cal)
+        except BaseException:
+            await conn.close()
+            raise
+        caches = {url: CalendarCache(url, self.zone) for url in chosen}
+        return _State(conn, caches[booking.url], list(caches.values()), spec.horizon_days)
+
+    async def close(self) -> None:
+        for s in self._states.values():
+            self._closed_requests += s.conn.requests
+            await s.conn.close()
+        self._states.clear()
+
+    def booking_calendar_url(self, specialist_id: str) -> str:
+        return self._state(specialist_id).booking.url
+
+    def _state(self, specialist_id: str) -> _State:
+        try:
+            return self._states[specialist_id]
+        except KeyError:
+            raise CalendarUnavailable(f"specialist {specialist_id}: calendar not connected") from None
+
+    def _window(self, st: _State, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        today = self.clock().astimezone(self.zone).date()
+        lo = datetime.combine(today - timedelta(days=1), time(), self.zone).astimezone(UTC)
+        hi = datetime.combine(today + timedelta(days=st.horizon_days + 1), time(), self.zone).astimezone(UTC)
+        return min(lo, start.astimezone(UTC)), max(hi, end.astimezone(UTC))
+
+    async def _ensure(self, st: _State, cal: CalendarCache, start: datetime, end: datetime, fresh: bool) -> None:
+        if not cal.covers(start, end):
+            lo, hi = self._window(st, start, end)
+            if cal.start is not None and cal.end is not None:
+                lo, hi = min(lo, cal.start), max(hi, cal.end)
+            await sync.full_load(st.conn, cal, lo, hi)
+        elif fresh or cal.refreshed is None or _time.monotonic() - cal.refreshed >= self.ttl:
+            await sync.refresh(st.conn, cal)
+
+    async def busy(self, specialist_id: str, start: datetime, end: datetime, *, fresh: bool = False) -> list[Busy]:
+        """Busy intervals of all the specialist's busy calendars in [start, end), in aware UTC."""
+        st = self._state(specialist_id)
+        async with st.lock:
+            results = await asyncio.gather(
+                *(self._ensure(st, cal, start, end, fresh) for cal in st.calendars), return_exceptions=True
+            )
+            for cal, res in zip(st.calendars, results, strict=True):
+                if isinstance(res, BaseException):
+                    if not isinstance(res, CalendarUnavailable):
+                        res = CalendarUnavailable(f"{cal.url}: {type(res).__name__}: {res}")
+                    if fresh or not cal.covers(start, end):
+                        raise res
+                    log.warning("calendar %s unreachable, answering from cache: %s", cal.url, res)
+            out = [b for cal in st.calendars for b in cal.busy(start, end)]
+        out.sort(key=lambda b: (b.start, b.end))
+        return out
+
+    def _event_url(self, st: _State, uid: str) -> str:
+        return st.booking.url + quote(uid, safe="@-_.") + ".ics"
+
+    def _remember(self, st: _State, url: str, etag: str | None, text: str) -> None:
+        if st.booking.start is not None:
+            st.booking.store(url, etag, text)
+
+    async def put(self, specialist_id: str, event: EventSpec) -> None:
+        """Create (If-None-Match: *) or update (If-Match after a GET, our fields win) `<uid>.ics`."""
+        st = self._state(specialist_id)
+        url = self._event_url(st, event.uid)
+        conn = st.conn
+        create = href_key(url) not in st.booking.entries
+        for _ in range(WRITE_ATTEMPTS):
+            if create:
+                body = to_ical(event)
+                r = await conn.request("PUT", url, body, _ical_headers({"If-None-Match": "*"}))
+                if r.status in (200, 201, 204):
+                    self._remember(st, url, r.etag, body)
+                    return
+                if r.status != 412:
+                    raise CalendarUnavailable(f"{url}: creating the event answered {r.status}")
+            got = await conn.request("GET", url)
+            if got.status == 404:
+                create = True
+                continue
+            if got.status != 200 or not got.etag:
+                raise CalendarUnavailable(f"{url}: reading the event answered {got.status}")
+            try:
+                body = merge(got.body.decode("utf-8"), event)
+            except Exception:
+                log.warning("event %s on the server does not parse; writing ours over it", url)
+                body = to_ical(event)
+            r = await conn.request("PUT", url, body, _ical_headers({"If-Match": got.etag}))
+            if r.status in (200, 201, 204):
+                self._remember(st, url, r.etag, body)
+                return
+            if r.status != 412:
+                raise CalendarUnavailable(f"{url}: updating the event answered {r.status}")
+            create = False
+            log.info("event %s changed under us; reading it again", url)
+        raise CalendarUnavailable(f"{url}: the event kept changing while we wrote it")
+
+    async def remove(self, specialist_id: str, uid: str) -> None:
+        """Delete `<uid>.ics` with If-Match; already gone counts as done."""
+        st = self._state(specialist_id)
+        url = self._event_url(st, uid)
+        known = st.booking.entries.get(href_key(url))
+        etag = known.etag if known else None
+        for _ in range(WRITE_ATTEMPTS):
+            if etag is None:
+                got = await st.conn.request("GET", url)
+                if got.status == 404:
+                    st.booking.drop(url)
+                    return
+                if got.status != 200 or not got.etag:
+                    raise CalendarUnavailable(f"{url}: reading the event answered {got.status}")
+                etag = got.etag
+            r = await st.conn.request("DELETE", url, "", {"If-Match": etag})
+            if r.status in (200, 204, 404):
+                st.booking.drop(url)
+                return
+            if r.status != 412:
+                raise CalendarUnavailable(f"{url}: deleting the event answered {r.status}")
+            etag = None
+        raise CalendarUnavailable(f"{url}: the event kept changing while we deleted it")
+
+
+def _ical_headers(extra: dict[str, Any]) -> dict[str, str]:
+    return {"Content-Type": "text/calendar; charset=utf-8", **extra}

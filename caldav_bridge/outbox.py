@@ -1,0 +1,104 @@
+"""The outbox worker: writes appointments to calendars from durable rows, retrying until it works."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from scheduling.calendar import CalendarPort, CalendarUnavailable, EventSpec
+from scheduling.model import ACTIVE_STATUSES, Status
+
+log = logging.getLogger(__name__)
+
+
+def _error_text(exc: BaseException) -> str:
+    """Short and free of personal data: the exception type and, for our own errors, their message."""
+    if isinstance(exc, CalendarUnavailable):
+        # Our messages name URLs and statuses only, never event texts.
+        return f"CalendarUnavailable: {exc}"[:300]
+    return type(exc).__name__
+
+
+class OutboxWorker:
+    """Drains due outbox rows: put the event of an active appointment, remove it otherwise."""
+
+    def __init__(
+        self,
+        store: Any,
+        calendar: CalendarPort,
+        event_for: Callable[[Any], EventSpec],
+        clock: Callable[[], datetime],
+        *,
+        batch: int = 20,
+    ) -> None:
+        self.store = store
+        self.calendar = calendar
+        self.event_for = event_for
+        self.clock = clock
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    async def run_once(self) -> int:
+        """Process the rows due now; returns how many were written successfully."""
+        async with self.store.tx() as tx:
+            rows = await tx.claim_due(self.clock(), limit=self.batch)
+        done = 0
+        for row in rows:
+            if await self._process(row):
+                done += 1
+        return done
+
+    async def _process(self, row: Any) -> bool:
+        async with self.store.tx() as tx:
+            appt = await tx.get_appointment(row.appointment_id)
+        # The transaction is closed here: no HTTP call while the database is locked.
+        error: BaseException | None = None
+        try:
+            if appt is None:
+                raise LookupError("appointment missing")
+            if Status(appt.status) in ACTIVE_STATUSES:
+                await self.calendar.put(row.specialist_id, self.event_for(appt))
+            else:
+                await self.calendar.remove(row.specialist_id, appt.uid)
+        except Exception as exc:
+            error = exc
+        async with self.store.tx() as tx:
+            if error is None:
+                await tx.outbox_done(row.id, self.clock())
+                return True
+            next_at = await tx.outbox_failed(row.id, self.clock(), _error_text(error))
+        log.warning(
+            "calendar write for appointment %s failed (%s); next attempt at %s",
+            row.appointment_id,
+            type(error).__name__,
+            next_at.isoformat(),
+        )
+        return False
+
+    def wake(self) -> None:
+        """Process the outbox now (a booking was just written) instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run_forever(self, poll: float = 2.0) -> None:
+        """Drain the outbox until stop(); wakes every `poll` seconds or on wake()."""
+        self._stopping = False
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except Exception:
+                # A database hiccup must not kill the worker; rows stay due and are retried.
+                log.exception("outbox pass failed")
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll)

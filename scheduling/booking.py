@@ -1,0 +1,345 @@
+"""The booking service: browse free time, request, approve, decline, expire and cancel appointments."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from scheduling.calendar import CalendarPort, CalendarUnavailable
+from scheduling.config import Practice
+from scheduling.conflicts import Problem, ProblemKind, check_appointment
+from scheduling.lifecycle import InvalidTransition
+from scheduling.model import Busy, Channel, Slot, Status
+from scheduling.slots import days_with_slots, free_slots
+from scheduling.store import AppointmentRow, Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+# Problems that mean "someone else got this time" rather than "this request was never valid".
+_TAKEN = frozenset({ProblemKind.COLLISION, ProblemKind.LEAD_TIME, ProblemKind.PAST})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SlotTaken(Exception):
+    """The chosen time is no longer free; `remaining` holds the day's other free slots."""
+
+    def __init__(self, remaining: list[Slot]):
+        super().__init__("slot taken")
+        self.remaining = remaining
+
+
+class InvalidRequest(Exception):
+    """A request that could never be booked (wrong service, channel, grid...): forged or stale input."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        super().__init__(", ".join(p.kind for p in problems))
+        self.problems = list(problems)
+
+
+class NotAllowed(Exception):
+    """The person acting is neither the appointment's specialist nor a practice admin."""
+
+
+class AlreadyDecided(Exception):
+    """The appointment has left the state the action needs; `status` says what happened to it."""
+
+    def __init__(self, status: Status):
+        super().__init__(status)
+        self.status = status
+
+
+class CancellationClosed(Exception):
+    """The client asked to cancel after the free-cancellation limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a client asks for when they press "Send request"."""
+
+    client_id: int
+    service_id: str
+    location_id: str
+    specialist_id: str
+    channel: Channel
+    start: datetime
+    note: str = ""
+    source: str | None = None
+
+
+class BookingService:
+    """Every booking rule that touches storage or the calendar goes through here."""
+
+    def __init__(
+        self,
+        practice: Practice,
+        store: Store,
+        calendar: CalendarPort,
+        *,
+        clock: Clock = utcnow,
+        on_calendar_change: Callable[[], None] = lambda: None,
+    ):
+        self.practice = practice
+        self.store = store
+        self.calendar = calendar
+        self.clock = clock
+        self._wake_outbox = on_calendar_change
+
+    # --- reading free time -------------------------------------------------------------------------
+
+    def _local_range(self, location_id: str, first_day: date, last_day: date) -> tuple[datetime, datetime]:
+        zone = self.practice.zone(location_id)
+        start = datetime.combine(first_day, datetime.min.time(), zone).astimezone(UTC)
+        end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+        return start, end
+
+    def _buffer(self, service_id: str) -> timedelta:
+        service = self.practice.service_by_id.get(service_id)
+        return timedelta(minutes=service.buffer_after if service else 0)
+
+    async def busy(
+        self, specialist_ids: Iterable[str], start: datetime, end: datetime, *, fresh: bool = False
+    ) -> dict[str, list[Busy]]:
+        """Busy time per specialist: foreign calendar events plus our own active appointments with buffers.
+
+        Raises CalendarUnavailable when a calendar cannot be read and nothing trustworthy is cached.
+        """
+        # Our events found in the calendar are ours to judge from the database, whatever state
+        # the calendar copy is in; a day of margin catches appointments that straddle the range.
+        margin = timedelta(days=1)
+        result: dict[str, list[Busy]] = {}
+        for spec_id in specialist_ids:
+            events = await self.calendar.busy(spec_id, start, end, fresh=fresh)
+            async with self.store.tx() as tx:
+                ours = await tx.known_uids(spec_id, start - margin, end + margin)
+                active = await tx.active_appointments(spec_id, start - margin, end + margin)
+            result[spec_id] = [b for b in events if b.uid not in ours] + [
+                Busy(a.start, a.end + self._buffer(a.service_id), uid=a.uid) for a in active
+            ]
+        return result
+
+    async def month_days(
+        self,
+        service_id: str,
+        location_id: str,
+        specialist_ids: Sequence[str],
+        first_day: date,
+        last_day: date,
+    ) -> set[date]:
+        """Local dates in [first_day, last_day] with at least one free slot (the day picker's marks)."""
+        start, end = self._local_range(location_id, first_day, last_day)
+        busy = await self.busy(specialist_ids, start, end)
+        return days_with_slots(
+            self.practice,
+            service_id=service_id,
+            location_id=location_id,
+            specialist_ids=specialist_ids,
+            first_day=first_day,
+            last_day=last_day,
+            busy=busy,
+            now=self.clock(),
+        )
+
+    async def day_slots(
+        self,
+        service_id: str,
+        location_id: str,
+        specialist_ids: Sequence[str],
+        day: date,
+        *,
+        fresh: bool = False,
+    ) -> list[Slot]:
+        """Free slots of one local day for the given specialists."""
+        start, end = self._local_range(location_id, day, day)
+        busy = await self.busy(specialist_ids, start, end, fresh=fresh)
+        return free_slots(
+            self.practice,
+            service_id=service_id,
+            location_id=location_id,
+            specialist_ids=specialist_ids,
+            first_day=day,
+            last_day=day,
+            busy=busy,
+            now=self.clock(),
+        )
+
+    async def assign(self, slots: Sequence[Slot], client_id: int | None) -> Slot:
+        """Pick one of several specialists free at the same time: the client's previous one, else the least booked that week."""
+        if len(slots) == 1:
+            return slots[0]
+        async with self.store.tx() as tx:
+            previous = await tx.last_specialist(client_id) if client_id is not None else None
+            for slot in slots:
+                if slot.specialist_id == previous:
+                    return slot
+            week_start = slots[0].start - timedelta(days=slots[0].start.weekday())
+            week_start = week_start.replace(hour=0, minute=0, second=0, microsecond=0)
+            week_end = week_start + timedelta(days=7)
+            load = {
+                s.specialist_id: await tx.count_active_between(s.specialist_id, week_start, week_end)
+                for s in slots
+            }
+        return min(slots, key=lambda s: (load[s.specialist_id], s.specialist_id))
+
+    # --- requesting ----------------------------------------------------------------------------------
+
+    async def request(self, req: Request) -> AppointmentRow:
+        """Book a requested slot after re-checking it against the calendar and the database, under a lock.
+
+        Raises SlotTaken (with the day's remaining slots) or InvalidRequest.
+        """
+        service = self.practice.service_by_id.get(req.service_id)
+        if service is None or req.specialist_id not in self.practice.specialist_by_id:
+            raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
+        end = req.start + timedelta(minutes=service.duration)
+        window = (req.start - timedelta(days=1), end + timedelta(days=1))
+        try:
+            events = await self.calendar.busy(req.specialist_id, *window, fresh=True)
+        except CalendarUnavailable:
+            # The server is down: judge by what we last saw, and let the specialist's approval be
+            # the final word. The event itself is queued in the outbox and written once it is back.
+            log.warning("calendar of %s unreachable while booking; using cached busy data", req.specialist_id)
+            try:
+                events = await self.calendar.busy(req.specialist_id, *window)
+            except CalendarUnavailable:
+                events = []
+        now = self.clock()
+        spec = self.practice.specialist_by_id[req.specialist_id]
+        async with self.store.tx() as tx:
+            await tx.lock_specialist(req.specialist_id)
+            ours = await tx.known_uids(req.specialist_id, *window)
+            active = await tx.active_appointments(req.specialist_id, *window)
+            busy = [b for b in events if b.uid not in ours] + [
+                Busy(a.start, a.end + self._buffer(a.service_id), uid=a.uid) for a in active
+            ]
+            problems = check_appointment(
+                self.practice,
+                specialist_id=req.specialist_id,
+                service_id=req.service_id,
+                location_id=req.location_id,
+                start=req.start,
+                busy=busy,
+                now=now,
+                channel=req.channel,
+            )
+            if not problems:
+                appt = await tx.add_appointment(
+                    client_id=req.client_id,
+                    specialist_id=req.specialist_id,
+                    service_id=req.service_id,
+                    location_id=req.location_id,
+                    channel=str(req.channel),
+                    start=req.start,
+                    end=end,
+                    note=req.note,
+                    source=req.source,
+                    expires_at=self._expiry(now, req.start),
+                    actor=f"client:{req.client_id}",
+                    at=now,
+                )
+                await tx.enqueue_sync(appt.id, spec.id, now)
+        if problems:
+            if all(p.kind in _TAKEN for p in problems):
+                local_day = req.start.astimezone(self.practice.zone(req.location_id)).date()
+                remaining = await self.day_slots(req.service_id, req.location_id, [spec.id], local_day)
+                raise SlotTaken(remaining)
+            raise InvalidRequest(problems)
+        self._wake_outbox()
+        return appt
+
+    def _expiry(self, now: datetime, start: datetime) -> datetime:
+        # A request must be decided before the visit starts, even when the timeout is longer.
+        timeout = timedelta(hours=self.practice.practice.approval_timeout_hours)
+        return min(now + timeout, start)
+
+    # --- deciding ------------------------------------------------------------------------------------
+
+    def may_decide(self, appt: AppointmentRow, telegram_id: int) -> bool:
+        """Only the appointment's specialist or a practice admin may approve, decline or mark it."""
+        spec = self.practice.specialist_by_id.get(appt.specialist_id)
+        return telegram_id in self.practice.practice.admins or (
+            spec is not None and spec.telegram_id == telegram_id
+        )
+
+    async def _decide(
+        self, appointment_id: int, telegram_id: int, target: Status, reason: str | None = None
+    ) -> AppointmentRow:
+        now = self.clock()
+        async with self.store.tx() as tx:
+            appt = await tx.get_appointment(appointment_id, for_update=True)
+            if appt is None:
+                raise NotAllowed(appointment_id)
+            if not self.may_decide(appt, telegram_id):
+                raise NotAllowed(appointment_id)
+            role = "admin" if telegram_id in self.practice.practice.admins else "specialist"
+            try:
+                await tx.transition(appt, target, actor=f"{role}:{telegram_id}", at=now, reason=reason)
+            except InvalidTransition as exc:
+                raise AlreadyDecided(exc.current) from None
+            if target == Status.DECLINED:
+                appt.decline_reason = reason
+            await tx.enqueue_sync(appt.id, appt.specialist_id, now)
+        self._wake_outbox()
+        return appt
+
+    async def approve(self, appointment_id: int, telegram_id: int) -> AppointmentRow:
+        """Confirm a request; the calendar event becomes CONFIRMED through the outbox."""
+        return await self._decide(appointment_id, telegram_id, Status.CONFIRMED)
+
+    async def decline(self, appointment_id: int, telegram_id: int, reason: str) -> AppointmentRow:
+        """Decline a request with a reason; its event is removed and the time is free again."""
+        return await self._decide(appointment_id, telegram_id, Status.DECLINED, reason)
+
+    async def mark(self, appointment_id: int, telegram_id: int, attended: bool) -> AppointmentRow:
+        """Record that a confirmed client came (completed) or did not (no-show)."""
+        return await self._decide(
+            appointment_id, telegram_id, Status.COMPLETED if attended else Status.NO_SHOW
+        )
+
+    async def expire_due(self) -> list[AppointmentRow]:
+        """Expire every request nobody decided in time; returns the ones this call expired."""
+        now = self.clock()
+        expired: list[AppointmentRow] = []
+        async with self.store.tx() as tx:
+            due = await tx.due_expiries(now)
+        for candidate in due:
+            async with self.store.tx() as tx:
+                appt = await tx.get_appointment(candidate.id, for_update=True)
+                if appt is None or appt.status != Status.REQUESTED:
+                    continue  # another process or the specialist got there first
+                await tx.transition(appt, Status.EXPIRED, actor="system", at=now)
+                await tx.enqueue_sync(appt.id, appt.specialist_id, now)
+                expired.append(appt)
+        if expired:
+            self._wake_outbox()
+        return expired
+
+    # --- the client's own appointments ---------------------------------------------------------------
+
+    def free_cancellation_until(self, appt: AppointmentRow) -> datetime:
+        """The last moment the client may cancel under the specialist's policy."""
+        spec = self.practice.specialist_by_id[appt.specialist_id]
+        return appt.start - timedelta(hours=spec.cancellation.free_until_hours)
+
+    async def cancel_by_client(self, appointment_id: int, client_id: int) -> AppointmentRow:
+        """Cancel the client's own request or appointment, within the specialist's cancellation policy."""
+        now = self.clock()
+        async with self.store.tx() as tx:
+            appt = await tx.get_appointment(appointment_id, for_update=True)
+            if appt is None or appt.client_id != client_id:
+                raise NotAllowed(appointment_id)
+            if appt.status == Status.CONFIRMED and now > self.free_cancellation_until(appt):
+                raise CancellationClosed(appointment_id)
+            try:
+                await tx.transition(appt, Status.CANCELLED, actor=f"client:{client_id}", at=now)
+            except InvalidTransition as exc:
+                raise AlreadyDecided(exc.current) from None
+            await tx.enqueue_sync(appt.id, appt.specialist_id, now)
+        self._wake_outbox()
+        return appt

@@ -1,0 +1,279 @@
+"""Database engine, schema and ORM models (SQLite by default, PostgreSQL for larger practices)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+from scheduling.model import Status
+
+# Bump together with an entry in MIGRATIONS when the schema changes.
+SCHEMA_VERSION = 1
+
+# Held while creating the schema on PostgreSQL so two starting processes do not race.
+_SCHEMA_LOCK_KEY = 0x626F6F6B  # "book"
+
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes stored as UTC; always read back as aware UTC, SQLite included."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            # A naive time is ambiguous (server zone? location zone?): refuse it.
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored; use aware UTC")
+        value = value.astimezone(UTC)
+        # SQLite compares datetimes as text, so every value must have the same naive UTC form.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StatusType(TypeDecorator[Status]):
+    """An appointment status stored as its plain string value."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Status | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else Status(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Status | None:
+        return None if value is None else Status(value)
+
+
+class JSONText(TypeDecorator[dict[str, Any]]):
+    """A JSON object kept as text, so SQLite and PostgreSQL store it the same way."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else json.loads(value)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads this class attribute)
+        datetime: UTCDateTime,
+        Status: StatusType,
+        dict[str, Any]: JSONText,
+    }
+
+
+class SchemaVersionRow(Base):
+    __tablename__ = "schema_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int]
+
+
+class ClientRow(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # Filled in step by step by the dialog, so a fresh client has none of them yet.
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    email: Mapped[str | None] = mapped_column(String(320))
+    language: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ConsentRow(Base):
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    accepted_at: Mapped[datetime]
+
+
+class AppointmentRow(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        Index("ix_appointments_specialist_start", "specialist_id", "start"),
+        Index("ix_appointments_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    specialist_id: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    status: Mapped[Status]
+    note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(255))
+    sequence: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    request_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    request_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Loaded with the appointment (inner join): rows are used after their transaction has closed.
+    client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class TransitionRow(Base):
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
+    from_status: Mapped[Status | None]
+    to_status: Mapped[Status]
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class DraftRow(Base):
+    __tablename__ = "drafts"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[dict[str, Any]]
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "done_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
+    specialist_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    done_at: Mapped[datetime | None]
+
+
+class SpecialistLockRow(Base):
+    __tablename__ = "specialist_locks"
+
+    specialist_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+
+
+def async_url(url: str) -> URL:
+    """Map plain `postgresql://` and `sqlite:///` URLs to their asyncio drivers."""
+    parsed = make_url(url)
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(f"unsupported database driver {parsed.drivername!r}: use sqlite or postgresql")
+    return parsed.set(drivername=driver)
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout for sharing between processes."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine_kwargs.setdefault("pool_pre_ping", True)
+        return create_async_engine(parsed, **engine_kwargs)
+
+    if _is_memory(parsed):
+        # Every connection to ":memory:" is a new empty database: share one.
+        engine_kwargs.setdefault("poolclass", StaticPool)
+    else:
+        Path(parsed.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(parsed, **engine_kwargs)
+    timeout_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # The busy timeout first: switching to WAL needs a lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+        if not _is_memory(parsed):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    return engine
+
+
+# Steps from version N-1 to N, run in order inside the schema transaction.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+async def _take_schema_lock(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    else:
+        # The driver opens transactions lazily; take SQLite's write lock now so a
+        # second process waits here instead of racing on CREATE TABLE.
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create missing tables and record the schema version; safe to run on every start, concurrently."""
+    async with engine.begin() as conn:
+        await _take_schema_lock(conn)
+        await conn.run_sync(Base.metadata.create_all)
+        row = (await conn.execute(select(SchemaVersionRow.version).where(SchemaVersionRow.id == 1))).first()
+        if row is None:
+            await conn.execute(SchemaVersionRow.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+            return
+        current = row[0]
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema {current} is newer than this program ({SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS.get(version, []):
+                await conn.exec_driver_sql(statement)
+        if current != SCHEMA_VERSION:
+            await conn.execute(
+                SchemaVersionRow.__table__.update()
+                .where(SchemaVersionRow.id == 1)
+                .values(version=SCHEMA_VERSION)
+            )

@@ -1,0 +1,318 @@
+"""The slot engine: free start times from weekly schedules, date exceptions, busy time and booking rules.
+
+Pure functions without I/O; the clock is injected. The schedule and rule helpers here are also the
+single source for scheduling.conflicts, so a slot offered is always a slot that passes the check.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from scheduling.config import WEEKDAYS, Practice, Service, Specialist
+from scheduling.model import Busy, Channel, Slot
+
+ALL_CHANNELS = frozenset(Channel)
+
+# (start, end) in aware UTC datetimes, half-open.
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSpan:
+    """Time a specialist works at a location, in UTC, with the channels offered then."""
+
+    start: datetime
+    end: datetime
+    location_id: str
+    channels: frozenset[Channel]
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime (UTC), got {value!r}")
+
+
+def local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
+    """A local wall-clock time on `day` as UTC; 24:00 (time.max) is the next midnight.
+
+    Nonexistent times (spring gap) resolve forward, ambiguous ones (autumn) to the first occurrence.
+    """
+    if clock == time.max:
+        return datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
+    return datetime.combine(day, clock, zone).astimezone(UTC)
+
+
+def _days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def _subtract(spans: list[Span], cuts: list[Span]) -> list[Span]:
+    for cut_start, cut_end in cuts:
+        out: list[Span] = []
+        for start, end in spans:
+            if cut_end <= start or end <= cut_start:
+                out.append((start, end))
+                continue
+            if start < cut_start:
+                out.append((start, cut_start))
+            if cut_end < end:
+                out.append((cut_end, end))
+        spans = out
+    return spans
+
+
+def open_spans(practice: Practice, specialist: Specialist, first_day: date, last_day: date) -> list[OpenSpan]:
+    """Working time on local dates first_day..last_day at every location: windows + extra - off."""
+    result: list[OpenSpan] = []
+    for day in _days(first_day, last_day):
+        weekday = WEEKDAYS[day.weekday()]
+        raw: list[tuple[time, time, str, list[Channel] | None]] = [
+            (w.start, w.end, w.location, w.channels) for w in specialist.schedule if w.weekday == weekday
+        ]
+        offs: list[tuple[time, time, str | None]] = []
+        for exc in specialist.exceptions:
+            if exc.date != day:
+                continue
+            if exc.kind == "extra" and exc.start and exc.end and exc.location:
+                raw.append((exc.start, exc.end, exc.location, exc.channels))
+            elif exc.kind == "off":
+                offs.append((exc.start or time(0), exc.end or time.max, exc.location))
+        for start, end, location_id, channels in raw:
+            zone = practice.zone(location_id)
+            span = (local_to_utc(day, start, zone), local_to_utc(day, end, zone))
+            if span[1] <= span[0]:
+                continue
+            cuts = [
+                (local_to_utc(day, off_start, zone), local_to_utc(day, off_end, zone))
+                for off_start, off_end, off_location in offs
+                if off_location in (None, location_id)
+            ]
+            offered = ALL_CHANNELS if channels is None else frozenset(channels)
+            result.extend(OpenSpan(s, e, location_id, offered) for s, e in _subtract([span], cuts))
+    return result
+
+
+def merge(spans: Sequence[Span]) -> list[Span]:
+    """Sorted, disjoint union of spans; touching spans join (09-12 + 12-14 = 09-14)."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def covers(merged: Sequence[Span], starts: Sequence[datetime], start: datetime, end: datetime) -> bool:
+    """Whether [start, end) lies inside one span of a merged list (`starts` = its span starts)."""
+    i = bisect_right(starts, start) - 1
+    return i >= 0 and merged[i][1] >= end
+
+
+def hits(merged: Sequence[Span], starts: Sequence[datetime], start: datetime, end: datetime) -> bool:
+    """Whether [start, end) overlaps any span of a merged list (`starts` = its span starts)."""
+    i = bisect_right(starts, start) - 1
+    if i >= 0 and merged[i][1] > start:
+        return True
+    return i + 1 < len(merged) and merged[i + 1][0] < end
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Merged working time per channel at one location, ready for bisect lookups."""
+
+    by_channel: dict[Channel, tuple[list[Span], list[datetime]]]
+
+    def channels_for(self, start: datetime, end: datetime) -> tuple[Channel, ...]:
+        """The channels (in preference order) whose working time holds [start, end) entirely."""
+        return tuple(c for c, (spans, starts) in self.by_channel.items() if covers(spans, starts, start, end))
+
+
+def service_channels(practice: Practice, service: Service, location_id: str) -> tuple[Channel, ...]:
+    """Channels a service can use at a location, in the service's order; no on-site visit at an online one."""
+    online = practice.location_by_id[location_id].kind == "online"
+    return tuple(c for c in service.channels if not (online and c == Channel.ON_SITE))
+
+
+def coverage(spans: Sequence[OpenSpan], location_id: str, channels: Sequence[Channel]) -> Coverage:
+    """Per channel, the merged spans at the location offering it."""
+    by_channel: dict[Channel, tuple[list[Span], list[datetime]]] = {}
+    for channel in channels:
+        merged = merge(
+            [(s.start, s.end) for s in spans if s.location_id == location_id and channel in s.channels]
+        )
+        by_channel[channel] = (merged, [s for s, _ in merged])
+    return Coverage(by_channel)
+
+
+def on_grid(local: datetime, service: Service) -> bool:
+    """Whether a local wall-clock start is on the service's grid (minutes since midnight % start_every)."""
+    if local.second or local.microsecond:
+        return False
+    if service.full_hours_only and local.minute:
+        return False
+    return (local.hour * 60 + local.minute) % service.start_every == 0
+
+
+def booking_window(
+    practice: Practice, specialist_id: str, now: datetime, location_id: str | None = None
+) -> tuple[datetime, datetime]:
+    """Earliest allowed start (now + min notice) and the end of the horizon (exclusive), both UTC.
+
+    The horizon ends after local day today + horizon_days at the location (default: the practice zone).
+    """
+    _require_aware(now, "now")
+    spec = practice.specialist_by_id[specialist_id]
+    zone = practice.zone(location_id) if location_id else ZoneInfo(practice.practice.timezone)
+    earliest = max(now, now + timedelta(hours=spec.min_notice_hours)).astimezone(UTC)
+    last_day = now.astimezone(zone).date() + timedelta(days=spec.horizon_days)
+    return earliest, local_to_utc(last_day, time.max, zone)
+
+
+def merged_busy(busy: Sequence[Busy]) -> tuple[list[Span], list[datetime]]:
+    """Busy time as a sorted disjoint span list plus its starts, for bisect lookups."""
+    merged = merge([(b.start, b.end) for b in busy if b.end >= b.start])
+    return merged, [s for s, _ in merged]
+
+
+def _grid_starts(day: date, zone: ZoneInfo, service: Service, lo: int, hi: int) -> Iterator[datetime]:
+    """UTC instants on `day` whose local wall clock is on the grid, minutes in [lo, hi); each once."""
+    minute = -(-lo // service.start_every) * service.start_every
+    while minute < hi:
+        naive = datetime.combine(day, time(minute // 60, minute % 60))
+        minute += service.start_every
+        if not on_grid(naive, service):
+            continue
+        utc = naive.replace(tzinfo=zone).astimezone(UTC)
+        # A wall-clock time in the spring gap does not exist: skip it rather than shift it onto another.
+        if utc.astimezone(zone).replace(tzinfo=None) != naive:
+            continue
+        yield utc
+        # In the autumn overlap the same wall-clock time names two instants; both are real starts.
+        second = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        if second != utc:
+            yield second
+
+
+def _minute_range(practice: Practice, specialist: Specialist, location_id: str, day: date) -> tuple[int, int]:
+    """Local wall-clock minutes [lo, hi) that can hold a start at the location that day (cheap bound)."""
+    weekday = WEEKDAYS[day.weekday()]
+    bounds = [
+        (w.start, w.end) for w in specialist.schedule if w.weekday == weekday and w.location == location_id
+    ]
+    bounds += [
+        (e.start, e.end)
+        for e in specialist.exceptions
+        if e.date == day and e.kind == "extra" and e.location == location_id and e.start and e.end
+    ]
+    if not bounds:
+        return 0, 0
+    lo = min(s.hour * 60 + s.minute for s, _ in bounds)
+    hi = max(24 * 60 if e == time.max else e.hour * 60 + e.minute for _, e in bounds)
+    return lo, hi
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    practice: Practice
+    service: Service
+    location_id: str
+    channel: Channel | None
+    now: datetime
+
+
+def _specialist_days(
+    q: _Query, specialist: Specialist, days: list[date], busy: Sequence[Busy]
+) -> Iterator[tuple[date, Iterator[Slot]]]:
+    """For each requested local date, an iterator of that specialist's free slots (lazy per day)."""
+    if q.service.id not in specialist.services or not days:
+        return
+    zone = q.practice.zone(q.location_id)
+    earliest, horizon_end = booking_window(q.practice, specialist.id, q.now, q.location_id)
+    wanted = [c for c in service_channels(q.practice, q.service, q.location_id) if q.channel in (None, c)]
+    if not wanted:
+        return
+    # Neighbouring days too, so a window running to 24:00 joins one starting at 00:00.
+    spans = open_spans(q.practice, specialist, days[0] - timedelta(days=1), days[-1] + timedelta(days=1))
+    cover = coverage(spans, q.location_id, wanted)
+    busy_spans, busy_starts = merged_busy(busy)
+    length = timedelta(minutes=q.service.duration)
+    blocked = timedelta(minutes=q.service.duration + q.service.buffer_after)
+
+    def day_slots(day: date) -> Iterator[Slot]:
+        lo, hi = _minute_range(q.practice, specialist, q.location_id, day)
+        for start in _grid_starts(day, zone, q.service, lo, hi):
+            if start < earliest or start >= horizon_end:
+                continue
+            channels = cover.channels_for(start, start + length)
+            if not channels or hits(busy_spans, busy_starts, start, start + blocked):
+                continue
+            yield Slot(start, start + length, specialist.id, q.location_id, channels)
+
+    for day in days:
+        yield day, day_slots(day)
+
+
+def _query_days(
+    practice: Practice, location_id: str, first_day: date, last_day: date, now: datetime
+) -> list[date]:
+    _require_aware(now, "now")
+    today = now.astimezone(practice.zone(location_id)).date()
+    return list(_days(max(first_day, today), last_day))
+
+
+def free_slots(
+    practice: Practice,
+    *,
+    service_id: str,
+    location_id: str,
+    specialist_ids: Sequence[str],
+    first_day: date,
+    last_day: date,
+    busy: Mapping[str, Sequence[Busy]],
+    now: datetime,
+    channel: Channel | None = None,
+) -> list[Slot]:
+    """Free start times (sorted by start, then the order of specialist_ids) on local dates at the location."""
+    q = _Query(practice, practice.service_by_id[service_id], location_id, channel, now)
+    days = _query_days(practice, location_id, first_day, last_day, now)
+    order = list(dict.fromkeys(specialist_ids))
+    found: list[tuple[datetime, int, Slot]] = []
+    for rank, sid in enumerate(order):
+        spec = practice.specialist_by_id[sid]
+        for _, slots in _specialist_days(q, spec, days, busy.get(sid, ())):
+            found.extend((slot.start, rank, slot) for slot in slots)
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [slot for _, _, slot in found]
+
+
+def days_with_slots(
+    practice: Practice,
+    *,
+    service_id: str,
+    location_id: str,
+    specialist_ids: Sequence[str],
+    first_day: date,
+    last_day: date,
+    busy: Mapping[str, Sequence[Busy]],
+    now: datetime,
+    channel: Channel | None = None,
+) -> set[date]:
+    """Local dates with at least one free slot; stops at the first slot of each day."""
+    q = _Query(practice, practice.service_by_id[service_id], location_id, channel, now)
+    days = _query_days(practice, location_id, first_day, last_day, now)
+    result: set[date] = set()
+    for sid in dict.fromkeys(specialist_ids):
+        spec = practice.specialist_by_id[sid]
+        for day, slots in _specialist_days(q, spec, days, busy.get(sid, ())):
+            if day not in result and next(slots, None) is not None:
+                result.add(day)
+    return result

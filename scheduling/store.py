@@ -1,0 +1,471 @@
+"""Short database transactions over the ORM models; queries only, the booking rules live elsewhere."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+
+from scheduling.db import (
+    AppointmentRow,
+    ClientRow,
+    ConsentRow,
+    DraftRow,
+    OutboxRow,
+    SpecialistLockRow,
+    TransitionRow,
+)
+from scheduling.lifecycle import InvalidTransition, check_transition
+from scheduling.model import ACTIVE_STATUSES, Status
+
+RETRY_FIRST = timedelta(seconds=5)
+RETRY_MAX = timedelta(minutes=10)
+ERROR_MAX_CHARS = 500
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after the `attempts`-th failure: 5 s doubling, capped at 10 min, up to 10% earlier."""
+    base = min(RETRY_FIRST * (2 ** min(attempts - 1, 30)), RETRY_MAX)
+    # Jitter spreads retries of many rows that failed together (e.g. a server outage).
+    return base * (1 - random.uniform(0, 0.1))
+
+
+def _overlapping(start: datetime, end: datetime) -> Any:
+    return and_(AppointmentRow.start < end, AppointmentRow.end > start)
+
+
+class Tx:
+    """One open transaction; every method runs inside it."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # serialisation
+
+    async def lock_specialist(self, specialist_id: str) -> None:
+        """Serialise bookings of one specialist: call first in the transaction, held until it ends."""
+        stmt = self._insert(SpecialistLockRow).values(specialist_id=specialist_id, version=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[SpecialistLockRow.specialist_id],
+            set_={"version": SpecialistLockRow.version + 1},
+        )
+        await self.session.execute(stmt)
+
+    # clients
+
+    async def client_by_telegram(self, telegram_id: int) -> ClientRow | None:
+        return await self.session.scalar(select(ClientRow).where(ClientRow.telegram_id == telegram_id))
+
+    async def upsert_client(
+        self,
+        telegram_id: int,
+        *,
+        name: str | None = None,
+        phone: str | None = None,
+        email: str | None = None,
+        language: str | None = None,
+        at: datetime | None = None,
+    ) -> ClientRow:
+        """Create the client or update only the fields given; atomic against a concurrent first contact."""
+        now = at or datetime.now(UTC)
+        given = {
+            k: v
+            for k, v in {"name": name, "phone": phone, "email": email, "language": language}.items()
+            if v is not None
+        }
+        stmt = self._insert(ClientRow).values(
+            telegram_id=telegram_id, created_at=now, updated_at=now, **given
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[ClientRow.telegram_id], set_={**given, "updated_at": now}
+        )
+        await self.session.execute(stmt)
+        client = await self.session.scalar(
+            select(ClientRow)
+            .where(ClientRow.telegram_id == telegram_id)
+            .execution_options(populate_existing=True)
+        )
+        assert client is not None
+        return client
+
+    async def get_client(self, client_id: int) -> ClientRow | None:
+        return await self.session.get(ClientRow, client_id)
+
+    async def last_specialist(self, client_id: int) -> str | None:
+        """The specialist of the client's most recent appointment (latest start), any status."""
+        return await self.session.scalar(
+            select(AppointmentRow.specialist_id)
+            .where(AppointmentRow.client_id == client_id)
+            .order_by(AppointmentRow.start.desc(), AppointmentRow.id.desc())
+            .limit(1)
+        )
+
+    # consents
+
+    async def has_consent(self, client_id: int, policy_version: str) -> bool:
+        found = await self.session.scalar(
+            select(
+                exists().where(ConsentRow.client_id == client_id, ConsentRow.policy_version == policy_version)
+            )
+        )
+        return bool(found)
+
+    async def record_consent(self, client_id: int, policy_version: str, at: datetime) -> None:
+        self.session.add(ConsentRow(client_id=client_id, policy_version=policy_version, accepted_at=at))
+        await self.session.flush()
+
+    # appointments
+
+    async def add_appointment(
+        self,
+        *,
+        client_id: int,
+        specialist_id: str,
+        service_id: str,
+        location_id: str,
+        channel: str,
+        start: datetime,
+        end: datetime,
+        note: str | None,
+        source: str | None,
+        expires_at: datetime | None,
+        actor: str,
+        at: datetime,
+    ) -> AppointmentRow:
+        """A new `requested` appointment with a fresh uid, its creation recorded as a transition."""
+        client = await self.session.get(ClientRow, client_id)
+        if client is None:
+            raise LookupError(f"client {client_id} does not exist")
+        appt = AppointmentRow(
+            uid=f"{uuid.uuid4().hex}@bookingbot",
+            client=client,
+            specialist_id=specialist_id,
+            service_id=service_id,
+            location_id=location_id,
+            channel=str(channel),
+            start=start,
+            end=end,
+            status=Status.REQUESTED,
+            note=note,
+            source=source,
+            sequence=0,
+            created_at=at,
+            updated_at=at,
+            expires_at=expires_at,
+        )
+        self.session.add(appt)
+        await self.session.flush()
+        self.session.add(
+            TransitionRow(
+                appointment_id=appt.id, from_status=None, to_status=Status.REQUESTED, actor=actor, at=at
+            )
+        )
+        await self.session.flush()
+        return appt
+
+    async def get_appointment(
+        self, appointment_id: int, *, for_update: bool = False
+    ) -> AppointmentRow | None:
+        """One appointment; `for_update` row-locks it on PostgreSQL (SQLite locks on first write)."""
+        stmt = select(AppointmentRow).where(AppointmentRow.id == appointment_id)
+        if for_update:
+            # Only the appointment: locking its client too would serialise unrelated work.
+            stmt = stmt.with_for_update(of=AppointmentRow)
+        return await self.session.scalar(stmt.execution_options(populate_existing=True))
+
+    async def appointment_by_uid(self, uid: str) -> AppointmentRow | None:
+        return await self.session.scalar(select(AppointmentRow).where(AppointmentRow.uid == uid))
+
+    async def active_appointments(
+        self, specialist_id: str, start: datetime, end: datetime
+    ) -> list[AppointmentRow]:
+        """Requested or confirmed appointments overlapping [start, end), by start."""
+        rows = await self.session.scalars(
+            select(AppointmentRow)
+            .where(
+                AppointmentRow.specialist_id == specialist_id,
+                AppointmentRow.status.in_(ACTIVE_STATUSES),
+                _overlapping(start, end),
+            )
+            .order_by(AppointmentRow.start, AppointmentRow.id)
+        )
+        return list(rows)
+
+    async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
+        """Uids of all our appointments overlapping the range, whatever their status."""
+        rows = await self.session.scalars(
+            select(AppointmentRow.uid).where(
+                AppointmentRow.specialist_id == specialist_id, _overlapping(start, end)
+            )
+        )
+        return set(rows)
+
+    async def client_appointments(
+        self, client_id: int, *, upcoming_from: datetime | None = None
+    ) -> list[AppointmentRow]:
+        """The client's appointments by start; with `upcoming_from`, only those not ended by then."""
+        stmt = select(AppointmentRow).where(AppointmentRow.client_id == client_id)
+        if upcoming_from is not None:
+            stmt = stmt.where(AppointmentRow.end > upcoming_from)
+        rows = await self.session.scalars(stmt.order_by(AppointmentRow.start, AppointmentRow.id))
+        return list(rows)
+
+    async def count_active_between(self, specialist_id: str, start: datetime, end: datetime) -> int:
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(AppointmentRow)
+            .where(
+                AppointmentRow.specialist_id == specialist_id,
+                AppointmentRow.status.in_(ACTIVE_STATUSES),
+                _overlapping(start, end),
+            )
+        )
+        return int(count or 0)
+
+    async def transition(
+        self, appt: AppointmentRow, to: Status, *, actor: str, at: datetime, reason: str | None = None
+    ) -> None:
+        """Move `appt` to `to` if the lifecycle allows it; raises InvalidTransition otherwise."""
+        current = Status(appt.status)
+        check_transition(current, to)
+        # Compare-and-set on the stored status: a concurrent change (expiry job, another
+        # replica) since `appt` was read makes this fail instead of silently overwriting it.
+        result = await self.session.execute(
+            update(AppointmentRow)
+            .where(AppointmentRow.id == appt.id, AppointmentRow.status == current)
+            .values(status=to, sequence=AppointmentRow.sequence + 1, updated_at=at)
+            .returning(AppointmentRow.sequence)
+            .execution_options(synchronize_session=False)
+        )
+        sequence = result.scalar_one_or_none()
+        if sequence is None:
+            stored = await self.session.scalar(
+                select(AppointmentRow.status).where(AppointmentRow.id == appt.id)
+            )
+            raise InvalidTransition(Status(stored) if stored is not None else current, to)
+        set_committed_value(appt, "status", to)
+        set_committed_value(appt, "sequence", sequence)
+        set_committed_value(appt, "updated_at", at)
+        self.session.add(
+            TransitionRow(
+                appointment_id=appt.id, from_status=current, to_status=to, actor=actor, reason=reason, at=at
+            )
+        )
+        await self.session.flush()
+
+    async def transitions(self, appointment_id: int) -> list[TransitionRow]:
+        rows = await self.session.scalars(
+            select(TransitionRow)
+            .where(TransitionRow.appointment_id == appointment_id)
+            .order_by(TransitionRow.at, TransitionRow.id)
+        )
+        return list(rows)
+
+    async def due_expiries(self, now: datetime) -> list[AppointmentRow]:
+        """Requested appointments whose expiry time has come."""
+        rows = await self.session.scalars(
+            select(AppointmentRow)
+            .where(AppointmentRow.status == Status.REQUESTED, AppointmentRow.expires_at <= now)
+            .order_by(AppointmentRow.expires_at, AppointmentRow.id)
+        )
+        return list(rows)
+
+    async def unsent_requests(self, created_before: datetime) -> list[AppointmentRow]:
+        """Requested appointments whose Approve/Decline message was never recorded as sent."""
+        rows = await self.session.scalars(
+            select(AppointmentRow)
+            .where(
+                AppointmentRow.status == Status.REQUESTED,
+                AppointmentRow.request_message_id.is_(None),
+                AppointmentRow.created_at <= created_before,
+            )
+            .order_by(AppointmentRow.created_at, AppointmentRow.id)
+        )
+        return list(rows)
+
+    async def set_request_message(self, appt_id: int, chat_id: int, message_id: int) -> None:
+        """Remember the specialist's Approve/Decline message so it can be edited later."""
+        await self.session.execute(
+            update(AppointmentRow)
+            .where(AppointmentRow.id == appt_id)
+            .values(request_chat_id=chat_id, request_message_id=message_id)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    # drafts
+
+    async def get_draft(self, chat_id: int) -> DraftRow | None:
+        return await self.session.scalar(
+            select(DraftRow).where(DraftRow.chat_id == chat_id).execution_options(populate_existing=True)
+        )
+
+    async def save_draft(
+        self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
+    ) -> None:
+        """Insert or replace the chat's dialog state."""
+        now = at or datetime.now(UTC)
+        values = {"data": data, "message_id": message_id, "updated_at": now}
+        stmt = self._insert(DraftRow).values(chat_id=chat_id, **values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[DraftRow.chat_id],
+            set_={
+                "data": stmt.excluded.data,
+                "message_id": stmt.excluded.message_id,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        await self.session.execute(stmt)
+
+    async def delete_draft(self, chat_id: int) -> None:
+        await self.session.execute(
+            delete(DraftRow).where(DraftRow.chat_id == chat_id).execution_options(synchronize_session=False)
+        )
+
+    # outbox
+
+    async def enqueue_sync(self, appointment_id: int, specialist_id: str, at: datetime) -> None:
+        """Ask for the appointment to be written to the calendar at `at` (or now, if earlier pending)."""
+        # Coalesce only into a row no worker holds: a held row may already have read the
+        # appointment, and marking it done would lose this newer change.
+        pending = await self.session.scalar(
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.appointment_id == appointment_id,
+                OutboxRow.done_at.is_(None),
+                or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= at),
+            )
+            .order_by(OutboxRow.id)
+            .limit(1)
+        )
+        if pending is not None:
+            result = await self.session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id == pending,
+                    OutboxRow.done_at.is_(None),
+                    or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= at),
+                )
+                .values(next_attempt_at=at)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                return
+        self.session.add(
+            OutboxRow(
+                appointment_id=appointment_id,
+                specialist_id=specialist_id,
+                created_at=at,
+                attempts=0,
+                next_attempt_at=at,
+            )
+        )
+        await self.session.flush()
+
+    async def claim_due(
+        self, now: datetime, *, limit: int = 20, lease: timedelta = timedelta(seconds=60)
+    ) -> list[OutboxRow]:
+        """Lease due rows to this worker; a row leased by another worker is never returned."""
+        free = or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now)
+        older = aliased(OutboxRow)
+        due = (
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.done_at.is_(None),
+                OutboxRow.next_attempt_at <= now,
+                free,
+                # Only the oldest pending row of an appointment: its calendar writes stay in order,
+                # one worker at a time.
+                ~exists().where(
+                    older.appointment_id == OutboxRow.appointment_id,
+                    older.done_at.is_(None),
+                    older.id < OutboxRow.id,
+                ),
+            )
+            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .limit(limit)
+            # PostgreSQL: pass over rows another claimer is taking right now. SQLite has no
+            # row locks; its UPDATE below takes the write lock before reading, which serialises.
+            .with_for_update(skip_locked=True)
+        )
+        # One statement, conditions checked again by the UPDATE: whoever updates first owns a row.
+        claimed = await self.session.scalars(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(due.scalar_subquery()), OutboxRow.done_at.is_(None), free)
+            .values(locked_until=now + lease)
+            .returning(OutboxRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        claimed_ids = list(claimed)
+        if not claimed_ids:
+            return []
+        rows = await self.session.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.id.in_(claimed_ids))
+            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+    async def outbox_done(self, row_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id)
+            .values(done_at=at, locked_until=None)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    async def outbox_failed(self, row_id: int, at: datetime, error: str) -> datetime:
+        """Record a failed attempt and schedule the next one; returns when that will be."""
+        attempts = await self.session.scalar(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id)
+            .values(attempts=OutboxRow.attempts + 1)
+            .returning(OutboxRow.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        if attempts is None:
+            raise LookupError(f"outbox row {row_id} does not exist")
+        next_at = at + retry_delay(attempts)
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id)
+            .values(next_attempt_at=next_at, locked_until=None, last_error=error[:ERROR_MAX_CHARS])
+            .execution_options(synchronize_session="fetch")
+        )
+        return next_at
+
+    async def outbox_pending(self, appointment_id: int | None = None) -> list[OutboxRow]:
+        stmt = select(OutboxRow).where(OutboxRow.done_at.is_(None))
+        if appointment_id is not None:
+            stmt = stmt.where(OutboxRow.appointment_id == appointment_id)
+        rows = await self.session.scalars(
+            stmt.order_by(OutboxRow.next_attempt_at, OutboxRow.id).execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+
+class Store:
+    """Opens short transactions on one engine."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Tx]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        async with self._sessions() as session, session.begin():
+            yield Tx(session)

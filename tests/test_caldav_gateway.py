@@ -1,0 +1,171 @@
+"""The gateway against real Radicale and Xandikos: writes, incremental reads, conflicts, outages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from icalendar import Calendar
+
+from caldav_bridge.gateway import CalDAVGateway
+from caldav_bridge.ical import from_ical
+from scheduling.calendar import CalendarUnavailable, EventSpec
+from tests.fixtures.caldav import (
+    CalDAVServer,
+    account_of,
+    delete_raw,
+    free_port,
+    get_raw,
+    practice_for,
+    put_raw,
+)
+
+NOW = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+TRICKY = "Line one\nline two; with, commas 🎉 ąęłńóśźż ėįųū äöå"
+
+
+def spec(**kw: object) -> EventSpec:
+    base: dict[str, object] = dict(
+        uid="appt-1@bookingbot",
+        start=datetime(2026, 3, 30, 8, 0, tzinfo=UTC),
+        end=datetime(2026, 3, 30, 8, 50, tzinfo=UTC),
+        tzid="Europe/Warsaw",
+        summary="Request: first; visit, " + "ż🎉",
+        description=TRICKY,
+        location="ul. Długa 12/4, Gdańsk",
+        status="TENTATIVE",
+        sequence=0,
+        appointment_id=42,
+    )
+    base.update(kw)
+    return EventSpec(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def gateway(caldav_server: CalDAVServer) -> AsyncIterator[CalDAVGateway]:
+    gw = CalDAVGateway(
+        practice_for(caldav_server), accounts={"ana": account_of(caldav_server)}, clock=lambda: NOW
+    )
+    await gw.start()
+    yield gw
+    await gw.close()
+
+
+def other_event(uid: str, start: str, end: str, extra: str = "") -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//other//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\n"
+        f"SUMMARY:Dentist\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+async def test_round_trip_create_update_remove(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
+    first = spec()
+    await gateway.put("ana", first)
+    stored = get_raw(caldav_server, "appt-1@bookingbot.ics")
+    assert stored.status_code == 200
+    assert from_ical(stored.text) == first
+    text = stored.text
+    assert "DTSTART;TZID=Europe/Warsaw:20260330T100000" in text
+    assert "BEGIN:VTIMEZONE" in text and "ORGANIZER" not in text and "ATTENDEE" not in text
+
+    moved = spec(
+        status="CONFIRMED",
+        sequence=1,
+        start=datetime(2026, 3, 30, 9, 0, tzinfo=UTC),
+        end=datetime(2026, 3, 30, 9, 50, tzinfo=UTC),
+    )
+    await gateway.put("ana", moved)
+    back = from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text)
+    assert back == moved
+
+    busy = await gateway.busy("ana", NOW, NOW + timedelta(days=30), fresh=True)
+    assert [(b.start, b.uid) for b in busy] == [(moved.start, moved.uid)]
+
+    await gateway.remove("ana", moved.uid)
+    assert get_raw(caldav_server, "appt-1@bookingbot.ics").status_code == 404
+    await gateway.remove("ana", moved.uid)  # already gone is success
+    assert await gateway.busy("ana", NOW, NOW + timedelta(days=30), fresh=True) == []
+
+
+async def test_put_keeps_sequence_as_given(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
+    await gateway.put("ana", spec(sequence=0))
+    ev = Calendar.from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text).walk("VEVENT")[0]
+    assert int(ev["SEQUENCE"]) == 0
+    assert str(ev["X-BOOKINGBOT-ID"]) == "42"
+
+
+async def test_incremental_refresh_sees_other_clients(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    end = NOW + timedelta(days=30)
+    assert await gateway.busy("ana", NOW, end) == []
+    put_raw(caldav_server, "other.ics", other_event("other-1", "20260325T100000Z", "20260325T110000Z"))
+
+    before = gateway.requests
+    assert await gateway.busy("ana", NOW, end) == []  # within ttl: the cache answers, no request
+    assert gateway.requests == before
+
+    busy = await gateway.busy("ana", NOW, end, fresh=True)
+    assert [(b.uid, b.label) for b in busy] == [("other-1", "Dentist")]
+    # sync-collection and one multiget of the changed object, not a full re-read
+    assert gateway.requests - before == 2
+
+    delete_raw(caldav_server, "other.ics")
+    assert await gateway.busy("ana", NOW, end, fresh=True) == []
+
+
+async def test_expired_sync_token_falls_back_to_full_read(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    end = NOW + timedelta(days=30)
+    await gateway.busy("ana", NOW, end)
+    cache = gateway._states["ana"].booking
+    cache.sync_token = cache.sync_token + "-gone" if cache.sync_token else "http://example/bad-token"
+    put_raw(caldav_server, "other.ics", other_event("other-2", "20260325T100000Z", "20260325T110000Z"))
+    busy = await gateway.busy("ana", NOW, end, fresh=True)
+    assert [b.uid for b in busy] == ["other-2"]
+
+
+async def test_concurrent_edit_is_reread_and_their_property_kept(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    await gateway.put("ana", spec())
+    # Someone edits the event in their calendar app after we cached its etag.
+    text = get_raw(caldav_server, "appt-1@bookingbot.ics").text
+    edited = text.replace("END:VEVENT", "X-THEIR-NOTE:bring umbrella\r\nEND:VEVENT").replace(
+        "SUMMARY:", "SUMMARY:Edited "
+    )
+    put_raw(caldav_server, "appt-1@bookingbot.ics", edited)
+
+    await gateway.put("ana", spec(status="CONFIRMED", sequence=1))
+    stored = get_raw(caldav_server, "appt-1@bookingbot.ics").text
+    ev = Calendar.from_ical(stored).walk("VEVENT")[0]
+    assert str(ev["X-THEIR-NOTE"]) == "bring umbrella"
+    assert str(ev["STATUS"]) == "CONFIRMED" and int(ev["SEQUENCE"]) == 1
+    assert str(ev["SUMMARY"]) == spec().summary
+
+
+async def test_remove_after_their_edit(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
+    await gateway.put("ana", spec())
+    text = get_raw(caldav_server, "appt-1@bookingbot.ics").text
+    put_raw(caldav_server, "appt-1@bookingbot.ics", text.replace("END:VEVENT", "X-A:b\r\nEND:VEVENT"))
+    await gateway.remove("ana", "appt-1@bookingbot")  # the cached etag is stale: 412, re-read, delete
+    assert get_raw(caldav_server, "appt-1@bookingbot.ics").status_code == 404
+
+
+async def test_create_when_it_already_exists_updates(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    put_raw(caldav_server, "appt-1@bookingbot.ics", other_event("appt-1@bookingbot", "20260101T100000Z", "20260101T110000Z"))
+    await gateway.put("ana", spec(sequence=2))
+    assert from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text) == spec(sequence=2)
+
+
+async def test_server_down_raises_unavailable(caldav_server: CalDAVServer) -> None:
+    dead = CalDAVServer("dead", f"http://127.0.0.1:{free_port()}/", "", "", "x", "", "")
+    gw = CalDAVGateway(practice_for(dead), accounts={"ana": account_of(dead)}, timeout=2)
+    with pytest.raises(CalendarUnavailable, match="127.0.0.1"):
+        await gw.start()
+    await gw.close()
