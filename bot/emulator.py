@@ -287,8 +287,6 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
         name = source[pos + 1 : end].lower()
         if end >= size:
             raise _bad(f"can't parse entities: Unclosed start tag at byte offset {begin}")
-        if not name:
-            raise _bad(f"can't parse entities: Empty tag name at byte offset {begin}")
         if name not in _HTML_TAGS:
             raise _bad(f'can\'t parse entities: Unsupported start tag "{name}" at byte offset {begin}')
         attrs, pos = _parse_attributes(source, end, name, begin)

@@ -58,15 +58,24 @@ class Runtime:
         await self.engine.dispose()
 
 
-async def start_runtime(settings: Settings, practice: Practice, *, clock: Clock = utcnow) -> Runtime:
-    """Open the database (creating the schema), start the embedded calendar if needed, connect every calendar."""
+async def start_runtime(
+    settings: Settings,
+    practice: Practice,
+    *,
+    clock: Clock = utcnow,
+    accounts: dict[str, EmbeddedAccount] | None = None,
+) -> Runtime:
+    """Open the database (creating the schema), start the embedded calendar if needed, connect every calendar.
+
+    `accounts` hands over embedded calendars another process already serves (replicas on one machine).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     await create_schema(engine)
     store = Store(engine)
     embedded: EmbeddedCalDAV | None = None
-    accounts: dict[str, EmbeddedAccount] = {}
-    if any(not s.caldav.url for s in practice.specialists):
+    accounts = dict(accounts or {})
+    if not accounts and any(not s.caldav.url for s in practice.specialists):
         embedded = EmbeddedCalDAV(settings.data_dir, host=settings.caldav_host, port=settings.caldav_port)
         accounts = await embedded.start(practice)
     gateway = CalDAVGateway(practice, accounts=accounts)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import html
+import re
 from collections.abc import AsyncIterator
 from io import BytesIO
 
@@ -31,10 +31,15 @@ from telegram.ext import (
     filters,
 )
 
-from bot.emulator import BotApiEmulator, parse_html, parse_markdown_v2
+from bot.emulator import NOT_MODIFIED, QUERY_TOO_OLD, BotApiEmulator, parse_html, parse_markdown_v2
 from tests.fixtures.telegram import running_app
 
 ICS = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
+
+
+def telegram_says(description: str) -> str:
+    """The exact message PTB shows for an error answer with Telegram's description."""
+    return re.escape(BadRequest(f"Bad Request: {description}").message)
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -253,11 +258,12 @@ async def test_empty_long_poll_really_waits(emulator: BotApiEmulator, bot: Bot) 
 async def test_newer_poll_terminates_older_and_webhook_blocks_polling(
     emulator: BotApiEmulator, bot: Bot
 ) -> None:
-    first = asyncio.create_task(bot.get_updates(timeout=5))
-    await asyncio.sleep(0.1)
-    await bot.get_updates(timeout=0)
-    with pytest.raises(Conflict, match="terminated by other getUpdates request"):
-        await first
+    async with Bot(emulator.token, base_url=emulator.base_url) as other:
+        first = asyncio.create_task(other.get_updates(timeout=5))
+        await asyncio.sleep(0.1)
+        await bot.get_updates(timeout=0)
+        with pytest.raises(Conflict, match="terminated by other getUpdates request"):
+            await first
     assert await bot.set_webhook("https://bot.example.org/hook")
     assert (await bot.get_webhook_info()).url == "https://bot.example.org/hook"
     with pytest.raises(Conflict, match="webhook is active"):
@@ -283,12 +289,12 @@ async def test_get_me_commands_chat_and_counters(emulator: BotApiEmulator, bot: 
     await bot.set_my_commands([("start", "Termin buchen")], language_code="de")
     assert [c.description for c in await bot.get_my_commands()] == ["Book an appointment"]
     assert [c.description for c in await bot.get_my_commands(language_code="de")] == ["Termin buchen"]
-    with pytest.raises(BadRequest, match=r"(?i)bot_command_invalid"):
+    with pytest.raises(BadRequest, match=telegram_says("BOT_COMMAND_INVALID")):
         await bot.set_my_commands([("Start!", "x")])
     emulator.user(1001, "Ada", last_name="Lovelace")
     chat = await bot.get_chat(1001)
     assert chat.first_name == "Ada" and chat.last_name == "Lovelace" and chat.type == "private"
-    with pytest.raises(BadRequest, match="Chat not found"):
+    with pytest.raises(BadRequest, match=telegram_says("chat not found")):
         await bot.get_chat(999)
     assert await bot.close() and await bot.log_out()
     assert emulator.requests["setMyCommands"] == 3 and emulator.errors["setMyCommands"] == 1
@@ -312,6 +318,7 @@ async def test_http_errors_and_get_requests(emulator: BotApiEmulator, bot: Bot) 
             pass
 
 
+@pytest.mark.filterwarnings("ignore:Please use 'Bot.sendChatAction'")
 async def test_delete_message_and_chat_action(emulator: BotApiEmulator, bot: Bot) -> None:
     ada = emulator.user(1001, "Ada")
     await ada.send("hi", wait=False)
@@ -321,7 +328,7 @@ async def test_delete_message_and_chat_action(emulator: BotApiEmulator, bot: Bot
         await bot.do_api_request("sendChatAction", api_kwargs={"chat_id": 1001, "action": "dancing"})
     assert await bot.delete_message(1001, sent.message_id)
     assert ada.messages == []
-    with pytest.raises(BadRequest, match="Message to delete not found"):
+    with pytest.raises(BadRequest, match=telegram_says("message to delete not found")):
         await bot.delete_message(1001, sent.message_id)
 
 
@@ -349,35 +356,48 @@ def keyboard(data: str) -> InlineKeyboardMarkup:
 
 async def test_callback_data_limit_is_64_bytes(bot: Bot, started: int) -> None:
     await bot.send_message(started, "ok", reply_markup=keyboard("é" * 32))
-    with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
+    with pytest.raises(BadRequest, match=telegram_says("BUTTON_DATA_INVALID")):
         await bot.send_message(started, "too long", reply_markup=keyboard("é" * 32 + "x"))
 
 
+@pytest.mark.filterwarnings("ignore:Please use 'Bot.sendMessage'")
 @pytest.mark.parametrize(
     ("markup", "message"),
     [
-        ({"inline_keyboard": [{"text": "a", "callback_data": "b"}]}, "must be an Array of Arrays"),
-        ({"inline_keyboard": [[{"text": "a"}]]}, "Text buttons are unallowed"),
-        ({"inline_keyboard": [[{"text": "a", "callback_data": "b", "url": "https://x.org"}]]}, "exactly one"),
-        ({"inline_keyboard": [[{"text": "", "callback_data": "b"}]]}, "Text must be non-empty"),
-        ({"inline_keyboard": [[{"text": "a", "url": "not a url"}]]}, "(?i)button_url_invalid"),
-        ({"keyboard": "yes"}, "Array of Arrays"),
-        ({"colour": "red"}, "can't parse reply keyboard markup"),
+        (
+            {"inline_keyboard": [{"text": "a", "callback_data": "b"}]},
+            'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays',
+        ),
+        (
+            {"inline_keyboard": [[{"text": "a"}]]},
+            "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+        ),
+        (
+            {"inline_keyboard": [[{"text": "a", "callback_data": "b", "url": "https://x.org"}]]},
+            "can't parse inline keyboard button: InlineKeyboardButton must have exactly one optional field",
+        ),
+        (
+            {"inline_keyboard": [[{"text": "", "callback_data": "b"}]]},
+            "can't parse inline keyboard button: Text must be non-empty",
+        ),
+        ({"inline_keyboard": [[{"text": "a", "url": "not a url"}]]}, "BUTTON_URL_INVALID"),
+        ({"keyboard": "yes"}, 'field "keyboard" of the ReplyKeyboardMarkup must be an Array of Arrays'),
+        ({"colour": "red"}, "can't parse reply keyboard markup JSON object"),
     ],
 )
 async def test_malformed_keyboards_are_refused(bot: Bot, started: int, markup: object, message: str) -> None:
-    with pytest.raises(BadRequest, match=message):
+    with pytest.raises(BadRequest, match=f"^{telegram_says(message)}$"):
         await bot.do_api_request(
             "sendMessage", api_kwargs={"chat_id": started, "text": "x", "reply_markup": markup}
         )
 
 
 async def test_text_must_be_non_empty_and_at_most_4096(bot: Bot, started: int) -> None:
-    with pytest.raises(BadRequest, match="Message text is empty"):
+    with pytest.raises(BadRequest, match=telegram_says("message text is empty")):
         await bot.send_message(started, "  \n ")
-    with pytest.raises(BadRequest, match="Message text is empty"):
+    with pytest.raises(BadRequest, match=telegram_says("message text is empty")):
         await bot.send_message(started, "<b> </b>", parse_mode=ParseMode.HTML)
-    with pytest.raises(BadRequest, match="Message is too long"):
+    with pytest.raises(BadRequest, match=telegram_says("message is too long")):
         await bot.send_message(started, "x" * 4097)
     sent = await bot.send_message(started, "<b>" + "x" * 4096 + "</b>", parse_mode=ParseMode.HTML)
     assert sent.text == "x" * 4096
@@ -386,7 +406,7 @@ async def test_text_must_be_non_empty_and_at_most_4096(bot: Bot, started: int) -
 
 async def test_edit_errors(emulator: BotApiEmulator, bot: Bot, started: int) -> None:
     sent = await bot.send_message(started, "Pick", reply_markup=keyboard("a"))
-    with pytest.raises(BadRequest, match="Message is not modified: specified new message content"):
+    with pytest.raises(BadRequest, match=telegram_says(NOT_MODIFIED.removeprefix("Bad Request: "))):
         await bot.edit_message_text(
             "Pick", chat_id=started, message_id=sent.message_id, reply_markup=keyboard("a")
         )
@@ -394,7 +414,7 @@ async def test_edit_errors(emulator: BotApiEmulator, bot: Bot, started: int) -> 
         await bot.edit_message_reply_markup(
             chat_id=started, message_id=sent.message_id, reply_markup=keyboard("a")
         )
-    with pytest.raises(BadRequest, match="Message to edit not found"):
+    with pytest.raises(BadRequest, match=telegram_says("message to edit not found")):
         await bot.edit_message_text("x", chat_id=started, message_id=9999)
     with pytest.raises(BadRequest, match="Message can't be edited"):
         await bot.edit_message_text("x", chat_id=started, message_id=1)
@@ -417,9 +437,7 @@ async def test_callback_answers_are_single_and_expire(
     queries = [u.callback_query for u in await bot.get_updates(timeout=0) if u.callback_query]
     assert [q.data for q in queries] == ["a", "a"]
     assert await queries[0].answer("Done")
-    with pytest.raises(
-        BadRequest, match="Query is too old and response timeout expired or query id is invalid"
-    ):
+    with pytest.raises(BadRequest, match=telegram_says(QUERY_TOO_OLD.removeprefix("Bad Request: "))):
         await queries[0].answer()
     with pytest.raises(BadRequest, match="Query is too old"):
         await bot.answer_callback_query("nonexistent")
@@ -435,16 +453,16 @@ async def test_html_errors_use_telegram_wording(bot: Bot, started: int) -> None:
         "<b>bold": 'Can\'t find end tag corresponding to start tag "b"',
         "<b>x</i>": 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"',
         "line<br>break": 'Unsupported start tag "br" at byte offset 4',
-        "ä <3": 'Unsupported start tag "3" at byte offset 3',
-        "a < b": "Empty tag name at byte offset 2",
+        "ä <3 you": 'Unsupported start tag "3" at byte offset 3',
+        "ä <3": "Unclosed start tag at byte offset 3",
+        "a < b": 'Unsupported start tag "" at byte offset 2',
         "x</b>": "Unexpected end tag at byte offset 1",
-        '<a href="https://x.org">x': "Can't find end tag",
-        "<b": "Unclosed start tag",
+        '<a href="https://x.org">x': 'Can\'t find end tag corresponding to start tag "a"',
+        "<b": "Unclosed start tag at byte offset 0",
     }
     for text, message in cases.items():
-        with pytest.raises(BadRequest, match="Can't parse entities: ") as error:
+        with pytest.raises(BadRequest, match=telegram_says(f"can't parse entities: {message}")):
             await bot.send_message(started, text, parse_mode=ParseMode.HTML)
-        assert message in str(error.value), text
 
 
 def test_html_subset_entities() -> None:
@@ -485,7 +503,8 @@ def test_markdown_v2() -> None:
 
 
 async def test_markdown_reserved_character_is_refused(bot: Bot, started: int) -> None:
-    with pytest.raises(BadRequest, match=r"Character '\.' is reserved"):
+    reserved = "can't parse entities: Character '.' is reserved and must be escaped with the preceding '\\'"
+    with pytest.raises(BadRequest, match=telegram_says(reserved)):
         await bot.send_message(started, "Price 1.5", parse_mode=ParseMode.MARKDOWN_V2)
 
 
@@ -502,6 +521,7 @@ async def test_bot_cannot_initiate_or_write_to_a_blocker(emulator: BotApiEmulato
         await bot.send_message(1001, "still there?")
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_flood_limits_per_chat_and_overall() -> None:
     emulator = BotApiEmulator(chat_burst=3, chat_per_second=1.0, global_per_second=5)
     async with emulator, Bot(emulator.token, base_url=emulator.base_url) as bot:
@@ -511,7 +531,7 @@ async def test_flood_limits_per_chat_and_overall() -> None:
             await bot.send_message(1, "x")
         with pytest.raises(RetryAfter) as error:
             await bot.send_message(1, "x")
-        assert error.value.retry_after in (1, dt.timedelta(seconds=1))
+        assert str(error.value) == "Flood control exceeded. Retry in 1 seconds"
         await bot.send_message(2, "x")
         await bot.send_message(2, "x")
         with pytest.raises(RetryAfter):

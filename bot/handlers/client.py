@@ -150,7 +150,6 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await tx.delete_draft(chat_id)
         await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
         return
-    await query.answer()
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     try:
         screen = await dialog.on_button(c, verb, arg)
@@ -158,6 +157,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
         await query.answer(_("This button is not valid."), show_alert=True)
         return
+    # Answered after the step ran, so that refused data can still get its alert.
+    await query.answer()
     await _show(update, context, d, c, screen, message_id, new_message=False)
     if screen.booked is not None:
         await notify.ask_specialist(context.bot, d, screen.booked)

@@ -1,0 +1,208 @@
+"""The bot's HTTP side: health check, Telegram webhook, and a read-only ICS feed per specialist."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from icalendar import Calendar
+from sqlalchemy import func, select
+from telegram import Update
+from telegram.ext import Application
+
+from bot.calendar_text import event_for
+from bot.runtime import Runtime
+from bot.settings import Settings
+from caldav_bridge.ical import PRODID, ics_bytes
+from scheduling.calendar import CalendarUnavailable, EventSpec
+from scheduling.db import OutboxRow
+
+log = logging.getLogger(__name__)
+
+FEED_KEY_FILE = "feed.key"
+FEED_TOKEN_CHARS = 32
+FEED_PAST = timedelta(days=30)
+# Telegram updates are a few kilobytes; anything near this is not from Telegram.
+MAX_BODY = 1024 * 1024
+HEALTH_TIMEOUT = 5.0
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+FEED_KEY: web.AppKey[bytes] = web.AppKey("feed_key", bytes)
+
+_FEED_PATH = re.compile(r"^(/feeds/[^/]+/)[^/]+\.ics")
+
+
+def feed_key(data_dir: Path) -> bytes:
+    """The random key behind every feed token: created once in `<data_dir>/feed.key` (mode 0600)."""
+    path = Path(data_dir) / FEED_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except ValueError:
+            key = b""
+        if len(key) < 16:
+            raise ValueError(f"{path}: not a valid feed key; delete it to make a new one") from None
+        return key
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+def feed_token(key: bytes, specialist_id: str) -> str:
+    """The unguessable part of one specialist's feed URL."""
+    return hmac.new(key, specialist_id.encode("utf-8"), hashlib.sha256).hexdigest()[:FEED_TOKEN_CHARS]
+
+
+def public_base(settings: Settings) -> str:
+    """Where the bot's web endpoints are reached: the webhook URL's origin, else the listen address."""
+    if settings.webhook_url:
+        parts = urlsplit(settings.webhook_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    host, port = settings.listen_host_port
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
+
+
+def feed_url(settings: Settings, key: bytes, specialist_id: str, base: str | None = None) -> str:
+    """The read-only ICS feed URL of one specialist, for calendar apps that only subscribe (Outlook)."""
+    root = (base or public_base(settings)).rstrip("/")
+    return f"{root}/feeds/{quote(specialist_id, safe='')}/{feed_token(key, specialist_id)}.ics"
+
+
+def feed_calendar(name: str, specs: list[EventSpec]) -> bytes:
+    """One VCALENDAR holding many events, each mapped exactly as in the client's .ics file."""
+    cal = Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    cal.add("METHOD", "PUBLISH")
+    cal.add("X-WR-CALNAME", name)
+    # Subscribers poll; ask for a refresh every 15 minutes where the app honours it.
+    cal.add("REFRESH-INTERVAL", timedelta(minutes=15), parameters={"VALUE": "DURATION"})
+    cal.add("X-PUBLISHED-TTL", timedelta(minutes=15))
+    for spec in specs:
+        for ev in Calendar.from_ical(ics_bytes(spec)).walk("VEVENT"):
+            cal.add_component(ev)
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log without feed tokens (they are passwords): pass as `access_log_class`."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = _FEED_PATH.sub(r"\1<token>.ics", request.path)
+        self.logger.info("%s %s %s %.3fs", request.method, path, response.status, time)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Database reachable, outbox backlog and calendar connections; no personal data."""
+    runtime = request.app[RUNTIME_KEY]
+    body: dict[str, Any] = {"status": "ok", "database": "ok"}
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT), runtime.store.tx() as tx:
+            rows = await tx.session.execute(
+                select(OutboxRow.specialist_id, func.count(), func.max(OutboxRow.attempts))
+                .where(OutboxRow.done_at.is_(None))
+                .group_by(OutboxRow.specialist_id)
+            )
+            backlog = {spec_id: (int(count), int(attempts or 0)) for spec_id, count, attempts in rows}
+    except Exception as exc:
+        log.warning("health: database check failed: %s", type(exc).__name__)
+        reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return web.json_response({"status": "error", "database": f"error: {reason}"}, status=503)
+    body["outbox_pending"] = sum(count for count, _ in backlog.values())
+    calendars: dict[str, str] = {}
+    for spec in runtime.practice.specialists:
+        try:
+            runtime.gateway.booking_calendar_url(spec.id)
+        except CalendarUnavailable:
+            calendars[spec.id] = "not connected"
+            continue
+        _, attempts = backlog.get(spec.id, (0, 0))
+        # Failed writes waiting for a retry mean the server is refusing or unreachable right now.
+        calendars[spec.id] = "retrying writes" if attempts else "ok"
+    body["calendars"] = calendars
+    return web.json_response(body)
+
+
+def webhook_handler(app: Application, secret: str) -> Any:
+    """POST handler that checks Telegram's secret header and queues the update for the Application."""
+    expected = secret.encode("utf-8")
+
+    async def webhook(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8")
+        if not hmac.compare_digest(given, expected):
+            log.warning("webhook: refused a request without the right secret token")
+            return web.Response(status=403)
+        try:
+            data = json.loads(await request.read())
+            if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+                raise ValueError("not an update object")
+            update = Update.de_json(data, app.bot)
+        except web.HTTPRequestEntityTooLarge:
+            raise
+        except Exception as exc:
+            log.warning("webhook: refused a body that is not an update: %s", type(exc).__name__)
+            return web.Response(status=400)
+        await app.update_queue.put(update)
+        return web.Response(status=200)
+
+    return webhook
+
+
+async def feed(request: web.Request) -> web.Response:
+    """A specialist's requested and confirmed appointments, 30 days back to the booking horizon."""
+    runtime = request.app[RUNTIME_KEY]
+    spec_id = request.match_info["specialist_id"]
+    expected = feed_token(request.app[FEED_KEY], spec_id).encode("ascii")
+    given = request.match_info["token"].encode("utf-8")
+    spec = runtime.practice.specialist_by_id.get(spec_id)
+    # Same answer for a wrong token and an unknown specialist: ids cannot be probed.
+    if not hmac.compare_digest(given, expected) or spec is None:
+        raise web.HTTPNotFound()
+    now = runtime.booking.clock()
+    async with runtime.store.tx() as tx:
+        appts = await tx.active_appointments(
+            spec_id, now - FEED_PAST, now + timedelta(days=spec.horizon_days + 1)
+        )
+    practice = runtime.practice
+    specs = [event_for(practice, a, a.client) for a in appts]
+    body = feed_calendar(f"{practice.practice.name}: {spec.name}", specs)
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache, private", "X-Robots-Tag": "noindex"},
+    )
+
+
+def make_web_app(runtime: Runtime, app: Application, settings: Settings) -> web.Application:
+    """The aiohttp application serving /healthz, the webhook (in webhook mode) and the feeds."""
+    web_app = web.Application(client_max_size=MAX_BODY)
+    web_app[RUNTIME_KEY] = runtime
+    web_app[FEED_KEY] = feed_key(settings.data_dir)
+    web_app.router.add_get("/healthz", health)
+    web_app.router.add_get("/feeds/{specialist_id}/{token}.ics", feed)
+    if settings.webhook_url:
+        if not settings.webhook_secret:
+            raise ValueError("webhook mode needs a webhook secret")
+        path = urlsplit(settings.webhook_url).path or "/"
+        web_app.router.add_post(path, webhook_handler(app, settings.webhook_secret))
+    return web_app

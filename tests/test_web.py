@@ -1,0 +1,199 @@
+"""The web endpoints against a real Runtime: SQLite, the session's Radicale and a real PTB Application."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from icalendar import Calendar
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.runtime import Runtime, start_runtime
+from bot.settings import Settings
+from bot.web import FEED_KEY_FILE, feed_key, feed_token, feed_url, make_web_app
+from scheduling.booking import Request
+from scheduling.model import Channel, Status
+from tests.fixtures.caldav import CalDAVServer, practice_for
+
+PASSWORD_ENV = "BOOKINGBOT_TEST_WEB_CALDAV_PASSWORD"
+SECRET = "s3cret-Token_value"
+WARSAW = ZoneInfo("Europe/Warsaw")
+# The Wednesday before the spring DST change; the booking lands on the Monday after it.
+NOW = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
+MONDAY_AFTER_DST = date(2026, 3, 30)
+
+
+@dataclass
+class Web:
+    runtime: Runtime
+    app: Application
+    client: TestClient
+    settings: Settings
+
+
+@pytest.fixture
+async def web(
+    tmp_path: Path, radicale_account: CalDAVServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Web]:
+    monkeypatch.setenv(PASSWORD_ENV, radicale_account.password)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'db' / 'bookingbot.sqlite3'}",
+        webhook_url="https://bot.example.org/telegram/hook",
+        webhook_secret=SECRET,
+    )
+    runtime = await start_runtime(
+        settings, practice_for(radicale_account, password_env=PASSWORD_ENV), clock=lambda: NOW
+    )
+    # Never initialised: the webhook only needs its bot for parsing and its update queue.
+    app = ApplicationBuilder().token("123456:TEST").updater(None).build()
+    client = TestClient(TestServer(make_web_app(runtime, app, settings)))
+    await client.start_server()
+    try:
+        yield Web(runtime, app, client, settings)
+    finally:
+        await client.close()
+        await runtime.close()
+
+
+async def book(runtime: Runtime) -> int:
+    async with runtime.store.tx() as tx:
+        client = await tx.upsert_client(4242, name="Zofia Testowa", phone="+48500100200")
+    slots = await runtime.booking.day_slots("first", "centre", ["ana"], MONDAY_AFTER_DST)
+    assert slots, "the fixture practice should have free time on that Monday"
+    appt = await runtime.booking.request(
+        Request(client.id, "first", "centre", "ana", Channel.ON_SITE, slots[0].start)
+    )
+    return appt.id
+
+
+async def test_health_ok_reports_outbox_and_calendars_without_personal_data(web: Web) -> None:
+    resp = await web.client.get("/healthz")
+    assert resp.status == 200
+    assert await resp.json() == {
+        "status": "ok",
+        "database": "ok",
+        "outbox_pending": 0,
+        "calendars": {"ana": "ok"},
+    }
+    await book(web.runtime)
+    resp = await web.client.get("/healthz")
+    body = await resp.text()
+    assert resp.status == 200
+    assert (await resp.json())["outbox_pending"] == 1
+    assert "Zofia" not in body and "500100200" not in body
+
+
+async def test_health_503_when_the_database_is_gone(web: Web, tmp_path: Path) -> None:
+    await web.runtime.engine.dispose()
+    shutil.rmtree(tmp_path / "db")
+    resp = await web.client.get("/healthz")
+    assert resp.status == 503
+    body = await resp.json()
+    assert body["status"] == "error"
+    assert body["database"].startswith("error"), body
+
+
+async def test_webhook_refuses_a_wrong_or_missing_secret(web: Web) -> None:
+    update = {"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}}}
+    for headers in ({"X-Telegram-Bot-Api-Secret-Token": "wrong"}, {}):
+        resp = await web.client.post("/telegram/hook", json=update, headers=headers)
+        assert resp.status == 403
+    assert web.app.update_queue.empty()
+
+
+async def test_webhook_queues_an_update_with_the_right_secret(web: Web) -> None:
+    update = {
+        "update_id": 7,
+        "message": {
+            "message_id": 1,
+            "date": 1_774_440_000,
+            "chat": {"id": 5, "type": "private"},
+            "from": {"id": 5, "is_bot": False, "first_name": "T"},
+            "text": "/start",
+        },
+    }
+    resp = await web.client.post(
+        "/telegram/hook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    )
+    assert resp.status == 200
+    got = await asyncio.wait_for(web.app.update_queue.get(), 1)
+    assert isinstance(got, Update)
+    assert got.update_id == 7
+    assert got.effective_message is not None and got.effective_message.text == "/start"
+
+
+async def test_webhook_refuses_garbage_and_oversized_bodies(web: Web) -> None:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    for body in (b"not json", b"[1, 2]", b'{"update_id": "x"}', b"\xff\xfe"):
+        resp = await web.client.post("/telegram/hook", data=body, headers=headers)
+        assert resp.status == 400, body
+    resp = await web.client.post(
+        "/telegram/hook", data=b"{" + b" " * (2 * 1024 * 1024) + b"}", headers=headers
+    )
+    assert resp.status == 413
+    assert web.app.update_queue.empty()
+
+
+async def test_feed_key_is_created_once_and_private(web: Web) -> None:
+    path = web.settings.data_dir / FEED_KEY_FILE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    key = feed_key(web.settings.data_dir)
+    assert feed_key(web.settings.data_dir) == key
+    token = feed_token(key, "ana")
+    assert len(token) == 32 and token != feed_token(key, "bob")
+    assert token != feed_token(os.urandom(32), "ana")
+
+
+async def test_feed_404_for_wrong_token_or_unknown_specialist(web: Web) -> None:
+    key = feed_key(web.settings.data_dir)
+    wrong = await web.client.get(f"/feeds/ana/{'0' * 32}.ics")
+    unknown = await web.client.get(f"/feeds/bob/{feed_token(key, 'bob')}.ics")
+    assert wrong.status == unknown.status == 404
+    assert await wrong.text() == await unknown.text()
+    right = await web.client.get(f"/feeds/ana/{feed_token(key, 'ana')}.ics")
+    assert right.status == 200
+
+
+async def test_feed_lists_a_requested_appointment_as_tentative_in_local_time(web: Web) -> None:
+    appt_id = await book(web.runtime)
+    url = feed_url(web.settings, feed_key(web.settings.data_dir), "ana")
+    assert url.startswith("https://bot.example.org/feeds/ana/")
+    path = url.removeprefix("https://bot.example.org")
+    resp = await web.client.get(path)
+    assert resp.status == 200
+    assert resp.content_type == "text/calendar"
+    cal = Calendar.from_ical(await resp.read())
+    events = list(cal.walk("VEVENT"))
+    assert len(events) == 1
+    ev = events[0]
+    assert str(ev["X-BOOKINGBOT-ID"]) == str(appt_id)
+    assert str(ev["STATUS"]) == "TENTATIVE"
+    start = ev.decoded("DTSTART")
+    assert start.astimezone(WARSAW).hour == 9
+    # After the spring change Warsaw is UTC+2: 09:00 local is 07:00 UTC.
+    assert start.tzinfo is not None and start.astimezone(WARSAW).date() == MONDAY_AFTER_DST
+    assert start.utcoffset() == timedelta(hours=2)
+    assert ev["DTSTART"].params["TZID"] == "Europe/Warsaw"
+    assert any(c.name == "VTIMEZONE" for c in cal.subcomponents)
+
+
+async def test_feed_leaves_out_declined_appointments(web: Web) -> None:
+    appt_id = await book(web.runtime)
+    async with web.runtime.store.tx() as tx:
+        appt = await tx.get_appointment(appt_id)
+        assert appt is not None
+        await tx.transition(appt, Status.DECLINED, actor="test", at=NOW)
+    path = f"/feeds/ana/{feed_token(feed_key(web.settings.data_dir), 'ana')}.ics"
+    cal = Calendar.from_ical(await (await web.client.get(path)).read())
+    assert list(cal.walk("VEVENT")) == []
