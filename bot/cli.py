@@ -49,7 +49,10 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Practice]:
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a commented example practice file and a .env template, never overwriting."""
     target, env = Path(args.config or "practice.toml"), Path(".env")
-    for path, write in ((target, lambda p: shutil.copyfile(EXAMPLE, p)), (env, lambda p: p.write_text(ENV_TEMPLATE))):
+    for path, write in (
+        (target, lambda p: shutil.copyfile(EXAMPLE, p)),
+        (env, lambda p: p.write_text(ENV_TEMPLATE)),
+    ):
         if path.exists():
             print(f"{path} exists already: left as it is")
         else:

@@ -42,9 +42,13 @@ async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     msg = texts.request_message(d.practice, appt, client, staff_lang(d))
     for chat_id in _recipients(d, appt):
         try:
-            sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
+            sent = await bot.send_message(
+                chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup
+            )
         except Forbidden:
-            log.warning("specialist %s has not started the bot; request %s waits", appt.specialist_id, appt.id)
+            log.warning(
+                "specialist %s has not started the bot; request %s waits", appt.specialist_id, appt.id
+            )
             continue
         async with d.store.tx() as tx:
             await tx.set_request_message(appt.id, chat_id, sent.message_id)

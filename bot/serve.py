@@ -50,7 +50,9 @@ async def serve(settings: Settings, practice: Practice) -> int:
             await web.TCPSite(site_runner, host, port).start()
             if settings.webhook_url:
                 await app.bot.set_webhook(
-                    settings.webhook_url, secret_token=settings.webhook_secret, allowed_updates=["message", "callback_query"]
+                    settings.webhook_url,
+                    secret_token=settings.webhook_secret,
+                    allowed_updates=["message", "callback_query"],
                 )
                 log.info("webhook mode: Telegram posts to the configured URL; listening on %s:%s", host, port)
             else:

@@ -59,7 +59,9 @@ ENV = {
 }
 
 
-def load_settings(overrides: dict[str, str | None] | None = None, env: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: dict[str, str | None] | None = None, env: dict[str, str] | None = None
+) -> Settings:
     """Settings from command-line overrides, then the environment, then defaults; raise SettingsError if wrong."""
     env = dict(os.environ) if env is None else env
     raw: dict[str, str] = {}

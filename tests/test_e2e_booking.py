@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-
 from icalendar import Calendar
 
 from bot.emulator import TelegramUser
 from tests.fixtures.bot import Bot
 
 
-async def calendar_status(bot: Bot, specialist: str, uid: str, *, want: str | None, timeout: float = 10) -> str | None:
+async def calendar_status(
+    bot: Bot, specialist: str, uid: str, *, want: str | None, tries: int = 100
+) -> str | None:
     """Wait until the event's STATUS on the CalDAV server is `want` (None: gone); return what is there.
 
     Reads with a plain HTTP GET, independently of the bot's own CalDAV code.
@@ -21,16 +22,22 @@ async def calendar_status(bot: Bot, specialist: str, uid: str, *, want: str | No
     url = account.calendar_url.rstrip("/") + f"/{uid}.ics"
     status: str | None = "unread"
     async with httpx.AsyncClient(auth=(account.username, account.password)) as http:
-        for _ in range(int(timeout * 10)):
+        for _ in range(tries):
             response = await http.get(url)
-            status = str(Calendar.from_ical(response.text).walk("VEVENT")[0]["STATUS"]) if response.status_code == 200 else None
+            status = (
+                str(Calendar.from_ical(response.text).walk("VEVENT")[0]["STATUS"])
+                if response.status_code == 200
+                else None
+            )
             if status == want:
                 break
             await asyncio.sleep(0.1)
     return status
 
 
-async def book_first_consultation(client: TelegramUser, *, note: str | None = "Prefer the quiet room, thanks! 🙂") -> None:
+async def book_first_consultation(
+    client: TelegramUser, *, note: str | None = "Prefer the quiet room, thanks! 🙂"
+) -> None:
     """Walk the whole dialog as a new client: centre, first consultation with Anna, Wed 2 Dec 09:00, on site."""
     await client.send("/start")
     assert "Where would you like to meet?" in client.last.text
@@ -39,7 +46,9 @@ async def book_first_consultation(client: TelegramUser, *, note: str | None = "P
     await client.tap("First consultation")
     assert "Please arrive five minutes early" in client.last.text  # the service's instructions
     await client.tap("Anna Kowalska")
-    assert "December 2026" in client.last.text or any("December 2026" in b for row in client.last.buttons for b in row)
+    assert "December 2026" in client.last.text or any(
+        "December 2026" in b for row in client.last.buttons for b in row
+    )
     await client.tap("2")
     assert "09:00" in [b for row in client.last.buttons for b in row]
     await client.tap("09:00")
@@ -77,7 +86,7 @@ async def test_complete_booking_approved(bot: Bot) -> None:
     assert "confirmed" in bot.anna.last.text and bot.anna.last.buttons == []
     confirmation = [m for m in client.messages if "Your appointment is confirmed" in m.text]
     assert confirmation and "ul. Długa 12/4" in confirmation[-1].text
-    (name, data), = client.documents
+    ((name, data),) = client.documents
     assert name == "appointment.ics"
     event = Calendar.from_ical(data).walk("VEVENT")[0]
     assert str(event["UID"]) == appt.uid and str(event["STATUS"]) == "CONFIRMED"
@@ -122,7 +131,9 @@ async def test_declined_with_a_typed_reason(bot: Bot) -> None:
     assert "Declined" in bot.anna.last.text
     assert "I am away that week, sorry; please try Jonas." in client.last.text
     appt = await _appointment(bot, 1003)
-    assert appt.status == "declined" and appt.decline_reason == "I am away that week, sorry; please try Jonas."
+    assert (
+        appt.status == "declined" and appt.decline_reason == "I am away that week, sorry; please try Jonas."
+    )
 
 
 async def test_request_expires_when_nobody_answers(bot: Bot) -> None:
@@ -173,7 +184,15 @@ async def test_garbage_and_stale_buttons_change_nothing(bot: Bot) -> None:
     await client.tap("City centre office")
     before = client.last.text
 
-    for data in ("b|pick|nowhere", "b|day|2026-13-45", "b|time|notanumber", "s|a|abc", "s|r|1|99", "x" * 64, "b|"):
+    for data in (
+        "b|pick|nowhere",
+        "b|day|2026-13-45",
+        "b|time|notanumber",
+        "s|a|abc",
+        "s|r|1|99",
+        "x" * 64,
+        "b|",
+    ):
         await client.tap_data(data, message_id=client.last.message_id)
         assert "not valid" in client.answers[-1].text or "out of date" in client.answers[-1].text, data
     assert client.last.text == before

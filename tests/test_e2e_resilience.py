@@ -12,7 +12,16 @@ from tests.fixtures.bot import ANNA, Clock, running_bot
 async def to_summary(client: TelegramUser, name: str) -> None:
     """Walk a new client up to the summary of Wed 2 Dec 09:00 with Anna, on site."""
     await client.send("/start")
-    for label in ("City centre office", "Individual", "First consultation", "Anna Kowalska", "2", "09:00", "On site", "Skip"):
+    for label in (
+        "City centre office",
+        "Individual",
+        "First consultation",
+        "Anna Kowalska",
+        "2",
+        "09:00",
+        "On site",
+        "Skip",
+    ):
         await client.tap(label)
     await client.send(name)
     await client.share_contact("48601234567")
@@ -55,20 +64,19 @@ async def test_no_double_booking_across_two_bot_processes(tmp_path: Path) -> Non
         BotApiEmulator(token="111:AAA") as tg1,
         BotApiEmulator(token="222:BBB") as tg2,
         running_bot(tmp_path / "one", tg1, clock=clock, database_url=db) as one,
-    ):
         # The second process uses the first one's calendar server, as replicas share one CalDAV account.
-        async with running_bot(tmp_path / "two", tg2, clock=clock, database_url=db,
-                               accounts=one.runtime.accounts) as two:
-            await one.anna.send("/start")
-            first, second = one.user(3001, "A"), two.user(3002, "B")
-            await asyncio.gather(to_summary(first, "Anna Adamska"), to_summary(second, "Beata Bielska"))
-            await asyncio.gather(first.tap("Send request", wait=False), second.tap("Send request", wait=False))
-            await asyncio.gather(tg1.wait_idle(quiet=0.3), tg2.wait_idle(quiet=0.3))
-            assert sorted([_sent(first), _sent(second)]) == [False, True]
-            assert _taken(second if _sent(first) else first)
-            async with one.runtime.store.tx() as tx:
-                active = await tx.active_appointments("anna", clock.now, clock.now.replace(year=2027))
-            assert len(active) == 1
+        running_bot(tmp_path / "two", tg2, clock=clock, database_url=db, accounts=one.runtime.accounts) as two,
+    ):
+        await one.anna.send("/start")
+        first, second = one.user(3001, "A"), two.user(3002, "B")
+        await asyncio.gather(to_summary(first, "Anna Adamska"), to_summary(second, "Beata Bielska"))
+        await asyncio.gather(first.tap("Send request", wait=False), second.tap("Send request", wait=False))
+        await asyncio.gather(tg1.wait_idle(quiet=0.3), tg2.wait_idle(quiet=0.3))
+        assert sorted([_sent(first), _sent(second)]) == [False, True]
+        assert _taken(second if _sent(first) else first)
+        async with one.runtime.store.tx() as tx:
+            active = await tx.active_appointments("anna", clock.now, clock.now.replace(year=2027))
+        assert len(active) == 1
 
 
 async def test_restart_mid_dialog_and_while_pending_loses_nothing(tmp_path: Path, emulator: BotApiEmulator) -> None:

@@ -223,7 +223,9 @@ def _last_day(c: Ctx) -> date:
 
 def _unavailable(c: Ctx) -> Screen:
     return Screen(
-        c._("The calendar cannot be read right now, so no times can be offered. Please try again in a few minutes."),
+        c._(
+            "The calendar cannot be read right now, so no times can be offered. Please try again in a few minutes."
+        ),
         [[_button(c._("Try again"), "retry")], _nav(c._)],
     )
 
@@ -248,7 +250,9 @@ async def screen_day(c: Ctx) -> Screen | str:
     next_month = (month + timedelta(days=32)).replace(day=1)
     title = format_date(month, "LLLL yyyy", locale=d.lang).capitalize()
     head = [
-        _button("‹", "month", prev_month.isoformat()[:7]) if prev_month >= today.replace(day=1) else _button(" ", "noop"),
+        _button("‹", "month", prev_month.isoformat()[:7])
+        if prev_month >= today.replace(day=1)
+        else _button(" ", "noop"),
         _button(title, "noop"),
         _button("›", "month", next_month.isoformat()[:7]) if next_month <= last else _button(" ", "noop"),
     ]
@@ -278,7 +282,9 @@ def _merged(slots: list[Slot]) -> dict[datetime, list[Slot]]:
 async def _day_slots(c: Ctx) -> list[Slot]:
     d = c.draft
     assert d.service and d.location and d.day
-    return await c.booking.day_slots(d.service, d.location, candidates(c.practice, d), date.fromisoformat(d.day))
+    return await c.booking.day_slots(
+        d.service, d.location, candidates(c.practice, d), date.fromisoformat(d.day)
+    )
 
 
 async def screen_time(c: Ctx) -> Screen | str:
@@ -300,7 +306,10 @@ async def screen_time(c: Ctx) -> Screen | str:
         if d.part:
             low, high = PARTS[d.part]
             starts = [s for s in starts if low <= s.astimezone(zone).hour < high]
-    times = [_button(time_label(d.lang, c.practice, d.location, s), "time", str(int(s.timestamp()) // 60)) for s in starts]
+    times = [
+        _button(time_label(d.lang, c.practice, d.location, s), "time", str(int(s.timestamp()) // 60))
+        for s in starts
+    ]
     rows += _grid(times, 4)
     day = format_date(date.fromisoformat(d.day), "EEEE, d MMMM", locale=d.lang)
     if starts:
@@ -421,7 +430,14 @@ def go_back(d: Draft) -> None:
     d.step = target
 
 
-def begin(d: Draft, *, location: str | None = None, service: str | None = None, specialist: str | None = None, practice: Practice) -> None:
+def begin(
+    d: Draft,
+    *,
+    location: str | None = None,
+    service: str | None = None,
+    specialist: str | None = None,
+    practice: Practice,
+) -> None:
     """Start a fresh dialog, optionally with a deep link's or a declined request's choices made."""
     d.active, d.step, d.history = True, "location", []
     if location in practice.location_by_id:
@@ -447,7 +463,12 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
             d.location = arg
         elif d.step == "category" and d.location and arg.isdigit() and int(arg) in categories(p, d.location):
             d.category = int(arg)
-        elif d.step == "service" and d.location and d.category is not None and arg in services(p, d.location, d.category):
+        elif (
+            d.step == "service"
+            and d.location
+            and d.category is not None
+            and arg in services(p, d.location, d.category)
+        ):
             d.service = arg
         elif d.step == "specialist" and (arg == "*" or arg in specialists(p, d)):
             d.specialist = arg
@@ -572,7 +593,9 @@ async def on_phone(c: Ctx, raw: str) -> Screen:
     d = c.draft
     phone = normalize_phone(raw, c.practice.practice.country)
     if phone is None:
-        d.notice = c._("That does not look like a phone number. Please include the country code, e.g. +48 601 234 567.")
+        d.notice = c._(
+            "That does not look like a phone number. Please include the country code, e.g. +48 601 234 567."
+        )
     else:
         async with c.booking.store.tx() as tx:
             c.client = await tx.upsert_client(c.client.telegram_id, phone=phone)

@@ -51,7 +51,9 @@ def when(lang: str, practice: Practice, location_id: str, start: datetime, *, wi
     """'Thursday, 3 December 2026, 09:00' in the location's zone, optionally naming the zone."""
     zone = practice.zone(location_id)
     local = start.astimezone(zone)
-    text = f"{format_date(local.date(), 'full', locale=lang)}, {format_time(local.time(), 'HH:mm', locale=lang)}"
+    text = (
+        f"{format_date(local.date(), 'full', locale=lang)}, {format_time(local.time(), 'HH:mm', locale=lang)}"
+    )
     return f"{text} ({zone.key})" if with_zone else text
 
 
@@ -93,9 +95,7 @@ def appointment_lines(
         spec = practice.specialist_by_id[specialist_id]
         lines.append(_("Specialist: {name}").format(name=escape(spec.name)))
     if start is not None:
-        lines.append(
-            _("When: {when}").format(when=when(lang, practice, location_id, start, with_zone=True))
-        )
+        lines.append(_("When: {when}").format(when=when(lang, practice, location_id, start, with_zone=True)))
     if channel:
         lines.append(_("How: {channel}").format(channel=channel_label(_, channel)))
     return lines

@@ -35,8 +35,16 @@ async def _client(d: Deps, update: Update) -> ClientRow:
     return client
 
 
-async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, c: dialog.Ctx, screen: dialog.Screen,
-                message_id: int | None, *, new_message: bool) -> None:
+async def _show(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    d: Deps,
+    c: dialog.Ctx,
+    screen: dialog.Screen,
+    message_id: int | None,
+    *,
+    new_message: bool,
+) -> None:
     """Show a screen: edit the dialog's message in place, or send a new one after typed input."""
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     bot, _ = context.bot, c._
@@ -45,14 +53,20 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, c: 
     if screen.ask_contact:
         # A reply keyboard cannot be attached by editing, so the phone question is a new message,
         # followed by one that carries the dialog's own buttons.
-        await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=dialog.contact_keyboard(_))
-        message_id = (await bot.send_message(chat_id, _("Or go back:"), reply_markup=screen.markup)).message_id
+        await bot.send_message(
+            chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=dialog.contact_keyboard(_)
+        )
+        message_id = (
+            await bot.send_message(chat_id, _("Or go back:"), reply_markup=screen.markup)
+        ).message_id
         c.draft.reply_keyboard = True
     elif new_message or message_id is None:
         if c.draft.reply_keyboard:
             await bot.send_message(chat_id, _("Thank you."), reply_markup=ReplyKeyboardRemove())
             c.draft.reply_keyboard = False
-        sent = await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup)
+        sent = await bot.send_message(
+            chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup
+        )
         message_id = sent.message_id
     else:
         await edit_quietly(bot, chat_id, message_id, text=screen.text, markup=screen.markup)
@@ -90,11 +104,15 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if payload is not None and not _PAYLOAD.match(payload):
         payload = None
     user_id = update.effective_user.id  # type: ignore[union-attr]
-    staff = user_id in d.practice.practice.admins or any(s.telegram_id == user_id for s in d.practice.specialists)
+    staff = user_id in d.practice.practice.admins or any(
+        s.telegram_id == user_id for s in d.practice.specialists
+    )
     if staff and payload is None:
         await update.effective_message.reply_text(  # type: ignore[union-attr]
-            _("Hello! Appointment requests for you will arrive here, with buttons to approve or decline them. "
-              "Send /book to book an appointment yourself.")
+            _(
+                "Hello! Appointment requests for you will arrive here, with buttons to approve or decline them. "
+                "Send /book to book an appointment yourself."
+            )
         )
         return
     await update.effective_message.reply_text(  # type: ignore[union-attr]
@@ -119,7 +137,11 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await tx.delete_draft(chat_id)
     if message_id:
         await edit_quietly(context.bot, chat_id, message_id, markup=None)
-    text = _("Booking cancelled. Send /book to start again.") if draft and draft.active else _("Nothing to cancel.")
+    text = (
+        _("Booking cancelled. Send /book to start again.")
+        if draft and draft.active
+        else _("Nothing to cancel.")
+    )
     await update.effective_message.reply_text(text, reply_markup=ReplyKeyboardRemove())  # type: ignore[union-attr]
 
 
@@ -131,7 +153,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     client = await _client(d, update)
     _ = gettext_for(client.language or d.practice.practice.language)
     parts = query.data.split("|")
-    verb, arg = (parts + ["", ""])[1:3]
+    verb, arg = [*parts, "", ""][1:3]
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     if verb == "noop":
         await query.answer(_("No free times on this day.") if arg == "day" else None)
@@ -148,7 +170,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
         async with d.store.tx() as tx:
             await tx.delete_draft(chat_id)
-        await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
+        await edit_quietly(
+            context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again.")
+        )
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     try:
@@ -164,7 +188,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await notify.ask_specialist(context.bot, d, screen.booked)
 
 
-async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt_id: int) -> None:
+async def _again(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt_id: int
+) -> None:
     """After a decline or expiry: a fresh dialog with the same service, place and specialist."""
     async with d.store.tx() as tx:
         appt = await tx.get_appointment(appt_id)
@@ -172,8 +198,13 @@ async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, cl
         log.warning("refused 'again' for appointment %s from user %s", appt_id, client.telegram_id)
         return
     draft = Draft(lang=client.language or d.practice.practice.language, source=appt.source)
-    dialog.begin(draft, location=appt.location_id, service=appt.service_id, specialist=appt.specialist_id,
-                 practice=d.practice)
+    dialog.begin(
+        draft,
+        location=appt.location_id,
+        service=appt.service_id,
+        specialist=appt.specialist_id,
+        practice=d.practice,
+    )
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     await _show(update, context, d, c, await dialog.render(c), None, new_message=True)
 
@@ -212,7 +243,9 @@ async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = gettext_for(client.language or d.practice.practice.language)
     own = message.contact.user_id == update.effective_user.id  # type: ignore[union-attr]
     if draft is None or not draft.active or draft.contact_stage != "phone" or not own:
-        await message.reply_text(_("Please share your own number while booking."), reply_markup=ReplyKeyboardRemove())
+        await message.reply_text(
+            _("Please share your own number while booking."), reply_markup=ReplyKeyboardRemove()
+        )
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     screen = await dialog.on_phone(c, message.contact.phone_number)

@@ -19,14 +19,21 @@ def harmless(exc: BadRequest) -> bool:
 
 
 async def edit_quietly(
-    bot: Bot, chat_id: int, message_id: int, *, text: str | None = None, markup: InlineKeyboardMarkup | None = None
+    bot: Bot,
+    chat_id: int,
+    message_id: int,
+    *,
+    text: str | None = None,
+    markup: InlineKeyboardMarkup | None = None,
 ) -> None:
     """Edit a message's text (and buttons), or only its buttons, ignoring "not modified" and vanished messages."""
     try:
         if text is None:
             await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=markup)
         else:
-            await bot.edit_message_text(text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
+            await bot.edit_message_text(
+                text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
     except BadRequest as exc:
         if not harmless(exc):
             raise

@@ -66,7 +66,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert client is not None and query.message is not None
     chat_id, message_id = query.message.chat.id, query.message.message_id
     if verb == "a":
-        await _decided(update, context, d, lambda: d.booking.approve(appt_id, query.from_user.id), notify.confirmed)
+        await _decided(
+            update, context, d, lambda: d.booking.approve(appt_id, query.from_user.id), notify.confirmed
+        )
     elif verb == "d":
         await query.answer()
         msg = texts.reasons_message(d.practice, appt, client, lang)
@@ -82,7 +84,13 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await query.answer(_("This button is not valid."), show_alert=True)
             return
         reason = presets[extra]
-        await _decided(update, context, d, lambda: d.booking.decline(appt_id, query.from_user.id, reason), notify.declined)
+        await _decided(
+            update,
+            context,
+            d,
+            lambda: d.booking.decline(appt_id, query.from_user.id, reason),
+            notify.declined,
+        )
     elif verb == "t":
         await query.answer()
         draft, dialog_message = await drafts.load(d.store, chat_id)
@@ -111,12 +119,16 @@ async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, 
     await tell(context.bot, d, appt)
 
 
-async def typed_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft, message_id: int | None) -> None:
+async def typed_reason(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft, message_id: int | None
+) -> None:
     """The specialist typed why they decline: decline with it and tell the client."""
     d = deps(context)
     message = update.effective_message
     user = update.effective_user
-    assert message is not None and message.text is not None and user is not None and draft.reason_for is not None
+    assert (
+        message is not None and message.text is not None and user is not None and draft.reason_for is not None
+    )
     lang = notify.staff_lang(d)
     _ = gettext_for(lang)
     appt_id, draft.reason_for = draft.reason_for, None
