@@ -83,12 +83,8 @@ async def check_token(report: Report, settings: Settings) -> None:
         async with asyncio.timeout(TIMEOUT):
             me = await bot.get_me()
     except InvalidToken:
-        hint = (
-            "" if settings.api_url == DEFAULT_API_URL else f" (or {ENV['api_url']} is not a Bot API server)"
-        )
-        report.line(
-            BAD, f"{ENV['token']}: {where} refused the token; copy it again from @BotFather (/token){hint}"
-        )
+        hint = "" if settings.api_url == DEFAULT_API_URL else f" (or {ENV['api_url']} is not a Bot API server)"
+        report.line(BAD, f"{ENV['token']}: {where} refused the token; copy it again from @BotFather (/token){hint}")
         return
     except (TelegramError, TimeoutError, OSError) as exc:
         reason = str(exc) or type(exc).__name__
@@ -150,8 +146,7 @@ async def check_settings(report: Report, settings: Settings) -> None:
         if not SECRET_RE.match(settings.webhook_secret or ""):
             report.line(
                 BAD,
-                f"{ENV['webhook_secret']}: Telegram allows only letters, digits, _ and -, "
-                "up to 256 characters",
+                f"{ENV['webhook_secret']}: Telegram allows only letters, digits, _ and -, up to 256 characters",
             )
     else:
         report.line(OK, "long polling (no webhook URL set)")
@@ -183,9 +178,7 @@ async def check_caldav(report: Report, spec: Specialist) -> None:
     names = ", ".join(repr(name) for name, _ in found) or "none"
     report.line(OK, f"{who}: connected; calendars found: {names}")
     infos = [CalendarInfo(name, url) for name, url in found]
-    for role, wanted in [("booking", account.booking_calendar)] + [
-        ("busy", b) for b in account.busy_calendars
-    ]:
+    for role, wanted in [("booking", account.booking_calendar)] + [("busy", b) for b in account.busy_calendars]:
         try:
             cal = pick(infos, wanted, f"specialist {spec.id}")
         except CalendarUnavailable:
@@ -208,9 +201,7 @@ def print_feeds(report: Report, settings: Settings, practice: Practice) -> None:
         report.line(BAD, f"ICS feeds: {exc}")
         return
     base = public_base(settings)
-    note = (
-        "" if settings.webhook_url else " (reachable from this machine only until the bot has a public URL)"
-    )
+    note = "" if settings.webhook_url else " (reachable from this machine only until the bot has a public URL)"
     report.line(OK, f"read-only ICS feeds{note}:")
     for spec in practice.specialists:
         print(f"    {spec.id}: {feed_url(settings, key, spec.id, base)}", flush=True)

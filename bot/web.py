@@ -179,9 +179,7 @@ async def feed(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     now = runtime.booking.clock()
     async with runtime.store.tx() as tx:
-        appts = await tx.active_appointments(
-            spec_id, now - FEED_PAST, now + timedelta(days=spec.horizon_days + 1)
-        )
+        appts = await tx.active_appointments(spec_id, now - FEED_PAST, now + timedelta(days=spec.horizon_days + 1))
     practice = runtime.practice
     specs = [event_for(practice, a, a.client) for a in appts]
     body = feed_calendar(f"{practice.practice.name}: {spec.name}", specs)

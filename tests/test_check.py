@@ -28,9 +28,7 @@ def toml_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def example_with(
-    tmp_path: Path, *, telegram_ids: bool = True, caldav: dict[str, object] | None = None
-) -> Path:
+def example_with(tmp_path: Path, *, telegram_ids: bool = True, caldav: dict[str, object] | None = None) -> Path:
     """The shipped example with approvers filled in and, optionally, an external calendar for anna."""
     text = EXAMPLE.read_text(encoding="utf-8")
     if telegram_ids:
@@ -79,9 +77,7 @@ async def test_shipped_example_asks_for_approvers(tmp_path: Path, capsys: pytest
     assert all("telegram_id" in ln for ln in bad)
 
 
-async def test_broken_practice_file_names_every_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_broken_practice_file_names_every_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = example_with(tmp_path)
     path.write_text(
         path.read_text(encoding="utf-8")
@@ -114,9 +110,7 @@ async def test_token_checked_with_get_me_and_never_printed(
     assert TOKEN not in out and wrong_token not in out and TOKEN.split(":")[1] not in out
 
 
-async def test_unreachable_bot_api_and_malformed_token(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_unreachable_bot_api_and_malformed_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = example_with(tmp_path)
     down = Settings(token=TOKEN, api_url=f"http://127.0.0.1:{free_port()}", config=config, data_dir=tmp_path)
     assert await run_check(down) == 1
@@ -126,9 +120,7 @@ async def test_unreachable_bot_api_and_malformed_token(
     assert "does not look like a bot token" in capsys.readouterr().out
 
 
-async def test_webhook_secret_with_forbidden_characters(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_webhook_secret_with_forbidden_characters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings(
         config=example_with(tmp_path),
         data_dir=tmp_path,

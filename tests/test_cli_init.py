@@ -68,9 +68,7 @@ def test_init_with_another_config_name(fresh_dir: Path) -> None:
     assert not (fresh_dir / "practice.toml").exists()
 
 
-def test_init_then_check_points_at_what_to_fill_in(
-    fresh_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_init_then_check_points_at_what_to_fill_in(fresh_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["init"]) == 0
     capsys.readouterr()
     assert main(["check"]) == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
+
 from bot.emulator import BotApiEmulator, TelegramUser
 from tests.fixtures.bot import ANNA, Clock, running_bot
 
@@ -115,3 +117,34 @@ async def test_expiry_still_happens_after_a_restart(tmp_path: Path, emulator: Bo
         await bot.sweep()
         assert "did not answer your request in time" in client.last.text
         assert "expired" in emulator.user(ANNA, "Anna").last.text
+
+
+async def test_calendar_down_while_sending_queues_the_event(tmp_path: Path, emulator: BotApiEmulator) -> None:
+    clock = Clock()
+    async with running_bot(tmp_path, emulator, clock=clock) as bot:
+        await bot.anna.send("/start")
+        client = bot.user(4003, "Zosia")
+        await to_summary(client, "Zofia Zielińska")
+        server = bot.runtime.embedded
+        assert server is not None
+        await server.stop()
+
+        await client.tap("Send request")
+        assert _sent(client)
+        assert "New appointment request" in bot.anna.last.text
+        async with bot.runtime.store.tx() as tx:
+            (appt,) = await tx.active_appointments("anna", clock.now, clock.now.replace(year=2027))
+        await bot.drain_outbox()
+        async with bot.runtime.store.tx() as tx:
+            (pending,) = await tx.outbox_pending(appt.id)
+        assert pending.attempts >= 1 and pending.done_at is None
+
+        await server.start(bot.runtime.practice)
+        clock.advance(minutes=11)  # past the longest retry delay
+        await bot.drain_outbox()
+        async with bot.runtime.store.tx() as tx:
+            assert await tx.outbox_pending(appt.id) == []
+        account = bot.runtime.accounts["anna"]
+        async with httpx.AsyncClient(auth=(account.username, account.password)) as http:
+            stored = await http.get(f"{account.calendar_url}{appt.uid}.ics")
+        assert stored.status_code == 200 and "STATUS:TENTATIVE" in stored.text

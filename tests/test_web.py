@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import stat
@@ -13,17 +14,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web import AppRunner, TCPSite
 from icalendar import Calendar
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings
-from bot.web import FEED_KEY_FILE, feed_key, feed_token, feed_url, make_web_app
+from bot.web import FEED_KEY_FILE, RedactingAccessLogger, feed_key, feed_token, feed_url, make_web_app
 from scheduling.booking import Request
 from scheduling.model import Channel, Status
-from tests.fixtures.caldav import CalDAVServer, practice_for
+from tests.fixtures.caldav import CalDAVServer, RadicaleServer, free_port, practice_for
 
 PASSWORD_ENV = "BOOKINGBOT_TEST_WEB_CALDAV_PASSWORD"
 SECRET = "s3cret-Token_value"
@@ -42,9 +45,7 @@ class Web:
 
 
 @pytest.fixture
-async def web(
-    tmp_path: Path, radicale_account: CalDAVServer, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Web]:
+async def web(tmp_path: Path, radicale_account: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Web]:
     monkeypatch.setenv(PASSWORD_ENV, radicale_account.password)
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -71,9 +72,7 @@ async def book(runtime: Runtime) -> int:
         client = await tx.upsert_client(4242, name="Zofia Testowa", phone="+48500100200")
     slots = await runtime.booking.day_slots("first", "centre", ["ana"], MONDAY_AFTER_DST)
     assert slots, "the fixture practice should have free time on that Monday"
-    appt = await runtime.booking.request(
-        Request(client.id, "first", "centre", "ana", Channel.ON_SITE, slots[0].start)
-    )
+    appt = await runtime.booking.request(Request(client.id, "first", "centre", "ana", Channel.ON_SITE, slots[0].start))
     return appt.id
 
 
@@ -92,6 +91,35 @@ async def test_health_ok_reports_outbox_and_calendars_without_personal_data(web:
     assert resp.status == 200
     assert (await resp.json())["outbox_pending"] == 1
     assert "Zofia" not in body and "500100200" not in body
+
+
+async def test_health_names_a_calendar_whose_writes_are_failing(web: Web, radicale_restartable: RadicaleServer) -> None:
+    await book(web.runtime)
+    radicale_restartable.stop()
+    assert await web.runtime.worker.run_once() == 0
+    resp = await web.client.get("/healthz")
+    # A calendar outage is not the bot's outage: requests are still taken and queued.
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["calendars"] == {"ana": "retrying writes"}
+    assert body["outbox_pending"] == 1
+
+
+async def test_access_log_hides_feed_tokens(web: Web, caplog: pytest.LogCaptureFixture) -> None:
+    token = feed_token(feed_key(web.settings.data_dir), "ana")
+    runner = AppRunner(make_web_app(web.runtime, web.app, web.settings), access_log_class=RedactingAccessLogger)
+    await runner.setup()
+    port = free_port()
+    await TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+            async with ClientSession() as session, session.get(f"http://127.0.0.1:{port}/feeds/ana/{token}.ics") as r:
+                assert r.status == 200
+    finally:
+        await runner.cleanup()
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "aiohttp.access"]
+    assert logged == ["GET /feeds/ana/<token>.ics 200 " + logged[0].rsplit(" ", 1)[-1]]
+    assert token not in caplog.text
 
 
 async def test_health_503_when_the_database_is_gone(web: Web, tmp_path: Path) -> None:
@@ -123,9 +151,7 @@ async def test_webhook_queues_an_update_with_the_right_secret(web: Web) -> None:
             "text": "/start",
         },
     }
-    resp = await web.client.post(
-        "/telegram/hook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
-    )
+    resp = await web.client.post("/telegram/hook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
     assert resp.status == 200
     got = await asyncio.wait_for(web.app.update_queue.get(), 1)
     assert isinstance(got, Update)
@@ -138,9 +164,7 @@ async def test_webhook_refuses_garbage_and_oversized_bodies(web: Web) -> None:
     for body in (b"not json", b"[1, 2]", b'{"update_id": "x"}', b"\xff\xfe"):
         resp = await web.client.post("/telegram/hook", data=body, headers=headers)
         assert resp.status == 400, body
-    resp = await web.client.post(
-        "/telegram/hook", data=b"{" + b" " * (2 * 1024 * 1024) + b"}", headers=headers
-    )
+    resp = await web.client.post("/telegram/hook", data=b"{" + b" " * (2 * 1024 * 1024) + b"}", headers=headers)
     assert resp.status == 413
     assert web.app.update_queue.empty()
 

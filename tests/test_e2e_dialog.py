@@ -1,0 +1,84 @@
+"""End to end: the dialog's navigation, deep links, "first available" and returning clients."""
+
+from __future__ import annotations
+
+from tests.fixtures.bot import Bot
+from tests.test_e2e_booking import _appointment, book_first_consultation
+
+
+def labels(bot_message) -> list[str]:  # type: ignore[no-untyped-def]
+    return [b for row in bot_message.buttons for b in row]
+
+
+async def test_deep_link_preselects_and_is_the_booking_source(bot: Bot) -> None:
+    client = bot.user(6001, "Lena")
+    await client.send("/start spring-ads__l-centre__s-first")
+    assert "Who would you like to see?" in client.last.text  # location, category and service chosen
+    await client.tap("Anna Kowalska")
+    await client.tap("2")
+    await client.tap("09:00")
+    await client.tap("On site")
+    await client.tap("Skip")
+    await client.send("Lena Lis")
+    await client.share_contact("48601234567")
+    await client.tap("Skip")
+    await client.tap("I agree")
+    await client.tap("Send request")
+    assert "Source: spring-ads__l-centre__s-first" in bot.anna.last.text
+    assert (await _appointment(bot, 6001)).source == "spring-ads__l-centre__s-first"
+
+
+async def test_back_returns_to_the_previous_screen_and_cancel_ends(bot: Bot) -> None:
+    client = bot.user(6002, "Marek")
+    await client.send("/book")
+    await client.tap("City centre office")
+    await client.tap("Individual")
+    services = client.last.text
+    await client.tap("First consultation")
+    await client.tap("« Back")
+    assert client.last.text == services
+    await client.tap("« Back")
+    assert "What is it about?" in client.last.text
+    await client.tap("« Back")
+    assert "Where would you like to meet?" in client.last.text
+    assert "« Back" not in labels(client.last)  # the first screen has nowhere to go back to
+    await client.tap("Cancel")
+    assert "Booking cancelled" in client.last.text and client.last.buttons == []
+    await client.send("just some text")
+    assert "/book" in client.last.text
+
+
+async def test_first_available_merges_specialists_and_assigns_one(bot: Bot) -> None:
+    client = bot.user(6003, "Nina")
+    await client.send("/book")
+    await client.tap("City centre office")
+    await client.tap("Individual")
+    await client.tap("First consultation")
+    await client.tap("First available")
+    # Tuesday 1 December is Jonas's day at the centre, Wednesday 2 December Anna's: both are offered.
+    days = labels(client.last)
+    assert "1" in days and "2" in days
+    await client.tap("1")
+    await client.tap("10:00")
+    assert "Specialist: Jonas Petraitis" in client.last.text
+
+
+async def test_returning_client_is_not_asked_again(bot: Bot) -> None:
+    client = bot.user(6004, "Olga")
+    await book_first_consultation(client, note=None)
+    await bot.anna.tap("Decline")
+    await bot.anna.tap("This time is no longer available")
+    await client.send("/book")
+    await client.tap("City centre office")
+    await client.tap("Individual")
+    await client.tap("First consultation")
+    assert labels(client.last)[:2] == ["First available", "Anna Kowalska"]  # the previous specialist first
+    await client.tap("Anna Kowalska")
+    await client.tap("2")
+    await client.tap("10:00")
+    await client.tap("On site")
+    await client.tap("Skip")
+    assert "Please check your request" in client.last.text  # no contact or consent questions this time
+    assert "Jan Nowak, +48601234567" in client.last.text
+    await client.tap("Change my details")
+    assert "first and last name" in client.last.text

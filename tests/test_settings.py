@@ -1,0 +1,64 @@
+"""Runtime settings: environment, command-line overrides, and errors that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.settings import SettingsError, load_settings, require_token
+
+
+def test_defaults_are_the_embedded_set_up() -> None:
+    s = load_settings(env={})
+    assert s.api_url == "https://api.telegram.org"
+    assert s.bot_base_url == "https://api.telegram.org/bot"
+    assert s.db_url.startswith("sqlite+aiosqlite:///") and s.db_url.endswith("data/bookingbot.db")
+    assert s.webhook_url is None
+
+
+def test_command_line_overrides_the_environment() -> None:
+    env = {"BOOKINGBOT_TELEGRAM_API_URL": "http://tg.local:8081/", "BOOKINGBOT_DATA_DIR": "/srv/a"}
+    s = load_settings({"data_dir": "/srv/b"}, env=env)
+    assert s.bot_base_url == "http://tg.local:8081/bot" and s.data_dir == Path("/srv/b")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"BOOKINGBOT_TELEGRAM_API_URL": "tg.local"}, "BOOKINGBOT_TELEGRAM_API_URL"),
+        ({"BOOKINGBOT_CALDAV_PORT": "http"}, "BOOKINGBOT_CALDAV_PORT"),
+        ({"BOOKINGBOT_LISTEN": "8080"}, "BOOKINGBOT_LISTEN"),
+        ({"BOOKINGBOT_WEBHOOK_URL": "https://bot.example.org/hook"}, "BOOKINGBOT_WEBHOOK_SECRET"),
+    ],
+)
+def test_wrong_settings_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env=env)
+
+
+def test_token_is_required_to_run_and_never_shown() -> None:
+    with pytest.raises(SettingsError, match="BOOKINGBOT_TELEGRAM_TOKEN"):
+        require_token(load_settings(env={}))
+    s = load_settings(env={"BOOKINGBOT_TELEGRAM_TOKEN": "123:secret-token"})
+    assert require_token(s) == "123:secret-token"
+    assert "secret-token" not in repr(s)
+
+
+def test_run_without_token_stops_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOOKINGBOT_TELEGRAM_TOKEN", raising=False)
+    example = Path(__file__).resolve().parents[1] / "practice.example.toml"
+    code = main(["run", "--config", str(example), "--data-dir", str(tmp_path)])
+    assert code == 2
+    assert "BOOKINGBOT_TELEGRAM_TOKEN" in capsys.readouterr().err
+
+
+def test_run_with_a_broken_practice_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "practice.toml"
+    bad.write_text('[practice]\nname = "X"\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
+    assert main(["run", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "practice.timezone: Mars/Olympus is not a known time zone" in err
+    assert "locations: required" in err
