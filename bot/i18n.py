@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
+from babel.messages.pofile import read_po, write_po
 from babel.support import NullTranslations, Translations
 
-LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
+ROOT = Path(__file__).resolve().parents[1]
+LOCALES_DIR = ROOT / "locales"
 DOMAIN = "bookingbot"
+LANGUAGES = ("pl", "de", "lt", "fi")  # besides English, the source language
 
 
 def available() -> list[str]:
@@ -25,8 +32,6 @@ def translations(lang: str) -> NullTranslations:
     po = LOCALES_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not po.exists():
         return NullTranslations()
-    import io
-
     with po.open("rb") as f:
         catalog = read_po(f, locale=lang)
     buf = io.BytesIO()
@@ -45,6 +50,41 @@ def pick_language(language_code: str | None, default: str) -> str:
     return default if default in langs else "en"
 
 
-def gettext_for(lang: str):
+def gettext_for(lang: str) -> Callable[[str], str]:
     """The `_` function for one language."""
     return translations(lang).gettext
+
+
+def extract() -> Catalog:
+    """Every user-facing text in the code, as a template catalog."""
+    template = Catalog(project="bookingbot", domain=DOMAIN)
+    for package in ("bot", "scheduling"):
+        for filename, lineno, message, comments, context in extract_from_dir(
+            ROOT / package, method_map=[("**.py", "python")], keywords={"_": None, "gettext": None}
+        ):
+            template.add(message, locations=[(f"{package}/{filename}", lineno)], auto_comments=comments, context=context)
+    return template
+
+
+def update_catalogs() -> None:
+    """Write locales/bookingbot.pot and merge new texts into every language's .po file."""
+    template = extract()
+    LOCALES_DIR.mkdir(exist_ok=True)
+    with (LOCALES_DIR / f"{DOMAIN}.pot").open("wb") as f:
+        write_po(f, template, omit_header=False, sort_output=True)
+    for lang in LANGUAGES:
+        po = LOCALES_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        po.parent.mkdir(parents=True, exist_ok=True)
+        if po.exists():
+            with po.open("rb") as f:
+                catalog = read_po(f, locale=lang)
+        else:
+            catalog = Catalog(locale=lang, project="bookingbot", domain=DOMAIN)
+        catalog.update(template, no_fuzzy_matching=True)
+        with po.open("wb") as f:
+            write_po(f, catalog, sort_output=True, ignore_obsolete=True)
+
+
+if __name__ == "__main__":
+    update_catalogs()
+    sys.exit(0)
