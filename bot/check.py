@@ -34,10 +34,10 @@ class Report:
     failed: int = 0
     secrets: list[str] = field(default_factory=list)
 
-    def line(self, mark: str, text: str, indent: int = 0) -> None:
+    def line(self, mark: str, text: str, indent: int = 0, *, count: bool = True) -> None:
         for secret in self.secrets:
             text = text.replace(secret, "<hidden>")
-        if mark == BAD:
+        if mark == BAD and count:
             self.failed += 1
         print(f"{'  ' * indent}{mark} {text}", flush=True)
 
@@ -46,7 +46,7 @@ def check_practice(report: Report, path: Path) -> Practice | None:
     try:
         practice = load_practice(path)
     except ConfigError as exc:
-        report.line(BAD, f"practice file {path}: {len(exc.errors)} problem(s); fix each field named:")
+        report.line(BAD, f"practice file {path}: {len(exc.errors)} problem(s); fix each field named:", count=False)
         for err in exc.errors:
             report.line(BAD, err, indent=1)
         return None

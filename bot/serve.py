@@ -6,25 +6,31 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
+from typing import TextIO
 
 from aiohttp import web
 
 from bot.app import build_application
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings, require_token
-from bot.web import make_web_app
+from bot.web import RedactingAccessLogger, feed_key, feed_url, make_web_app
 from scheduling.config import Practice
 
 log = logging.getLogger(__name__)
 
 
-def print_calendars(runtime: Runtime) -> None:
-    """Where specialists find their embedded calendars (shown on the console only, never logged)."""
-    if not runtime.accounts:
-        return
-    print("Embedded CalDAV calendars (add them in Apple Calendar, Thunderbird or DAVx5):")
-    for spec_id, acc in runtime.accounts.items():
-        print(f"  {spec_id}: {acc.calendar_url}  user {acc.username}  password {acc.password}")
+def print_calendars(runtime: Runtime, out: TextIO | None = None) -> None:
+    """Where specialists find their calendars and feeds (shown on the console only, never logged)."""
+    out = out or sys.stdout
+    if runtime.accounts:
+        print("Embedded CalDAV calendars (add them in Apple Calendar, Thunderbird or DAVx5):", file=out)
+        for spec_id, acc in runtime.accounts.items():
+            print(f"  {spec_id}: {acc.calendar_url}  user {acc.username}  password {acc.password}", file=out)
+    key = feed_key(runtime.settings.data_dir)
+    print("Read-only calendar feeds (subscribe in Outlook or any calendar app):", file=out)
+    for spec in runtime.practice.specialists:
+        print(f"  {spec.id}: {feed_url(runtime.settings, key, spec.id)}", file=out)
 
 
 async def serve(settings: Settings, practice: Practice) -> int:
@@ -41,7 +47,7 @@ async def serve(settings: Settings, practice: Practice) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     host, port = settings.listen_host_port
-    site_runner = web.AppRunner(make_web_app(runtime, app, settings))
+    site_runner = web.AppRunner(make_web_app(runtime, app, settings), access_log_class=RedactingAccessLogger)
     try:
         async with app:
             await app.start()

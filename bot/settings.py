@@ -22,6 +22,7 @@ class Settings:
     database_url: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    public_url: str | None = None
     listen: str = "127.0.0.1:8080"
     caldav_host: str = "127.0.0.1"
     caldav_port: int = 5232
@@ -53,6 +54,7 @@ ENV = {
     "database_url": "BOOKINGBOT_DATABASE_URL",
     "webhook_url": "BOOKINGBOT_WEBHOOK_URL",
     "webhook_secret": "BOOKINGBOT_WEBHOOK_SECRET",
+    "public_url": "BOOKINGBOT_PUBLIC_URL",
     "listen": "BOOKINGBOT_LISTEN",
     "caldav_host": "BOOKINGBOT_CALDAV_HOST",
     "caldav_port": "BOOKINGBOT_CALDAV_PORT",
@@ -81,7 +83,7 @@ def load_settings(
         _, sep, port = raw["listen"].rpartition(":")
         if not sep or not port.isdigit():
             raise SettingsError(f"{ENV['listen']}: {raw['listen']!r} is not host:port")
-    for name in ("api_url", "webhook_url"):
+    for name in ("api_url", "webhook_url", "public_url"):
         if name in raw and not raw[name].startswith(("http://", "https://")):
             raise SettingsError(f"{ENV[name]}: {raw[name]!r} is not an http(s) URL")
     if "webhook_url" in raw and "webhook_secret" not in raw:

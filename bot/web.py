@@ -71,7 +71,9 @@ def feed_token(key: bytes, specialist_id: str) -> str:
 
 
 def public_base(settings: Settings) -> str:
-    """Where the bot's web endpoints are reached: the webhook URL's origin, else the listen address."""
+    """Where the bot's web endpoints are reached: the public URL, the webhook URL's origin, or the listen address."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
     if settings.webhook_url:
         parts = urlsplit(settings.webhook_url)
         return f"{parts.scheme}://{parts.netloc}"

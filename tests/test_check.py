@@ -92,6 +92,7 @@ async def test_broken_practice_file_names_every_field(tmp_path: Path, capsys: py
     assert "services[0].duraton: unknown key" in bad
     assert "services[0].duration: required" in bad
     assert "All good." not in out
+    assert "3 problem(s) found." in out
 
 
 async def test_token_checked_with_get_me_and_never_printed(
