@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -20,15 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from aiohttp import web
+from telegram.ext import Application
+
 from bot.emulator import BotApiEmulator, ChatMessage, TelegramUser
 from bot.local import local_bot
+from bot.runtime import Runtime
 from bot.serve import print_calendars
 from bot.settings import Settings
+from bot.web import make_web_app
 from scheduling.config import Practice, parse_practice
 
 CLIENT = "client"
 CLIENT_ID = 100001
 FIRST_SPECIALIST_ID = 900001
+log = logging.getLogger(__name__)
+
 DEFAULT_PHONE = "+48601234567"
 
 HELP = """\
@@ -97,12 +105,17 @@ class Person:
     targets: list[Target] = field(default_factory=list)
 
     def unseen(self) -> list[tuple[ChatMessage, bool]]:
-        """Messages new or changed since last shown, each with whether it is an edit."""
-        return [
-            (m, m.message_id in self.seen)
-            for m in self.user.messages
-            if self.seen.get(m.message_id) != _snapshot(m)
-        ]
+        """Messages new or changed since last shown, each with whether it is an edit.
+
+        An edit that only took the buttons away is left out: the screen says nothing new.
+        """
+        fresh = []
+        for m in self.user.messages:
+            before, now = self.seen.get(m.message_id), _snapshot(m)
+            if before == now or (before and not m.inline_keyboard and before[0] == now[0]):
+                continue
+            fresh.append((m, before is not None))
+        return fresh
 
     def mark_seen(self) -> None:
         self.seen = {m.message_id: _snapshot(m) for m in self.user.messages}
@@ -217,7 +230,7 @@ class Terminal:
             if command == "/as":
                 self._switch(arg)
                 return True
-            if command.isdigit() and not arg and self.current.targets:
+            if command.isdigit() and len(command) <= 2 and not arg and self.current.targets:
                 target = self.find(command)
                 await user.tap_data(target.data, target.message_id)
             elif command == "/tap" and arg:
@@ -276,7 +289,7 @@ class LineReader:
         if line is not None and not self.interactive:
             # Echo scripted input so the transcript reads like a conversation.
             self.stdout.write(line + "\n")
-        elif line is None and not self.stopped:
+        elif line is None:
             self.stdout.write("\n")
         return line
 
@@ -323,7 +336,8 @@ async def run_demo(
     async with (
         _quiet_logging(),
         BotApiEmulator() as emulator,
-        local_bot(settings.data_dir, emulator, practice, database_url=settings.database_url) as (runtime, _),
+        local_bot(settings.data_dir, emulator, practice, database_url=settings.database_url) as (runtime, app),
+        _web_endpoints(runtime, app),
     ):
         people = {CLIENT: Person(CLIENT, "the client", emulator.user(CLIENT_ID, "Client", lang))}
         for spec in practice.specialists:
@@ -335,24 +349,47 @@ async def run_demo(
             people[spec.id].mark_seen()
         terminal = Terminal(people, stdout, settings.data_dir)
         terminal.write(_banner(practice, terminal))
-        with contextlib.redirect_stdout(stdout):
-            print_calendars(runtime)
+        print_calendars(runtime, stdout)
         terminal.write()
-        reader = LineReader(stdin, stdout)
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, reader.stop)
+        await _chat(terminal, LineReader(stdin, stdout))
         try:
-            while not reader.stopped:
-                line = await reader.read(terminal.prompt)
-                if line is None or not await terminal.handle(line):
-                    break
-        finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
-            reader.close()
-        terminal.write("Demo stopped. Bookings stay in " + str(settings.data_dir) + ".")
+            # Write what is still queued for the calendar before it stops, like `bookingbot run` does.
+            await runtime.worker.run_once()
+        except Exception:
+            log.exception("could not flush the calendar outbox")
+        terminal.write(f"Demo stopped. Bookings stay in {settings.data_dir}.")
     return 0
+
+
+async def _chat(terminal: Terminal, reader: LineReader) -> None:
+    """Read and act on lines until /quit, the end of the input or Ctrl-C."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, reader.stop)
+    try:
+        while not reader.stopped:
+            line = await reader.read(terminal.prompt)
+            if line is None or not await terminal.handle(line):
+                break
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        reader.close()
+
+
+@contextlib.asynccontextmanager
+async def _web_endpoints(runtime: Runtime, app: Application) -> AsyncIterator[None]:
+    """Serve health and the calendar feeds on a free loopback port, as `bookingbot run` serves them."""
+    runner = web.AppRunner(make_web_app(runtime, app, runtime.settings), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        # The feed URLs printed at start are built from the listen address: name the port really used.
+        runtime.settings = dataclasses.replace(runtime.settings, listen=f"127.0.0.1:{port}")
+        yield
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -374,4 +411,3 @@ def _banner(practice: Practice, terminal: Terminal) -> str:
         "You play the client and the specialists in turn; what the bot sends the current person "
         "is printed, buttons are numbered.\n" + terminal.help() + "\n"
     )
-

@@ -51,27 +51,29 @@ async def serve(settings: Settings, practice: Practice) -> int:
     try:
         async with app:
             await app.start()
-            runtime.start_outbox()
-            await site_runner.setup()
-            await web.TCPSite(site_runner, host, port).start()
-            if settings.webhook_url:
-                await app.bot.set_webhook(
-                    settings.webhook_url,
-                    secret_token=settings.webhook_secret,
-                    allowed_updates=["message", "callback_query"],
-                )
-                log.info("webhook mode: Telegram posts to the configured URL; listening on %s:%s", host, port)
-            else:
-                await app.bot.delete_webhook()
-                assert app.updater is not None
-                await app.updater.start_polling(allowed_updates=["message", "callback_query"])
-                log.info("long polling; health and feeds on http://%s:%s", host, port)
-            await stop.wait()
-            log.info("stopping: finishing the updates under way")
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            await site_runner.cleanup()
-            await app.stop()
+            try:
+                runtime.start_outbox()
+                await site_runner.setup()
+                await web.TCPSite(site_runner, host, port).start()
+                if settings.webhook_url:
+                    await app.bot.set_webhook(
+                        settings.webhook_url,
+                        secret_token=settings.webhook_secret,
+                        allowed_updates=["message", "callback_query"],
+                    )
+                    log.info("webhook mode: Telegram posts to the configured URL; listening on %s:%s", host, port)
+                else:
+                    await app.bot.delete_webhook()
+                    assert app.updater is not None
+                    await app.updater.start_polling(allowed_updates=["message", "callback_query"])
+                    log.info("long polling; health and feeds on http://%s:%s", host, port)
+                await stop.wait()
+                log.info("stopping: finishing the updates under way")
+            finally:
+                if app.updater is not None and app.updater.running:
+                    await app.updater.stop()
+                await site_runner.cleanup()
+                await app.stop()
     finally:
         await runtime.close()
     return 0
