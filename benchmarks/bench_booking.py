@@ -168,9 +168,7 @@ class Person:
             last = self.user.messages[-1]
             return bool(last.inline_keyboard) or SENT in last.text
 
-        await self.act(
-            kind, phase, lambda: self.user.tap_data(data, message.message_id, wait=False), ready, tap=True
-        )
+        await self.act(kind, phase, lambda: self.user.tap_data(data, message.message_id, wait=False), ready, tap=True)
 
     async def say(self, kind: str, phase: str, push: Callable[[], Awaitable[object]]) -> None:
         """Send a message or contact; done when a new dialog message with buttons has arrived."""
@@ -197,6 +195,7 @@ class Client:
     reason: str = ""
     taken: int = 0
     refused: int = 0
+    month: str = START.strftime("%Y-%m")  # the latest month this client moved on to
     updates: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -240,15 +239,13 @@ class Client:
             await person.say("start", "browse", lambda: user.send("/start", wait=False))
             return False
         dialog = _dialog(user)
-        data = _data(dialog)
-        text = dialog.text if dialog else ""
         if dialog is None:
             raise StepFailed(f"no dialog on screen (last: {user.messages[-1].text[:80]!r})")
-        self.updates["browse"] += 1
+        data, text = _data(dialog), dialog.text
         if "b|send" in data:
-            self.updates["browse"] -= 1
             self.state = "summary"
             return True
+        self.updates["browse"] += 1
         if "first and last name" in text:
             await person.say("text", "browse", lambda: user.send(f"Bench Client {self.number}", wait=False))
         elif text.startswith("Or go back"):
@@ -265,23 +262,22 @@ class Client:
         for simple in ("b|agree", "b|skip", "b|retry"):
             if simple in data:
                 return simple
-        times = [d for d in data if d.startswith("b|time|")]
-        if times:
-            return self._weighted(times, TIME_WEIGHTS)
-        if any(d.startswith("b|part|") for d in data) or (
-            "b|back" in data and not any(d.startswith(("b|day|", "b|pick|", "b|month|")) for d in data)
-        ):
-            return "b|back"  # a time screen with no times left: back to the days
-        days = [d for d in data if d.startswith("b|day|")]
-        if days:
-            return self._weighted(days, DAY_WEIGHTS)
-        months = [d for d in data if d.startswith("b|month|")]
-        if months:
-            later = max(months)  # an empty month: look at the next one
-            return later if len(months) == 2 or later[8:] > START.strftime("%Y-%m") else None
+        for prefix, weights in (("b|time|", TIME_WEIGHTS), ("b|day|", DAY_WEIGHTS)):
+            shown = [d for d in data if d.startswith(prefix)]
+            if shown:
+                return self._weighted(shown, weights)
         picks = [d.removeprefix("b|pick|") for d in data if d.startswith("b|pick|")]
         if picks:
             return "b|pick|" + self._pick(picks)
+        if any(d.startswith("b|noop") for d in data):
+            # A month without free days: on to the next month, never back to one already seen.
+            later = max((d for d in data if d.startswith("b|month|")), default="")
+            if later.removeprefix("b|month|") > self.month:
+                self.month = later.removeprefix("b|month|")
+                return later
+            return None
+        if "b|back" in data:
+            return "b|back"  # a time screen with no times left: back to the days
         return None
 
     async def send(self) -> str:
@@ -350,7 +346,8 @@ async def double_bookings(runtime: Runtime) -> Overlaps:
         for spec in practice.specialists:
             async with runtime.store.tx() as tx:
                 active = await tx.active_appointments(spec.id, START - timedelta(days=1), START + timedelta(days=400))
-            busy = {a.uid: (a.start, a.end + buffers[a.service_id]) for a in active}
+            buffer = {a.uid: buffers[a.service_id] for a in active}
+            busy = {a.uid: (a.start, a.end + buffer[a.uid]) for a in active}
             found.active += len(active)
             found.database += _pairs(list(busy.values()))
             # Read back independently of the bot's CalDAV code: one GET of the whole collection.
@@ -364,8 +361,7 @@ async def double_bookings(runtime: Runtime) -> Overlaps:
                 uid = str(event["UID"])
                 start, end = _as_utc(event["DTSTART"].dt), _as_utc(event["DTEND"].dt)
                 # Buffers come from the appointment the event belongs to, when there is one.
-                buffer = busy[uid][1] - end if uid in busy else timedelta(0)
-                events[uid] = (start, end + buffer)
+                events[uid] = (start, end + buffer.get(uid, timedelta(0)))
             found.events += len(events)
             found.calendar += _pairs(list(events.values()))
             found.calendar_only += len(events.keys() - busy.keys())
@@ -497,7 +493,9 @@ class Report:
             ]
         if self.logs:
             out.append("bot warnings and errors:")
-            out += [f"  {level} x{n}: {what} {detail}".rstrip() for (level, what, detail), n in self.logs.most_common(8)]
+            out += [
+                f"  {level} x{n}: {what} {detail}".rstrip() for (level, what, detail), n in self.logs.most_common(8)
+            ]
         else:
             out.append("bot warnings and errors: none")
         if self.timed_out:
@@ -544,7 +542,9 @@ async def _approve_all(runtime: Runtime, staff: dict[str, Person], report: Repor
             def ready(message: ChatMessage = message) -> bool:
                 return not any(d.startswith("s|a|") for d in _data(message))
 
-            push = lambda data=data, m=message: person.user.tap_data(data, m.message_id, wait=False)  # noqa: E731
+            async def push(data: str = data, message: ChatMessage = message) -> None:
+                await person.user.tap_data(data, message.message_id, wait=False)
+
             await person.act("approve", "approve", push, ready, tap=True)
             report.approvals += 1
 
@@ -570,9 +570,12 @@ async def run(
             watches[message.chat_id].changed()
 
     with tempfile.TemporaryDirectory() as tmp, counting_logs() as logs:
-        async with BotApiEmulator(**limits) as emulator, local_bot(  # type: ignore[arg-type]
-            Path(tmp), emulator, practice, clock=lambda: START, rate_limit=realistic_limits
-        ) as (runtime, _app):
+        async with (
+            BotApiEmulator(**limits) as emulator,
+            local_bot(  # type: ignore[arg-type]
+                Path(tmp), emulator, practice, clock=lambda: START, rate_limit=realistic_limits
+            ) as (runtime, _app),
+        ):
             emulator.listeners.append(listener)
 
             def person(user_id: int, name: str) -> Person:

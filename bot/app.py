@@ -24,7 +24,7 @@ from telegram.ext import (
 
 from bot import notify
 from bot.deps import Deps, deps
-from bot.handlers import client, specialist
+from bot.handlers import client, mine, specialist
 from bot.handlers.common import harmless
 from bot.i18n import available, gettext_for
 
@@ -95,6 +95,7 @@ async def set_commands(app: Application) -> None:
         _ = gettext_for(lang)
         commands = [
             BotCommand("book", _("Book an appointment")),
+            BotCommand("my", _("My appointments")),
             BotCommand("cancel", _("Stop the booking under way")),
         ]
         await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
@@ -126,8 +127,10 @@ def build_application(
     app.add_handler(CommandHandler("start", client.start))
     app.add_handler(CommandHandler("book", client.book))
     app.add_handler(CommandHandler("cancel", client.cancel))
+    app.add_handler(CommandHandler("my", mine.my_appointments))
     app.add_handler(CallbackQueryHandler(client.button, pattern=r"^b\|"))
     app.add_handler(CallbackQueryHandler(specialist.button, pattern=r"^s\|"))
+    app.add_handler(CallbackQueryHandler(mine.button, pattern=r"^m\|"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.CONTACT, client.contact))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, client.text))

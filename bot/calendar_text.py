@@ -36,7 +36,7 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
         summary=f"{service.name}: {who}",
         description="\n".join(lines),
         location=location.address or location.name,
-        status="CONFIRMED" if appt.status == Status.CONFIRMED else "TENTATIVE",
+        status="TENTATIVE" if appt.status == Status.REQUESTED else "CONFIRMED",
         sequence=appt.sequence,
         appointment_id=appt.id,
     )

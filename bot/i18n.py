@@ -62,7 +62,9 @@ def extract() -> Catalog:
         for filename, lineno, message, comments, context in extract_from_dir(
             ROOT / package, method_map=[("**.py", "python")], keywords={"_": None, "gettext": None}
         ):
-            template.add(message, locations=[(f"{package}/{filename}", lineno)], auto_comments=comments, context=context)
+            template.add(
+                message, locations=[(f"{package}/{filename}", lineno)], auto_comments=comments, context=context
+            )
     return template
 
 

@@ -12,6 +12,7 @@ from telegram.error import Forbidden, TelegramError
 from bot.calendar_text import event_for
 from bot.deps import Deps
 from bot.dialogs import specialist as texts
+from bot.dialogs.mine import cancelled_for_specialist
 from bot.handlers.common import edit_quietly
 from caldav_bridge.ical import ics_bytes
 from scheduling.store import AppointmentRow, ClientRow
@@ -42,13 +43,9 @@ async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     msg = texts.request_message(d.practice, appt, client, staff_lang(d))
     for chat_id in _recipients(d, appt):
         try:
-            sent = await bot.send_message(
-                chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup
-            )
+            sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
         except Forbidden:
-            log.warning(
-                "specialist %s has not started the bot; request %s waits", appt.specialist_id, appt.id
-            )
+            log.warning("specialist %s has not started the bot; request %s waits", appt.specialist_id, appt.id)
             continue
         async with d.store.tx() as tx:
             await tx.set_request_message(appt.id, chat_id, sent.message_id)
@@ -97,6 +94,18 @@ async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     client = await _client_of(d, appt)
     msg = texts.expired_for_client(d.practice, appt, client.language or staff_lang(d))
     await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+    await refresh_request(bot, d, appt)
+
+
+async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """The client cancelled: the specialist is told and their request message updated."""
+    for chat_id in _recipients(d, appt):
+        try:
+            await bot.send_message(
+                chat_id, cancelled_for_specialist(d.practice, appt, staff_lang(d)), parse_mode=ParseMode.HTML
+            )
+        except TelegramError as exc:
+            log.warning("could not tell specialist %s of a cancellation: %s", appt.specialist_id, exc.message)
     await refresh_request(bot, d, appt)
 
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +16,7 @@ from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
 from scheduling.booking import BookingService, Clock, utcnow
+from scheduling.calendar import EventSpec
 from scheduling.config import Practice
 from scheduling.db import create_schema, make_engine
 from scheduling.store import AppointmentRow, Store
@@ -87,13 +87,9 @@ async def start_runtime(
         await engine.dispose()
         raise
 
-    def event(appt: AppointmentRow) -> object:
+    def event(appt: AppointmentRow) -> EventSpec:
         return event_for(practice, appt, appt.client)
 
-    worker = OutboxWorker(store, gateway, event, clock)  # type: ignore[arg-type]
+    worker = OutboxWorker(store, gateway, event, clock)
     booking = BookingService(practice, store, gateway, clock=clock, on_calendar_change=worker.wake)
     return Runtime(settings, practice, engine, store, gateway, worker, booking, embedded, accounts)
-
-
-def now_utc() -> datetime:
-    return utcnow()

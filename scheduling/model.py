@@ -26,6 +26,8 @@ class Status(enum.StrEnum):
 
 # Statuses whose appointment still occupies its time.
 ACTIVE_STATUSES = frozenset({Status.REQUESTED, Status.CONFIRMED})
+# Statuses whose event stays in the specialist's calendar (a visit that took place is history, not a gap).
+IN_CALENDAR = ACTIVE_STATUSES | {Status.COMPLETED, Status.NO_SHOW}
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,3 +82,38 @@ async def test_returning_client_is_not_asked_again(bot: Bot) -> None:
     assert "Jan Nowak, +48601234567" in client.last.text
     await client.tap("Change my details")
     assert "first and last name" in client.last.text
+
+
+async def test_client_lists_and_cancels_an_appointment(bot: Bot) -> None:
+    client = bot.user(6005, "Pola")
+    await book_first_consultation(client, note=None)
+    await bot.anna.tap("Approve")
+    appt = await _appointment(bot, 6005)
+
+    await client.send("/my")
+    assert "Your upcoming appointments" in client.last.text and "First consultation" in client.last.text
+    await client.tap("Cancel #1")
+    assert "Free cancellation until 24 hours before the visit." in client.last.text  # the specialist's policy
+    await client.tap("Yes, cancel it")
+    assert "The appointment is cancelled" in client.last.text
+    assert "The client cancelled" in bot.anna.messages[-2].text or "The client cancelled" in bot.anna.last.text
+    assert (await _appointment(bot, 6005)).status == "cancelled"
+    await client.tap_data(f"m|y|{appt.id}", message_id=client.last.message_id)
+    assert "already cancelled" in client.answers[-1].text
+
+    stranger = bot.user(6006, "Eve")
+    await stranger.send("/my")
+    assert "no upcoming appointments" in stranger.last.text
+    await stranger.tap_data(f"m|y|{appt.id}", message_id=stranger.last.message_id)
+    assert "not valid" in stranger.answers[-1].text
+
+
+async def test_late_cancellation_is_refused_with_the_policy(bot: Bot) -> None:
+    client = bot.user(6007, "Rita")
+    await book_first_consultation(client, note=None)
+    await bot.anna.tap("Approve")
+    bot.clock.advance(days=1, hours=12)  # Wednesday 2 December, 07:00 local: two hours before the visit
+    await client.send("/my")
+    await client.tap("Cancel #1")
+    assert "no longer possible" in client.last.text and client.last.buttons == []
+    assert (await _appointment(bot, 6007)).status == "confirmed"

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 _PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-async def _client(d: Deps, update: Update) -> ClientRow:
+async def client_of(d: Deps, update: Update) -> ClientRow:
+    """The person writing, as a client record (created on first contact, in their language)."""
     user = update.effective_user
     assert user is not None
     async with d.store.tx() as tx:
@@ -79,7 +80,7 @@ async def _show(
 
 async def _begin(update: Update, context: ContextTypes.DEFAULT_TYPE, payload: str | None) -> None:
     d = deps(context)
-    client = await _client(d, update)
+    client = await client_of(d, update)
     draft = Draft(lang=client.language or d.practice.practice.language)
     preselect = dict(part.split("-", 1) for part in (payload or "").split("__") if "-" in part)
     dialog.begin(
@@ -98,7 +99,7 @@ async def _begin(update: Update, context: ContextTypes.DEFAULT_TYPE, payload: st
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Greet in the client's language and open the booking dialog; a deep-link payload is the booking source."""
     d = deps(context)
-    client = await _client(d, update)
+    client = await client_of(d, update)
     _ = gettext_for(client.language or d.practice.practice.language)
     payload = context.args[0] if context.args else None
     if payload is not None and not _PAYLOAD.match(payload):
@@ -131,7 +132,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     draft, message_id = await drafts.load(d.store, chat_id)
-    client = await _client(d, update)
+    client = await client_of(d, update)
     _ = gettext_for(client.language or d.practice.practice.language)
     async with d.store.tx() as tx:
         await tx.delete_draft(chat_id)
@@ -150,7 +151,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     d = deps(context)
-    client = await _client(d, update)
+    client = await client_of(d, update)
     _ = gettext_for(client.language or d.practice.practice.language)
     parts = query.data.split("|")
     verb, arg = [*parts, "", ""][1:3]
@@ -219,7 +220,7 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if draft is not None and draft.reason_for is not None:
         await specialist_handlers.typed_reason(update, context, draft, message_id)
         return
-    client = await _client(d, update)
+    client = await client_of(d, update)
     _ = gettext_for(client.language or d.practice.practice.language)
     if draft is None or not draft.active:
         await message.reply_text(_("Send /book to book an appointment."))
@@ -239,7 +240,7 @@ async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert message is not None and message.contact is not None
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     draft, message_id = await drafts.load(d.store, chat_id)
-    client = await _client(d, update)
+    client = await client_of(d, update)
     _ = gettext_for(client.language or d.practice.practice.language)
     own = message.contact.user_id == update.effective_user.id  # type: ignore[union-attr]
     if draft is None or not draft.active or draft.contact_stage != "phone" or not own:

@@ -1,0 +1,73 @@
+"""The client's /my command: upcoming appointments and cancelling them."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot import notify
+from bot.deps import deps
+from bot.dialogs import mine
+from bot.dialogs import specialist as texts
+from bot.handlers.client import client_of
+from bot.handlers.common import edit_quietly
+from bot.i18n import gettext_for
+from scheduling.booking import AlreadyDecided, CancellationClosed, NotAllowed
+from scheduling.model import ACTIVE_STATUSES
+
+log = logging.getLogger(__name__)
+
+
+async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the client's upcoming requests and appointments."""
+    d = deps(context)
+    client = await client_of(d, update)
+    async with d.store.tx() as tx:
+        appts = await tx.client_appointments(client.id, upcoming_from=d.booking.clock())
+    appts = [a for a in appts if a.status in ACTIVE_STATUSES]
+    msg = mine.listing(d.practice, appts, client.language or d.practice.practice.language)
+    await update.effective_message.reply_html(msg.text, reply_markup=msg.markup)  # type: ignore[union-attr]
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Cancel (ask), Yes, or No on one of the client's appointments."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and query.message is not None
+    d = deps(context)
+    client = await client_of(d, update)
+    lang = client.language or d.practice.practice.language
+    _ = gettext_for(lang)
+    parts = query.data.split("|")
+    appt = None
+    if len(parts) == 3 and parts[1] in ("c", "y", "n") and parts[2].isdigit() and len(parts[2]) < 12:
+        async with d.store.tx() as tx:
+            appt = await tx.get_appointment(int(parts[2]))
+    if appt is None or appt.client_id != client.id:
+        log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
+        await query.answer(_("This button is not valid."), show_alert=True)
+        return
+    chat_id, message_id = query.message.chat.id, query.message.message_id
+    verb = parts[1]
+    if verb == "n":
+        await query.answer()
+        await edit_quietly(context.bot, chat_id, message_id, text=_("Nothing changed."))
+        return
+    if verb == "c":
+        await query.answer()
+        free = d.booking.clock() <= d.booking.free_cancellation_until(appt) or appt.status == "requested"
+        msg = mine.confirm_cancel(d.practice, appt, lang, free)
+        await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
+        return
+    try:
+        appt = await d.booking.cancel_by_client(appt.id, client.id)
+    except AlreadyDecided as exc:
+        await query.answer(texts.already(lang, exc.status), show_alert=True)
+        return
+    except (CancellationClosed, NotAllowed):
+        await query.answer(_("Free cancellation is no longer possible; please contact the practice."), show_alert=True)
+        return
+    await query.answer()
+    await edit_quietly(context.bot, chat_id, message_id, text=mine.cancelled_for_client(lang))
+    await notify.cancelled(context.bot, d, appt)
