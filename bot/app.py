@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
@@ -38,18 +37,24 @@ class PerChatProcessor(BaseUpdateProcessor):
 
     def __init__(self, max_concurrent_updates: int = 64):
         super().__init__(max_concurrent_updates)
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # chat id -> (lock, updates holding or awaiting it)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
             await coroutine
             return
-        lock = self._locks[chat.id]
-        async with lock:
-            await coroutine
-        if not lock.locked() and not lock._waiters:  # forget idle chats so the map stays small
-            self._locks.pop(chat.id, None)
+        lock, users = self._locks.get(chat.id, (asyncio.Lock(), 0))
+        self._locks[chat.id] = (lock, users + 1)
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            lock, users = self._locks[chat.id]
+            if users == 1:
+                del self._locks[chat.id]  # forget idle chats so the map stays small
+            else:
+                self._locks[chat.id] = (lock, users - 1)
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -203,7 +203,10 @@ class Terminal:
                 return targets[int(wanted) - 1]
             raise LookupError(f"no button [{wanted}] shown")
         if len(wanted) > 2 and wanted.startswith("/") and wanted.endswith("/"):
-            pattern = re.compile(wanted[1:-1])
+            try:
+                pattern = re.compile(wanted[1:-1])
+            except re.error as exc:
+                raise LookupError(f"{wanted} is not a regular expression: {exc}") from None
             matches = [t for t in targets if pattern.fullmatch(t.label)][:1]
         else:
             matches = [t for t in targets if t.label == wanted] or [
@@ -233,7 +236,7 @@ class Terminal:
             if command.isdigit() and len(command) <= 2 and not arg and self.current.targets:
                 target = self.find(command)
                 await user.tap_data(target.data, target.message_id)
-            elif command == "/tap" and arg:
+            elif command == "/tap":
                 target = self.find(arg)
                 await user.tap_data(target.data, target.message_id)
             elif command == "/contact":

@@ -78,7 +78,7 @@ async def start_runtime(
     if not accounts and any(not s.caldav.url for s in practice.specialists):
         embedded = EmbeddedCalDAV(settings.data_dir, host=settings.caldav_host, port=settings.caldav_port)
         accounts = await embedded.start(practice)
-    gateway = CalDAVGateway(practice, accounts=accounts)
+    gateway = CalDAVGateway(practice, accounts=accounts, clock=clock)
     try:
         await gateway.start()
     except Exception:

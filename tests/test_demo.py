@@ -181,3 +181,18 @@ def test_specialists_without_a_telegram_id_get_demo_ids() -> None:
 )
 def test_the_demo_language_follows_lang(lang: str, code: str) -> None:
     assert demo_language({"LANG": lang}) == code
+
+
+async def test_mistakes_are_explained_and_the_demo_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "C")
+    script = "/start\n7\n/tap /[/\n/tap\n/as nobody\n/as jonas\n/as client\n/tap Online\n/quit\n"
+    out = io.StringIO()
+    code = await run_demo(Settings(data_dir=tmp_path), load_practice(EXAMPLE), stdin=io.StringIO(script), stdout=out)
+    transcript = out.getvalue()
+    assert code == 0
+    assert "! no button [7] shown" in transcript
+    assert "! /[/ is not a regular expression" in transcript
+    assert "! 3 buttons labelled ''" in transcript
+    assert "! nobody called 'nobody': choose one of client, anna, jonas" in transcript
+    assert "-- now speaking as Jonas Petraitis\n  (nothing new" in transcript
+    assert "bot (edited): What is it about?" in _after(transcript, "[client] > /tap Online")

@@ -21,6 +21,7 @@ from bot.dialogs.render import (
     Gettext,
     appointment_lines,
     channel_label,
+    day_label,
     time_label,
     zone_note,
 )
@@ -268,7 +269,7 @@ async def screen_day(c: Ctx) -> Screen | str:
             else:
                 row.append(_button("·", "noop", "day"))
         rows.append(row)
-    text = _("Choose a day (days with free times have numbers).") if free else _("No free times this month.")
+    text = _("Choose a day; days with free times show their date.") if free else _("No free times this month.")
     return Screen(_header(c) + text, [*rows, _nav(_)])
 
 
@@ -311,7 +312,7 @@ async def screen_time(c: Ctx) -> Screen | str:
         for s in starts
     ]
     rows += _grid(times, 4)
-    day = format_date(date.fromisoformat(d.day), "EEEE, d MMMM", locale=d.lang)
+    day = day_label(d.lang, date.fromisoformat(d.day))
     if starts:
         text = _("Free times on {day}:").format(day=day)
     else:
@@ -556,7 +557,7 @@ async def _send(c: Ctx) -> Screen:
         d.step, d.day = "day", None
         d.notice = c._("This time can no longer be booked. Please choose again.")
         return await render(c)
-    text = c._("Your request has been sent. The specialist will confirm it soon; I will let you know here.")
+    text = c._("Your request has been sent. The specialist will reply soon; I will let you know here.")
     return Screen(_header(c) + text, done=True, booked=appt)
 
 

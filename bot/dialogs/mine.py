@@ -53,7 +53,8 @@ def confirm_cancel(practice: Practice, appt: AppointmentRow, lang: str, free: bo
 
 
 def cancelled_for_client(lang: str) -> str:
-    return gettext_for(lang)("The appointment is cancelled. Send /book to book another time.")
+    _ = gettext_for(lang)
+    return _("The appointment is cancelled. Send /book to book another time.")
 
 
 def cancelled_for_specialist(practice: Practice, appt: AppointmentRow, lang: str) -> str:

@@ -31,7 +31,7 @@ def status_label(_: Gettext, status: str) -> str:
         Status.EXPIRED: _("expired without an answer"),
         Status.CANCELLED: _("cancelled"),
         Status.COMPLETED: _("completed"),
-        Status.NO_SHOW: _("missed"),
+        Status.NO_SHOW: _("client did not come"),
     }[Status(status)]
 
 
@@ -58,7 +58,8 @@ def when(lang: str, practice: Practice, location_id: str, start: datetime, *, wi
 
 
 def day_label(lang: str, day: date) -> str:
-    return format_date(day, "EEEE, d MMMM", locale=lang)
+    """The full local form of a date ('Thursday, 3 December 2026', 'Donnerstag, 3. Dezember 2026')."""
+    return format_date(day, "full", locale=lang)
 
 
 def time_label(lang: str, practice: Practice, location_id: str, start: datetime) -> str:

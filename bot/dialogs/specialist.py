@@ -78,7 +78,8 @@ def reasons_message(practice: Practice, appt: AppointmentRow, client: ClientRow,
 
 
 def type_reason_prompt(lang: str) -> str:
-    return gettext_for(lang)("Please type the reason for declining; the client will see it.")
+    _ = gettext_for(lang)
+    return _("Please type the reason for declining; the client will see it.")
 
 
 def confirmed_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
