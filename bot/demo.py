@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import queue
@@ -339,8 +338,14 @@ async def run_demo(
     async with (
         _quiet_logging(),
         BotApiEmulator() as emulator,
-        local_bot(settings.data_dir, emulator, practice, database_url=settings.database_url) as (runtime, app),
-        _web_endpoints(runtime, app),
+        local_bot(
+            settings.data_dir,
+            emulator,
+            practice,
+            database_url=settings.database_url,
+            caldav_port=settings.caldav_port,
+        ) as (runtime, app),
+        _web_endpoints(runtime, app) as web_base,
     ):
         people = {CLIENT: Person(CLIENT, "the client", emulator.user(CLIENT_ID, "Client", lang))}
         for spec in practice.specialists:
@@ -352,7 +357,7 @@ async def run_demo(
             people[spec.id].mark_seen()
         terminal = Terminal(people, stdout, settings.data_dir)
         terminal.write(_banner(practice, terminal))
-        print_calendars(runtime, stdout)
+        print_calendars(runtime, stdout, feed_base=web_base)
         terminal.write()
         await _chat(terminal, LineReader(stdin, stdout))
         try:
@@ -381,16 +386,13 @@ async def _chat(terminal: Terminal, reader: LineReader) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _web_endpoints(runtime: Runtime, app: Application) -> AsyncIterator[None]:
-    """Serve health and the calendar feeds on a free loopback port, as `bookingbot run` serves them."""
+async def _web_endpoints(runtime: Runtime, app: Application) -> AsyncIterator[str]:
+    """Serve health and the calendar feeds on a free loopback port, as `bookingbot run` serves them; yield its URL."""
     runner = web.AppRunner(make_web_app(runtime, app, runtime.settings), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        port = runner.addresses[0][1]
-        # The feed URLs printed at start are built from the listen address: name the port really used.
-        runtime.settings = dataclasses.replace(runtime.settings, listen=f"127.0.0.1:{port}")
-        yield
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
 

@@ -18,9 +18,7 @@ from scheduling.config import Practice
 
 
 @contextlib.asynccontextmanager
-async def polling(
-    app: Application, emulator: BotApiEmulator, poll_timeout: int = 1
-) -> AsyncIterator[Application]:
+async def polling(app: Application, emulator: BotApiEmulator, poll_timeout: int = 1) -> AsyncIterator[Application]:
     """Initialise, start and long-poll an Application on the emulator; shut it down cleanly afterwards."""
     await app.initialize()
     await app.start()
@@ -50,6 +48,7 @@ async def local_bot(
     rate_limit: bool = False,
     sweep_seconds: float = 3600,
     outbox_poll: float = 0.2,
+    caldav_port: int = 0,
 ) -> AsyncIterator[tuple[Runtime, Application]]:
     """The whole bot (database, embedded calendar, outbox, Application) talking to the emulator."""
     settings = Settings(
@@ -57,7 +56,7 @@ async def local_bot(
         api_url=emulator.base_url.removesuffix("/bot"),
         data_dir=data_dir,
         database_url=database_url,
-        caldav_port=0,
+        caldav_port=caldav_port,
     )
     runtime = await start_runtime(settings, practice, clock=clock, accounts=accounts)
     app = build_application(

@@ -20,7 +20,7 @@ from scheduling.config import Practice
 log = logging.getLogger(__name__)
 
 
-def print_calendars(runtime: Runtime, out: TextIO | None = None) -> None:
+def print_calendars(runtime: Runtime, out: TextIO | None = None, feed_base: str | None = None) -> None:
     """Where specialists find their calendars and feeds (shown on the console only, never logged)."""
     out = out or sys.stdout
     if runtime.accounts:
@@ -30,7 +30,7 @@ def print_calendars(runtime: Runtime, out: TextIO | None = None) -> None:
     key = feed_key(runtime.settings.data_dir)
     print("Read-only calendar feeds (subscribe in Outlook or any calendar app):", file=out)
     for spec in runtime.practice.specialists:
-        print(f"  {spec.id}: {feed_url(runtime.settings, key, spec.id)}", file=out)
+        print(f"  {spec.id}: {feed_url(runtime.settings, key, spec.id, feed_base)}", file=out)
 
 
 async def serve(settings: Settings, practice: Practice) -> int:

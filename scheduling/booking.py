@@ -170,7 +170,7 @@ class BookingService:
         )
 
     async def assign(self, slots: Sequence[Slot], client_id: int | None) -> Slot:
-        """Choose among specialists free at the same start: the client's previous one, else the least booked that week."""
+        """Pick one of several specialists free at one start: the previous one, else the least booked that week."""
         if len(slots) == 1:
             return slots[0]
         async with self.store.tx() as tx:

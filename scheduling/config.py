@@ -22,7 +22,7 @@ from pydantic import (
 from scheduling.model import Channel
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
+_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(:00)?$")
 
 
 class ConfigError(Exception):
@@ -214,13 +214,9 @@ def _references(p: Practice) -> list[str]:
                 errors.append(f"specialists[{i}].schedule[{j}].location: no location with id {w.location!r}")
         for j, e in enumerate(spec.exceptions):
             if e.location is not None and e.location not in p.location_by_id:
-                errors.append(
-                    f"specialists[{i}].exceptions[{j}].location: no location with id {e.location!r}"
-                )
+                errors.append(f"specialists[{i}].exceptions[{j}].location: no location with id {e.location!r}")
         if spec.caldav.url and not spec.caldav.password_env:
-            errors.append(
-                f"specialists[{i}].caldav.password_env: name the environment variable holding the password"
-            )
+            errors.append(f"specialists[{i}].caldav.password_env: name the environment variable holding the password")
     return errors
 
 

@@ -9,9 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import pytest_asyncio
 
+from bot.calendar_text import event_for
 from caldav_bridge.gateway import CalDAVGateway
 from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
-from scheduling.model import Channel
+from scheduling.config import parse_practice
+from scheduling.model import Channel, Status
 from scheduling.store import Store
 from tests.fixtures.caldav import CalDAVServer, account_of, practice_for, put_raw
 
@@ -62,19 +64,14 @@ async def test_commit_rechecks_the_server_after_browsing(service: BookingService
 
 
 async def test_our_own_events_are_judged_by_the_database(service: BookingService) -> None:
-    client = await _client(service)
-    appt = await service.request(_request(client))
-    await_written = service.calendar.put  # the outbox writes it in the app; here we write it directly
-    from bot.calendar_text import event_for  # the real mapping
-
-    await await_written("ana", event_for(service.practice, appt, appt.client))
+    appt = await service.request(_request(await _client(service)))
+    await service.calendar.put("ana", event_for(service.practice, appt, appt.client))  # as the outbox would
     slots = await service.day_slots("first", "centre", ["ana"], MONDAY, fresh=True)
     assert "08:00" not in _starts(slots)
-    await service.decline(appt.id, -1, "no") if False else None  # noqa: B018 (specialist-only; see below)
     async with service.store.tx() as tx:
         row = await tx.get_appointment(appt.id, for_update=True)
-        await tx.transition(row, row.status.__class__("declined"), actor="specialist:test", at=NOW)
-    # The tentative event is still on the server (its removal waits in the outbox): the slot is free anyway.
+        await tx.transition(row, Status.DECLINED, actor="specialist:test", at=NOW)
+    # The tentative event is still on the server (its removal waits in the outbox): the time is free anyway.
     slots = await service.day_slots("first", "centre", ["ana"], MONDAY, fresh=True)
     assert "08:00" in _starts(slots)
 
@@ -82,8 +79,6 @@ async def test_our_own_events_are_judged_by_the_database(service: BookingService
 async def test_buffer_after_an_appointment_blocks_the_next_start(service: BookingService) -> None:
     data = service.practice.model_dump(mode="json")
     data["services"][0].update(buffer_after=15, start_every=30)
-    from scheduling.config import parse_practice
-
     service.practice = parse_practice(data)
     await service.request(_request(await _client(service)))  # 09:00-09:50, buffer to 10:05
     slots = _starts(await service.day_slots("first", "centre", ["ana"], MONDAY))

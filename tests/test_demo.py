@@ -60,7 +60,7 @@ async def test_a_scripted_demo_books_and_approves(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("LANG", "en_GB.UTF-8")
     out = io.StringIO()
     code = await run_demo(
-        Settings(data_dir=tmp_path), load_practice(EXAMPLE), stdin=io.StringIO(SCRIPT + "/quit\n"), stdout=out
+        Settings(data_dir=tmp_path, caldav_port=0), load_practice(EXAMPLE), stdin=io.StringIO(SCRIPT + "/quit\n"), stdout=out
     )
     transcript = out.getvalue()
     assert code == 0
@@ -90,7 +90,7 @@ async def test_a_scripted_demo_books_and_approves(tmp_path: Path, monkeypatch: p
 
 
 def test_the_console_script_runs_the_demo_to_eof(tmp_path: Path) -> None:
-    env = {**os.environ, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "BOOKINGBOT_CALDAV_PORT": "0"}
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "demo", "--data-dir", str(tmp_path / "demo")],
         input=SCRIPT,  # no /quit: the end of the input ends the demo
@@ -130,7 +130,7 @@ def test_while_it_runs_the_booking_is_in_the_calendar_and_the_feed_and_ctrl_c_st
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "LANG": "C.UTF-8"},
+        env={**os.environ, "LANG": "C.UTF-8", "BOOKINGBOT_CALDAV_PORT": "0"},
         cwd=ROOT,
     )
     assert proc.stdin is not None and proc.stdout is not None
@@ -187,7 +187,7 @@ async def test_mistakes_are_explained_and_the_demo_goes_on(tmp_path: Path, monke
     monkeypatch.setenv("LANG", "C")
     script = "/start\n7\n/tap /[/\n/tap\n/as nobody\n/as jonas\n/as client\n/tap Online\n/quit\n"
     out = io.StringIO()
-    code = await run_demo(Settings(data_dir=tmp_path), load_practice(EXAMPLE), stdin=io.StringIO(script), stdout=out)
+    code = await run_demo(Settings(data_dir=tmp_path, caldav_port=0), load_practice(EXAMPLE), stdin=io.StringIO(script), stdout=out)
     transcript = out.getvalue()
     assert code == 0
     assert "! no button [7] shown" in transcript
