@@ -60,7 +60,10 @@ async def test_a_scripted_demo_books_and_approves(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("LANG", "en_GB.UTF-8")
     out = io.StringIO()
     code = await run_demo(
-        Settings(data_dir=tmp_path, caldav_port=0), load_practice(EXAMPLE), stdin=io.StringIO(SCRIPT + "/quit\n"), stdout=out
+        Settings(data_dir=tmp_path, caldav_port=0),
+        load_practice(EXAMPLE),
+        stdin=io.StringIO(SCRIPT + "/quit\n"),
+        stdout=out,
     )
     transcript = out.getvalue()
     assert code == 0
@@ -187,7 +190,9 @@ async def test_mistakes_are_explained_and_the_demo_goes_on(tmp_path: Path, monke
     monkeypatch.setenv("LANG", "C")
     script = "/start\n7\n/tap /[/\n/tap\n/as nobody\n/as jonas\n/as client\n/tap Online\n/quit\n"
     out = io.StringIO()
-    code = await run_demo(Settings(data_dir=tmp_path, caldav_port=0), load_practice(EXAMPLE), stdin=io.StringIO(script), stdout=out)
+    code = await run_demo(
+        Settings(data_dir=tmp_path, caldav_port=0), load_practice(EXAMPLE), stdin=io.StringIO(script), stdout=out
+    )
     transcript = out.getvalue()
     assert code == 0
     assert "! no button [7] shown" in transcript
