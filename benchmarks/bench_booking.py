@@ -121,6 +121,10 @@ class StepFailed(Exception):
     """A step did not reach a usable screen in time, or the bot reported a failure."""
 
 
+class NoTimeLeft(Exception):
+    """The day picker shows no free day in any month the client may still move to: the practice is full."""
+
+
 @dataclass
 class Person:
     """A scripted Telegram user plus what the benchmark needs to time it."""
@@ -191,7 +195,8 @@ class Client:
     practice: Practice
     rng: random.Random
     number: int
-    state: str = "browsing"  # browsing -> summary -> booked | failed | stuck
+    think: float = 0.0  # mean pause before each step, in seconds
+    state: str = "browsing"  # browsing -> summary -> booked | full | failed | stuck
     reason: str = ""
     taken: int = 0
     refused: int = 0
@@ -230,10 +235,14 @@ class Client:
             self.state, self.reason = "stuck", f"no summary after {MAX_STEPS} steps"
         except StepFailed as exc:
             self.state, self.reason = "failed", str(exc)
+        except NoTimeLeft:
+            self.state = "full"
 
     async def _step(self) -> bool:
         """Take the next step of the dialog; True once the summary is on screen."""
         user, person = self.user, self.person
+        if self.think:
+            await asyncio.sleep(self.rng.expovariate(1 / self.think))
         if not user.messages:
             self.updates["browse"] += 1
             await person.say("start", "browse", lambda: user.send("/start", wait=False))
@@ -254,7 +263,7 @@ class Client:
         elif (action := self._choose(data)) is not None:
             await person.tap(action, dialog, "browse")
         else:
-            raise StepFailed(f"no way forward on screen {text[:80]!r} with buttons {data}")
+            raise StepFailed(f"no way forward on screen {text[:60]!r} with buttons {data[:6]}...")
         return False
 
     def _choose(self, data: list[str]) -> str | None:
@@ -275,7 +284,7 @@ class Client:
             if later.removeprefix("b|month|") > self.month:
                 self.month = later.removeprefix("b|month|")
                 return later
-            return None
+            raise NoTimeLeft
         if "b|back" in data:
             return "b|back"  # a time screen with no times left: back to the days
         return None
@@ -284,6 +293,8 @@ class Client:
         """Press "Send request" on the summary; returns how it went: sent, taken, refused or failed."""
         dialog = _dialog(self.user)
         assert dialog is not None
+        if self.think:
+            await asyncio.sleep(self.rng.expovariate(1 / self.think))
         self.updates["commit"] += 1
         try:
             await self.person.tap("b|send", dialog, "commit", kind="send")
@@ -401,12 +412,15 @@ class Report:
     realistic: bool
     steps: list[Step] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)  # per Send press: sent, taken, refused, failed
-    final: Counter[str] = field(default_factory=Counter)  # per client: booked, failed, stuck, unfinished
+    final: Counter[str] = field(default_factory=Counter)  # per client: booked, full, failed, stuck, unfinished
     failures: Counter[str] = field(default_factory=Counter)
     updates: Counter[str] = field(default_factory=Counter)
     caldav: Counter[str] = field(default_factory=Counter)
     rounds: int = 0
+    database: str = "SQLite"
+    think: float = 0.0
     booking_seconds: float = 0.0
+    booking_cpu: float = 0.0
     approve_seconds: float = 0.0
     approvals: int = 0
     unanswered: int = 0
@@ -428,7 +442,7 @@ class Report:
             and o is not None
             and o.found == 0
             and self.booked > 0
-            and self.final["failed"] == 0
+            and self.final["failed"] + self.final["stuck"] + self.final["unfinished"] == 0
             and self.unanswered == 0
         )
 
@@ -440,9 +454,12 @@ class Report:
         )
         booking_updates = self.updates["browse"] + self.updates["commit"]
         out = [
-            f"{self.clients} clients, {self.rounds} rounds; {limits}",
+            f"{self.clients} clients, {self.rounds} rounds, {self.database}, "
+            + (f"mean think time {self.think:g} s; " if self.think else "no think time; ")
+            + limits,
             f"booking phase: {booking_updates} updates in {self.booking_seconds:.1f} s = "
-            f"{booking_updates / max(self.booking_seconds, 1e-9):.1f} updates/s",
+            f"{booking_updates / max(self.booking_seconds, 1e-9):.1f} updates/s "
+            f"(CPU of this process, bot + emulator + clients: {self.booking_cpu:.1f} s)",
         ]
         for label, phases in (("all steps", ("browse", "commit")), ("browsing", ("browse",)), ("Send", ("commit",))):
             out.append(_latency(label, [s for s in self.steps if s.phase in phases]))
@@ -453,7 +470,16 @@ class Report:
         )
         out.append(
             "clients: "
-            + ", ".join(f"{k} {self.final[k]}" for k in ("booked", "failed", "stuck", "unfinished"))
+            + ", ".join(
+                f"{label} {self.final[k]}"
+                for k, label in (
+                    ("booked", "booked"),
+                    ("full", "no free time left"),
+                    ("failed", "failed"),
+                    ("stuck", "stuck"),
+                    ("unfinished", "unfinished"),
+                )
+            )
             + f"; taps never answered: {self.unanswered}"
         )
         for reason, count in self.failures.most_common(5):
@@ -557,11 +583,15 @@ async def run(
     realistic_limits: bool = False,
     approve: bool = False,
     seed: int = 1,
+    think: float = 0.0,
+    database_url: str | None = None,
     timeout: float = 300.0,  # noqa: ASYNC109 (the benchmark's own bound, reported rather than raised)
 ) -> Report:
     """Run the benchmark and return its figures; never raises on a timeout, the report says so."""
     practice = practice_with_staff()
-    report = Report(clients, realistic_limits)
+    report = Report(clients, realistic_limits, think=think)
+    if database_url:
+        report.database = database_url.split(":", 1)[0].split("+", 1)[0]
     limits = {} if realistic_limits else {"global_per_second": None, "chat_per_second": None}
     watches: dict[int, Watch] = {}
 
@@ -573,7 +603,12 @@ async def run(
         async with (
             BotApiEmulator(**limits) as emulator,
             local_bot(  # type: ignore[arg-type]
-                Path(tmp), emulator, practice, clock=lambda: START, rate_limit=realistic_limits
+                Path(tmp),
+                emulator,
+                practice,
+                clock=lambda: START,
+                database_url=database_url,
+                rate_limit=realistic_limits,
             ) as (runtime, _app),
         ):
             emulator.listeners.append(listener)
@@ -591,6 +626,7 @@ async def run(
                     practice,
                     random.Random(seed * 1_000_003 + i),
                     i,
+                    think,
                 )
                 for i in range(clients)
             ]
@@ -612,7 +648,7 @@ async def run(
             except StepFailed as exc:
                 report.failures[f"staff: {exc}"] += 1
             for c in crowd:
-                report.final[c.state if c.state in ("booked", "failed", "stuck") else "unfinished"] += 1
+                report.final[c.state if c.state in ("booked", "full", "failed", "stuck") else "unfinished"] += 1
                 if c.reason:
                     report.failures[_generic(c.reason)] += 1
                 report.updates.update(c.updates)
@@ -633,7 +669,7 @@ def _generic(reason: str) -> str:
 
 async def _booking(runtime: Runtime, crowd: list[Client], report: Report) -> None:
     """Rounds of browsing up to the summary, then everyone presses Send at once, until all are done."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         for _ in range(MAX_ROUNDS):
             waiting = [c for c in crowd if c.state == "browsing"]
@@ -650,6 +686,7 @@ async def _booking(runtime: Runtime, crowd: list[Client], report: Report) -> Non
             report.caldav["commit"] += runtime.gateway.requests - before
     finally:
         report.booking_seconds = time.perf_counter() - started
+        report.booking_cpu = time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -662,6 +699,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--approve", action="store_true", help="the specialists approve every request afterwards")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--think", type=float, default=0.0, help="mean pause before each step (default 0 s)")
+    parser.add_argument(
+        "--database-url", help="an empty database to use instead of a fresh SQLite file, e.g. postgresql://..."
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
     report = asyncio.run(
@@ -670,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             realistic_limits=args.realistic_limits,
             approve=args.approve,
             seed=args.seed,
+            think=args.think,
+            database_url=args.database_url,
             timeout=args.timeout,
         )
     )

@@ -19,9 +19,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caldav_bridge.embedded import EmbeddedCalDAV  # noqa: E402
-from caldav_bridge.gateway import CalDAVGateway  # noqa: E402
-from scheduling.config import load_practice  # noqa: E402
+from caldav_bridge.embedded import EmbeddedCalDAV
+from caldav_bridge.gateway import CalDAVGateway
+from scheduling.config import load_practice
 
 try:
     from scheduling.slots import free_slots
@@ -78,8 +78,11 @@ async def view(gw: CalDAVGateway, practice: object, now: datetime) -> int:
     return len(slots)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 async def main() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     practice = load_practice(root / "practice.example.toml")
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ from telegram.ext import Application, ContextTypes
 
 from scheduling.booking import BookingService
 from scheduling.config import Practice
-from scheduling.store import Store
+from scheduling.store import ClientRow, Store
 
 
 @dataclass
@@ -16,6 +16,10 @@ class Deps:
     practice: Practice
     store: Store
     booking: BookingService
+
+    def language(self, client: ClientRow | None) -> str:
+        """The language a client is answered in: theirs, else the practice's."""
+        return (client.language if client else None) or self.practice.practice.language
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE | Application) -> Deps:

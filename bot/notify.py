@@ -73,7 +73,7 @@ async def _to_client(bot: Bot, client: ClientRow, text: str, **kwargs: object) -
 async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Tell the client, with an .ics file for their own calendar."""
     client = await _client_of(d, appt)
-    lang = client.language or staff_lang(d)
+    lang = d.language(client)
     await _to_client(bot, client, texts.confirmed_for_client(d.practice, appt, lang))
     if client.telegram_id is not None:
         data = ics_bytes(event_for(d.practice, appt, client))
@@ -85,14 +85,14 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 
 async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     client = await _client_of(d, appt)
-    msg = texts.declined_for_client(d.practice, appt, client.language or staff_lang(d))
+    msg = texts.declined_for_client(d.practice, appt, d.language(client))
     await _to_client(bot, client, msg.text, reply_markup=msg.markup)
 
 
 async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Both are told: the client may choose again, the specialist's buttons go away."""
     client = await _client_of(d, appt)
-    msg = texts.expired_for_client(d.practice, appt, client.language or staff_lang(d))
+    msg = texts.expired_for_client(d.practice, appt, d.language(client))
     await _to_client(bot, client, msg.text, reply_markup=msg.markup)
     await refresh_request(bot, d, appt)
 

@@ -83,10 +83,8 @@ def fallback(text: str, zone: ZoneInfo) -> list[Busy]:
         else:
             naive = datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
             tz = m2[1] if (m2 := _TZID.search(params)) else None
-            if value.endswith("Z"):
-                begin = naive.replace(tzinfo=UTC)
-            else:
-                begin = _aware(naive, ZoneInfo(tz) if tz else zone)
+            utc = value.endswith("Z")
+            begin = naive.replace(tzinfo=UTC) if utc else _aware(naive, ZoneInfo(tz) if tz else zone)
     except (ValueError, KeyError):
         return []
     return [Busy(begin, begin + timedelta(days=1), "", None)]

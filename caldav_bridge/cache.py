@@ -47,8 +47,11 @@ class CalendarCache:
         return self.refreshed is not None
 
     def covers(self, start: datetime, end: datetime) -> bool:
-        return self.loaded and self.start is not None and self.end is not None and (
-            self.start <= start and end <= self.end
+        return (
+            self.loaded
+            and self.start is not None
+            and self.end is not None
+            and (self.start <= start and end <= self.end)
         )
 
     def busy(self, start: datetime, end: datetime) -> list[Busy]:
@@ -129,7 +132,7 @@ async def _multiget(conn: Connection, cache: CalendarCache, hrefs: list[str]) ->
 async def _sync(conn: Connection, cache: CalendarCache) -> bool:
     """Apply changes since the sync token; False when the token is no longer accepted."""
     body = (
-        f'{_XML}<d:sync-collection {_XMLNS}><d:sync-token>{escape(cache.sync_token or "")}</d:sync-token>'
+        f"{_XML}<d:sync-collection {_XMLNS}><d:sync-token>{escape(cache.sync_token or '')}</d:sync-token>"
         "<d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"
     )
     resp = await conn.report(cache.url, body, depth=None)

@@ -118,16 +118,12 @@ class Connection:
     def absolute(self, href: str) -> str:
         return urljoin(self.url, href)
 
-    async def request(
-        self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None
-    ) -> Response:
+    async def request(self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None) -> Response:
         """Send one request; transport failures, timeouts and 5xx become CalendarUnavailable."""
         self._count_http()
         where = urlsplit(url)._replace(query="", fragment="").geturl()
         try:
-            r = await asyncio.wait_for(
-                self._client.request(url, method, body, headers or {}), self.timeout + 1
-            )
+            r = await asyncio.wait_for(self._client.request(url, method, body, headers or {}), self.timeout + 1)
         except dav_error.AuthorizationError as exc:
             status = getattr(exc, "status", None)
             if status == 403 and exc.preconditions:
@@ -140,7 +136,7 @@ class Connection:
             raise CalDAVAuthError(
                 f"{where}: the server refused the credentials of user {self.username!r} ({exc.reason})"
             ) from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise CalendarUnavailable(f"{where}: no answer within {self.timeout:g} s") from None
         except CalendarUnavailable:
             raise
@@ -271,10 +267,10 @@ def pick(calendars: list[CalendarInfo], wanted: str, where: str) -> CalendarInfo
 
 
 async def list_calendars(
-    url: str, username: str, password: str, *, timeout: float = 10.0
+    url: str, username: str, password: str, *, request_timeout: float = 10.0
 ) -> list[tuple[str, str]]:
     """(display name, url) of every calendar of the account, for `bookingbot check`."""
-    conn = Connection(url, username, password, timeout=timeout)
+    conn = Connection(url, username, password, timeout=request_timeout)
     try:
         return [(c.name, c.url) for c in await discover(conn)]
     finally:

@@ -52,9 +52,7 @@ class _State:
 def _resolve(spec: Specialist, supplied: Account | _HasCalendarUrl | None) -> Account:
     if supplied is None:
         if not spec.caldav.url:
-            raise CalDAVSetupError(
-                f"specialist {spec.id}: no caldav.url and no embedded calendar account was supplied"
-            )
+            raise CalDAVSetupError(f"specialist {spec.id}: no caldav.url and no embedded calendar account was supplied")
         return account_for(spec)
     if isinstance(supplied, Account):
         return supplied

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from scheduling.calendar import CalendarPort, CalendarUnavailable
 from scheduling.config import Practice
@@ -18,6 +19,7 @@ from scheduling.store import AppointmentRow, Store
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 # Problems that mean "someone else got this time" rather than "this request was never valid".
 _TAKEN = frozenset({ProblemKind.COLLISION, ProblemKind.LEAD_TIME, ProblemKind.PAST})
@@ -124,18 +126,21 @@ class BookingService:
             ]
         return result
 
-    async def month_days(
+    async def _engine_view(
         self,
+        view: Callable[..., T],
         service_id: str,
         location_id: str,
         specialist_ids: Sequence[str],
         first_day: date,
         last_day: date,
-    ) -> set[date]:
-        """Local dates in [first_day, last_day] with at least one free slot (the day picker's marks)."""
+        *,
+        fresh: bool = False,
+    ) -> T:
+        """Run a slot-engine view over local days with the busy time it needs."""
         start, end = self._local_range(location_id, first_day, last_day)
-        busy = await self.busy(specialist_ids, start, end)
-        return days_with_slots(
+        busy = await self.busy(specialist_ids, start, end, fresh=fresh)
+        return view(
             self.practice,
             service_id=service_id,
             location_id=location_id,
@@ -146,28 +151,17 @@ class BookingService:
             now=self.clock(),
         )
 
+    async def month_days(
+        self, service_id: str, location_id: str, specialist_ids: Sequence[str], first_day: date, last_day: date
+    ) -> set[date]:
+        """Local dates in [first_day, last_day] with at least one free slot (the day picker's marks)."""
+        return await self._engine_view(days_with_slots, service_id, location_id, specialist_ids, first_day, last_day)
+
     async def day_slots(
-        self,
-        service_id: str,
-        location_id: str,
-        specialist_ids: Sequence[str],
-        day: date,
-        *,
-        fresh: bool = False,
+        self, service_id: str, location_id: str, specialist_ids: Sequence[str], day: date, *, fresh: bool = False
     ) -> list[Slot]:
         """Free slots of one local day for the given specialists."""
-        start, end = self._local_range(location_id, day, day)
-        busy = await self.busy(specialist_ids, start, end, fresh=fresh)
-        return free_slots(
-            self.practice,
-            service_id=service_id,
-            location_id=location_id,
-            specialist_ids=specialist_ids,
-            first_day=day,
-            last_day=day,
-            busy=busy,
-            now=self.clock(),
-        )
+        return await self._engine_view(free_slots, service_id, location_id, specialist_ids, day, day, fresh=fresh)
 
     async def assign(self, slots: Sequence[Slot], client_id: int | None) -> Slot:
         """Pick one of several specialists free at one start: the previous one, else the least booked that week."""
@@ -182,8 +176,7 @@ class BookingService:
             week_start = week_start.replace(hour=0, minute=0, second=0, microsecond=0)
             week_end = week_start + timedelta(days=7)
             load = {
-                s.specialist_id: await tx.count_active_between(s.specialist_id, week_start, week_end)
-                for s in slots
+                s.specialist_id: await tx.count_active_between(s.specialist_id, week_start, week_end) for s in slots
             }
         return min(slots, key=lambda s: (load[s.specialist_id], s.specialist_id))
 
@@ -263,9 +256,7 @@ class BookingService:
     def may_decide(self, appt: AppointmentRow, telegram_id: int) -> bool:
         """Only the appointment's specialist or a practice admin may approve, decline or mark it."""
         spec = self.practice.specialist_by_id.get(appt.specialist_id)
-        return telegram_id in self.practice.practice.admins or (
-            spec is not None and spec.telegram_id == telegram_id
-        )
+        return telegram_id in self.practice.practice.admins or (spec is not None and spec.telegram_id == telegram_id)
 
     async def _decide(
         self, appointment_id: int, telegram_id: int, target: Status, reason: str | None = None
@@ -298,9 +289,7 @@ class BookingService:
 
     async def mark(self, appointment_id: int, telegram_id: int, attended: bool) -> AppointmentRow:
         """Record that a confirmed client came (completed) or did not (no-show)."""
-        return await self._decide(
-            appointment_id, telegram_id, Status.COMPLETED if attended else Status.NO_SHOW
-        )
+        return await self._decide(appointment_id, telegram_id, Status.COMPLETED if attended else Status.NO_SHOW)
 
     async def expire_due(self) -> list[AppointmentRow]:
         """Expire every request nobody decided in time; returns the ones this call expired."""

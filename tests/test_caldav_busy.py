@@ -28,9 +28,7 @@ def vcal(*events: str) -> str:
 
 @pytest.fixture
 async def gateway(caldav_server: CalDAVServer) -> AsyncIterator[CalDAVGateway]:
-    gw = CalDAVGateway(
-        practice_for(caldav_server), accounts={"ana": account_of(caldav_server)}, clock=lambda: NOW
-    )
+    gw = CalDAVGateway(practice_for(caldav_server), accounts={"ana": account_of(caldav_server)}, clock=lambda: NOW)
     await gw.start()
     yield gw
     await gw.close()
@@ -64,9 +62,7 @@ async def test_recurring_series_with_exdate_rdate_and_moved_occurrence(
     assert busy[1].start.hour == 8 and busy[0].start.hour == 9
 
 
-async def test_all_day_events_block_whole_days_across_dst(
-    gateway: CalDAVGateway, caldav_server: CalDAVServer
-) -> None:
+async def test_all_day_events_block_whole_days_across_dst(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
     put_raw(
         caldav_server,
         "trip.ics",

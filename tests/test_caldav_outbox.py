@@ -118,9 +118,7 @@ async def test_outbox_replays_after_server_restart(
 async def test_stale_cache_answers_browsing_but_not_fresh_reads(
     radicale_restartable: RadicaleServer, radicale_account: CalDAVServer
 ) -> None:
-    gw = CalDAVGateway(
-        practice_for(radicale_account), accounts={"ana": account_of(radicale_account)}, timeout=2, ttl=0
-    )
+    gw = CalDAVGateway(practice_for(radicale_account), accounts={"ana": account_of(radicale_account)}, timeout=2, ttl=0)
     await gw.start()
     now = datetime.now(UTC)
     assert await gw.busy("ana", now, now + timedelta(days=7)) == []

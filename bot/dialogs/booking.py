@@ -611,17 +611,3 @@ def contact_keyboard(_: Gettext) -> ReplyKeyboardMarkup:
         resize_keyboard=True,
         one_time_keyboard=True,
     )
-
-
-def summary_of(practice: Practice, appt: AppointmentRow, lang: str) -> list[str]:
-    """An appointment's facts in the client's language."""
-    return appointment_lines(
-        gettext_for(lang),
-        lang,
-        practice,
-        service_id=appt.service_id,
-        location_id=appt.location_id,
-        specialist_id=appt.specialist_id,
-        start=appt.start,
-        channel=appt.channel,
-    )

@@ -10,6 +10,7 @@ from babel.dates import format_date, format_time
 
 from scheduling.config import Practice
 from scheduling.model import Channel, Status
+from scheduling.store import AppointmentRow
 
 Gettext = Callable[[str], str]
 
@@ -100,3 +101,17 @@ def appointment_lines(
     if channel:
         lines.append(_("How: {channel}").format(channel=channel_label(_, channel)))
     return lines
+
+
+def appointment_facts(_: Gettext, lang: str, practice: Practice, appt: AppointmentRow) -> list[str]:
+    """A stored appointment's facts as labelled lines."""
+    return appointment_lines(
+        _,
+        lang,
+        practice,
+        service_id=appt.service_id,
+        location_id=appt.location_id,
+        specialist_id=appt.specialist_id,
+        start=appt.start,
+        channel=appt.channel,
+    )

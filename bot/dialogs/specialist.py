@@ -7,7 +7,7 @@ from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.dialogs.render import Gettext, appointment_lines, channel_instructions, status_label
+from bot.dialogs.render import Gettext, appointment_facts, channel_instructions, status_label
 from bot.i18n import gettext_for
 from scheduling.config import Practice
 from scheduling.store import AppointmentRow, ClientRow
@@ -32,24 +32,11 @@ def _button(label: str, *parts: str | int) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data="|".join(("s", *map(str, parts))))
 
 
-def _facts(_: Gettext, lang: str, practice: Practice, appt: AppointmentRow) -> list[str]:
-    return appointment_lines(
-        _,
-        lang,
-        practice,
-        service_id=appt.service_id,
-        location_id=appt.location_id,
-        specialist_id=appt.specialist_id,
-        start=appt.start,
-        channel=appt.channel,
-    )
-
-
 def request_message(practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str) -> Message:
     """The request as the specialist sees it, with Approve and Decline while it is pending."""
     _ = gettext_for(lang)
     lines = [_("New appointment request #{id}").format(id=appt.id), ""]
-    lines += _facts(_, lang, practice, appt)
+    lines += appointment_facts(_, lang, practice, appt)
     lines.append(_("Client: {name}").format(name=escape(client.name or "")))
     lines.append(_("Phone: {phone}").format(phone=escape(client.phone or "")))
     if client.email:
@@ -85,7 +72,7 @@ def type_reason_prompt(lang: str) -> str:
 def confirmed_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
     _ = gettext_for(lang)
     lines = [_("Your appointment is confirmed."), ""]
-    lines += _facts(_, lang, practice, appt)
+    lines += appointment_facts(_, lang, practice, appt)
     lines.append(channel_instructions(_, practice, appt.channel, appt.location_id))
     policy = practice.specialist_by_id[appt.specialist_id].cancellation.text
     if policy:
@@ -97,7 +84,7 @@ def confirmed_for_client(practice: Practice, appt: AppointmentRow, lang: str) ->
 def declined_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
     _ = gettext_for(lang)
     lines = [_("Sorry, your request could not be accepted."), ""]
-    lines += _facts(_, lang, practice, appt)
+    lines += appointment_facts(_, lang, practice, appt)
     if appt.decline_reason:
         lines.append(_("Reason: {reason}").format(reason=escape(appt.decline_reason)))
     return Message("\n".join(lines), _again(_, appt))
@@ -106,7 +93,7 @@ def declined_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> 
 def expired_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
     _ = gettext_for(lang)
     lines = [_("The specialist did not answer your request in time, so it has lapsed."), ""]
-    lines += _facts(_, lang, practice, appt)
+    lines += appointment_facts(_, lang, practice, appt)
     return Message("\n".join(lines), _again(_, appt))
 
 

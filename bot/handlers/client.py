@@ -81,7 +81,7 @@ async def _show(
 async def _begin(update: Update, context: ContextTypes.DEFAULT_TYPE, payload: str | None) -> None:
     d = deps(context)
     client = await client_of(d, update)
-    draft = Draft(lang=client.language or d.practice.practice.language)
+    draft = Draft(lang=d.language(client))
     preselect = dict(part.split("-", 1) for part in (payload or "").split("__") if "-" in part)
     dialog.begin(
         draft,
@@ -100,7 +100,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Greet in the client's language and open the booking dialog; a deep-link payload is the booking source."""
     d = deps(context)
     client = await client_of(d, update)
-    _ = gettext_for(client.language or d.practice.practice.language)
+    _ = gettext_for(d.language(client))
     payload = context.args[0] if context.args else None
     if payload is not None and not _PAYLOAD.match(payload):
         payload = None
@@ -133,7 +133,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     draft, message_id = await drafts.load(d.store, chat_id)
     client = await client_of(d, update)
-    _ = gettext_for(client.language or d.practice.practice.language)
+    _ = gettext_for(d.language(client))
     async with d.store.tx() as tx:
         await tx.delete_draft(chat_id)
     if message_id:
@@ -152,7 +152,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert query is not None and query.data is not None
     d = deps(context)
     client = await client_of(d, update)
-    _ = gettext_for(client.language or d.practice.practice.language)
+    _ = gettext_for(d.language(client))
     parts = query.data.split("|")
     verb, arg = [*parts, "", ""][1:3]
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
@@ -198,7 +198,7 @@ async def _again(
     if appt is None or appt.client_id != client.id:
         log.warning("refused 'again' for appointment %s from user %s", appt_id, client.telegram_id)
         return
-    draft = Draft(lang=client.language or d.practice.practice.language, source=appt.source)
+    draft = Draft(lang=d.language(client), source=appt.source)
     dialog.begin(
         draft,
         location=appt.location_id,
@@ -221,7 +221,7 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await specialist_handlers.typed_reason(update, context, draft, message_id)
         return
     client = await client_of(d, update)
-    _ = gettext_for(client.language or d.practice.practice.language)
+    _ = gettext_for(d.language(client))
     if draft is None or not draft.active:
         await message.reply_text(_("Send /book to book an appointment."))
         return
@@ -241,7 +241,7 @@ async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     draft, message_id = await drafts.load(d.store, chat_id)
     client = await client_of(d, update)
-    _ = gettext_for(client.language or d.practice.practice.language)
+    _ = gettext_for(d.language(client))
     own = message.contact.user_id == update.effective_user.id  # type: ignore[union-attr]
     if draft is None or not draft.active or draft.contact_stage != "phone" or not own:
         await message.reply_text(

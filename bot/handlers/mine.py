@@ -27,7 +27,7 @@ async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     async with d.store.tx() as tx:
         appts = await tx.client_appointments(client.id, upcoming_from=d.booking.clock())
     appts = [a for a in appts if a.status in ACTIVE_STATUSES]
-    msg = mine.listing(d.practice, appts, client.language or d.practice.practice.language)
+    msg = mine.listing(d.practice, appts, d.language(client))
     await update.effective_message.reply_html(msg.text, reply_markup=msg.markup)  # type: ignore[union-attr]
 
 
@@ -37,7 +37,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert query is not None and query.data is not None and query.message is not None
     d = deps(context)
     client = await client_of(d, update)
-    lang = client.language or d.practice.practice.language
+    lang = d.language(client)
     _ = gettext_for(lang)
     parts = query.data.split("|")
     appt = None
