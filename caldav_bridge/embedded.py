@@ -147,14 +147,18 @@ class EmbeddedCalDAV:
         if self.port == 0:
             self.port = free_port(self.host)
         config = write_config(self.root, self.host, self.port, creds)
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "radicale",
-            "--config",
-            str(config),
-            stdin=asyncio.subprocess.DEVNULL,
-        )
+        # Radicale's own messages go to a file beside its data, not into the bot's console.
+        with (self.root / "radicale.log").open("ab") as server_log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "radicale",
+                "--config",
+                str(config),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=server_log,
+                stderr=server_log,
+            )
         try:
             await wait_listening(self.host, self.port, self.proc)
             accounts: dict[str, EmbeddedAccount] = {}

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from scheduling.calendar import CalendarPort, CalendarUnavailable, EventSpec
-from scheduling.model import ACTIVE_STATUSES, Status
+from scheduling.model import IN_CALENDAR, Status
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class OutboxWorker:
         try:
             if appt is None:
                 raise LookupError("appointment missing")
-            if Status(appt.status) in ACTIVE_STATUSES:
+            if Status(appt.status) in IN_CALENDAR:
                 await self.calendar.put(row.specialist_id, self.event_for(appt))
             else:
                 await self.calendar.remove(row.specialist_id, appt.uid)
