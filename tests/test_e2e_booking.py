@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 from icalendar import Calendar
 
-from bot.emulator import TelegramUser
-from tests.fixtures.bot import Bot
+from bot.emulator import BotApiEmulator, TelegramUser
+from tests.fixtures.bot import Bot, running_bot
 
 
-async def calendar_status(
-    bot: Bot, specialist: str, uid: str, *, want: str | None, tries: int = 100
-) -> str | None:
+async def calendar_status(bot: Bot, specialist: str, uid: str, *, want: str | None, tries: int = 100) -> str | None:
     """Wait until the event's STATUS on the CalDAV server is `want` (None: gone); return what is there.
 
     Reads with a plain HTTP GET, independently of the bot's own CalDAV code.
@@ -46,9 +45,7 @@ async def book_first_consultation(
     await client.tap("First consultation")
     assert "Please arrive five minutes early" in client.last.text  # the service's instructions
     await client.tap("Anna Kowalska")
-    assert "December 2026" in client.last.text or any(
-        "December 2026" in b for row in client.last.buttons for b in row
-    )
+    assert "December 2026" in client.last.text or any("December 2026" in b for row in client.last.buttons for b in row)
     await client.tap("2")
     assert "09:00" in [b for row in client.last.buttons for b in row]
     await client.tap("09:00")
@@ -131,9 +128,7 @@ async def test_declined_with_a_typed_reason(bot: Bot) -> None:
     assert "Declined" in bot.anna.last.text
     assert "I am away that week, sorry; please try Jonas." in client.last.text
     appt = await _appointment(bot, 1003)
-    assert (
-        appt.status == "declined" and appt.decline_reason == "I am away that week, sorry; please try Jonas."
-    )
+    assert appt.status == "declined" and appt.decline_reason == "I am away that week, sorry; please try Jonas."
 
 
 async def test_request_expires_when_nobody_answers(bot: Bot) -> None:
@@ -202,3 +197,15 @@ async def test_garbage_and_stale_buttons_change_nothing(bot: Bot) -> None:
     assert "out of date" in client.answers[-1].text
     await client.tap("City centre office")
     assert "What is it about?" in client.last.text
+
+
+async def test_complete_booking_on_postgresql(tmp_path: Path, emulator: BotApiEmulator, pg_url: str) -> None:
+    """The scale-out database runs the same dialog and decisions."""
+    async with running_bot(tmp_path, emulator, database_url=pg_url) as bot:
+        await bot.anna.send("/start")
+        client = bot.user(1009, "Jan")
+        await book_first_consultation(client)
+        await bot.anna.tap("Approve")
+        appt = await _appointment(bot, 1009)
+        assert appt.status == "confirmed"
+        assert await calendar_status(bot, "anna", appt.uid, want="CONFIRMED") == "CONFIRMED"

@@ -58,10 +58,10 @@ async def test_two_clients_racing_for_one_slot_get_one_request(tmp_path: Path, e
         assert len(requests) == 1
 
 
-async def test_no_double_booking_across_two_bot_processes(tmp_path: Path) -> None:
+async def test_no_double_booking_across_two_bot_processes(tmp_path: Path, db_url: str) -> None:
     """Two bot processes (each with its own Telegram connection) share one database and one calendar."""
     clock = Clock()
-    db = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    db = db_url
     async with (
         BotApiEmulator(token="111:AAA") as tg1,
         BotApiEmulator(token="222:BBB") as tg2,
