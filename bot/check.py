@@ -164,7 +164,7 @@ async def check_caldav(report: Report, spec: Specialist) -> None:
     if account.password:
         report.secrets.append(account.password)
     try:
-        found = await list_calendars(account.url, account.username, account.password, timeout=TIMEOUT)
+        found = await list_calendars(account.url, account.username, account.password, request_timeout=TIMEOUT)
     except CalDAVAuthError:
         report.line(
             BAD,
