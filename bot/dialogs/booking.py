@@ -103,9 +103,11 @@ def _button(label: str, *parts: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data="|".join(("b", *parts)))
 
 
-def _nav(_: Gettext, *, back: bool = True) -> list[InlineKeyboardButton]:
-    row = [_button(_("« Back"), "back")] if back else []
-    return [*row, _button(_("Cancel"), "cancel")]
+def _nav(c: Ctx) -> list[InlineKeyboardButton]:
+    """Back (when an earlier screen was shown) and Cancel."""
+    _ = c._
+    back = any(step != c.draft.step for step in c.draft.history)
+    return [*([_button(_("« Back"), "back")] if back else []), _button(_("Cancel"), "cancel")]
 
 
 def _grid(buttons: list[InlineKeyboardButton], width: int) -> list[list[InlineKeyboardButton]]:
@@ -174,7 +176,7 @@ async def screen_location(c: Ctx) -> Screen | str:
     if len(ids) == 1:
         return ids[0]
     buttons = [[_button(c.practice.location_by_id[i].name, "pick", i)] for i in ids]
-    return Screen(c._("Where would you like to meet?"), [*buttons, _nav(c._, back=False)])
+    return Screen(c._("Where would you like to meet?"), [*buttons, _nav(c)])
 
 
 async def screen_category(c: Ctx) -> Screen | str:
@@ -184,7 +186,7 @@ async def screen_category(c: Ctx) -> Screen | str:
         return str(idx[0])
     names = c.practice.categories()
     buttons = [[_button(names[i], "pick", str(i))] for i in idx]
-    return Screen(c._("What is it about?"), [*buttons, _nav(c._)])
+    return Screen(c._("What is it about?"), [*buttons, _nav(c)])
 
 
 async def screen_service(c: Ctx) -> Screen | str:
@@ -195,9 +197,10 @@ async def screen_service(c: Ctx) -> Screen | str:
     rows = []
     for i in ids:
         s = c.practice.service_by_id[i]
-        label = f"{s.name} · {s.duration} min" + (f" · {s.price}" if s.price else "")
+        label = c._("{name} · {minutes} min").format(name=s.name, minutes=s.duration)
+        label += f" · {s.price}" if s.price else ""
         rows.append([_button(label, "pick", i)])
-    return Screen(c._("Which service?"), [*rows, _nav(c._)])
+    return Screen(c._("Which service?"), [*rows, _nav(c)])
 
 
 async def screen_specialist(c: Ctx) -> Screen | str:
@@ -209,7 +212,7 @@ async def screen_specialist(c: Ctx) -> Screen | str:
     ids.sort(key=lambda i: i != previous)  # a returning client sees their specialist first
     rows = [[_button(c._("First available"), "pick", "*")]]
     rows += [[_button(c.practice.specialist_by_id[i].name, "pick", i)] for i in ids]
-    return Screen(_header(c) + c._("Who would you like to see?"), [*rows, _nav(c._)])
+    return Screen(_header(c) + c._("Who would you like to see?"), [*rows, _nav(c)])
 
 
 def _today(c: Ctx) -> date:
@@ -227,7 +230,7 @@ def _unavailable(c: Ctx) -> Screen:
         c._(
             "The calendar cannot be read right now, so no times can be offered. Please try again in a few minutes."
         ),
-        [[_button(c._("Try again"), "retry")], _nav(c._)],
+        [[_button(c._("Try again"), "retry")], _nav(c)],
     )
 
 
@@ -257,8 +260,8 @@ async def screen_day(c: Ctx) -> Screen | str:
         _button(title, "noop"),
         _button("›", "month", next_month.isoformat()[:7]) if next_month <= last else _button(" ", "noop"),
     ]
-    names = get_day_names("abbreviated", locale=d.lang)
-    rows = [head, [_button(names[i][:2], "noop") for i in range(7)]]
+    names = get_day_names("short", locale=d.lang)
+    rows = [head, [_button(names[i], "noop") for i in range(7)]]
     for week in calendar.Calendar().monthdatescalendar(month.year, month.month):
         row = []
         for day in week:
@@ -270,7 +273,7 @@ async def screen_day(c: Ctx) -> Screen | str:
                 row.append(_button("·", "noop", "day"))
         rows.append(row)
     text = _("Choose a day; days with free times show their date.") if free else _("No free times this month.")
-    return Screen(_header(c) + text, [*rows, _nav(_)])
+    return Screen(_header(c) + text, [*rows, _nav(c)])
 
 
 def _merged(slots: list[Slot]) -> dict[datetime, list[Slot]]:
@@ -318,19 +321,19 @@ async def screen_time(c: Ctx) -> Screen | str:
     else:
         text = _("No free times left on {day}. Please choose another day.").format(day=day)
     note = zone_note(_, c.practice, d.location)
-    return Screen(_with_notice(c, _header(c) + text + (f"\n{note}" if note else "")), [*rows, _nav(_)])
+    return Screen(_with_notice(c, _header(c) + text + (f"\n{note}" if note else "")), [*rows, _nav(c)])
 
 
 async def screen_channel(c: Ctx) -> Screen | str:
     if len(c.draft.channels) == 1:
         return c.draft.channels[0]
     buttons = [[_button(channel_label(c._, ch), "pick", ch)] for ch in c.draft.channels]
-    return Screen(_header(c) + c._("How would you like to meet?"), [*buttons, _nav(c._)])
+    return Screen(_header(c) + c._("How would you like to meet?"), [*buttons, _nav(c)])
 
 
 async def screen_note(c: Ctx) -> Screen | str:
     text = c._("Anything the specialist should know beforehand? Type a short note, or tap Skip.")
-    return Screen(_header(c) + text, [[_button(c._("Skip"), "skip")], _nav(c._)])
+    return Screen(_header(c) + text, [[_button(c._("Skip"), "skip")], _nav(c)])
 
 
 async def screen_contact(c: Ctx) -> Screen | str:
@@ -340,12 +343,12 @@ async def screen_contact(c: Ctx) -> Screen | str:
             return "known"
         d.contact_stage = "name"
     if d.contact_stage == "name":
-        return Screen(_with_notice(c, _("Please type your first and last name.")), [_nav(_)])
+        return Screen(_with_notice(c, _("Please type your first and last name.")), [_nav(c)])
     if d.contact_stage == "phone":
         text = _("Please share your phone number with the button below, or type it.")
-        return Screen(_with_notice(c, text), [_nav(_)], ask_contact=True)
+        return Screen(_with_notice(c, text), [_nav(c)], ask_contact=True)
     text = _("Your e-mail address (optional): type it, or tap Skip.")
-    return Screen(_with_notice(c, text), [[_button(_("Skip"), "skip")], _nav(_)])
+    return Screen(_with_notice(c, text), [[_button(_("Skip"), "skip")], _nav(c)])
 
 
 async def screen_consent(c: Ctx) -> Screen | str:
@@ -357,7 +360,7 @@ async def screen_consent(c: Ctx) -> Screen | str:
         "Before sending the request, please accept the terms of service ({terms}) and the privacy policy "
         "({privacy}). Your details are used only to arrange your appointments."
     ).format(terms=escape(info.terms_url), privacy=escape(info.privacy_url))
-    return Screen(text, [[_button(c._("I agree"), "agree")], _nav(c._)])
+    return Screen(text, [[_button(c._("I agree"), "agree")], _nav(c)])
 
 
 async def screen_summary(c: Ctx) -> Screen | str:
@@ -370,7 +373,7 @@ async def screen_summary(c: Ctx) -> Screen | str:
     rows = [
         [_button(_("Send request"), "send")],
         [_button(_("Change my details"), "edit")],
-        _nav(_),
+        _nav(c),
     ]
     return Screen(_with_notice(c, "\n".join(lines)), rows)
 
