@@ -24,7 +24,7 @@ from telegram.ext import (
 from bot import notify
 from bot.deps import Deps, deps
 from bot.handlers import client, mine, specialist
-from bot.handlers.common import harmless
+from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     assert query is not None
     log.warning("refused unknown callback data %r from user %s", (query.data or "")[:64], query.from_user.id)
     _ = gettext_for(deps(context).practice.practice.language)
-    await query.answer(_("This button is not valid."), show_alert=True)
+    await answer(query, _("This button is not valid."), alert=True)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

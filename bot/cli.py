@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bot.settings import ENV, Settings, SettingsError, load_settings
+from scheduling.calendar import CalendarUnavailable
 from scheduling.config import ConfigError, Practice, load_practice
 
 log = logging.getLogger("bookingbot")
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return args.func(args)
-    except (SettingsError, ConfigError) as exc:
+    except (SettingsError, ConfigError, CalendarUnavailable) as exc:
         print(f"bookingbot: cannot start:\n{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

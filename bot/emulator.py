@@ -164,9 +164,7 @@ def _parse_attributes(source: str, pos: int, tag: str, begin: int) -> tuple[dict
             pos += 1
         name = source[start:pos].lower()
         if not name:
-            raise _bad(
-                f'can\'t parse entities: Empty attribute name in the tag "{tag}" at byte offset {begin}'
-            )
+            raise _bad(f'can\'t parse entities: Empty attribute name in the tag "{tag}" at byte offset {begin}')
         while pos < size and source[pos].isspace():
             pos += 1
         if pos < size and source[pos] != "=":
@@ -215,9 +213,7 @@ def _html_entity(tag: _OpenTag, end: int) -> dict[str, Any] | None:
             return None
         match = re.fullmatch(r"tg://user\?id=(\d+)", url)
         if match:
-            entity.update(
-                type="text_mention", user={"id": int(match.group(1)), "is_bot": False, "first_name": ""}
-            )
+            entity.update(type="text_mention", user={"id": int(match.group(1)), "is_bot": False, "first_name": ""})
         else:
             entity.update(type="text_link", url=url)
     elif tag.name == "blockquote":
@@ -273,9 +269,7 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
             if inside_pre and tag.start == stack[-1].start:
                 # <pre><code class="language-x"> is one pre entity carrying the language, as in Telegram.
                 language = tag.attrs.get("class", "")
-                stack[-1].language = (
-                    language.removeprefix("language-") if language.startswith("language-") else None
-                )
+                stack[-1].language = language.removeprefix("language-") if language.startswith("language-") else None
                 continue
             entity = _html_entity(tag, offset)
             if entity:
@@ -291,14 +285,10 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
             raise _bad(f'can\'t parse entities: Unsupported start tag "{name}" at byte offset {begin}')
         attrs, pos = _parse_attributes(source, end, name, begin)
         if name == "span" and attrs.get("class") != "tg-spoiler":
-            raise _bad(
-                f'can\'t parse entities: Tag "span" must have class "tg-spoiler" at byte offset {begin}'
-            )
+            raise _bad(f'can\'t parse entities: Tag "span" must have class "tg-spoiler" at byte offset {begin}')
         stack.append(_OpenTag(name, attrs, offset))
     if stack:
-        raise _bad(
-            f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1].name}\""
-        )
+        raise _bad(f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1].name}\"")
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return "".join(out), entities
 
@@ -485,18 +475,13 @@ def _inline_keyboard(markup: dict[str, Any]) -> list[list[dict[str, Any]]]:
                 raise _bad("can't parse inline keyboard button: Text must be non-empty")
             actions = [name for name in _INLINE_ACTIONS if button.get(name) is not None]
             if not actions:
-                raise _bad(
-                    "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
-                )
+                raise _bad("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
             if len(actions) > 1:
                 raise _bad(
-                    "can't parse inline keyboard button: "
-                    "InlineKeyboardButton must have exactly one optional field"
+                    "can't parse inline keyboard button: InlineKeyboardButton must have exactly one optional field"
                 )
             data = button.get("callback_data")
-            if data is not None and (
-                not isinstance(data, str) or not 1 <= len(data.encode()) <= CALLBACK_DATA_LIMIT
-            ):
+            if data is not None and (not isinstance(data, str) or not 1 <= len(data.encode()) <= CALLBACK_DATA_LIMIT):
                 raise _bad("BUTTON_DATA_INVALID")
             url = button.get("url")
             if url is not None and (not isinstance(url, str) or not _BUTTON_URL.fullmatch(url)):
@@ -601,9 +586,7 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
                 end += 2 if source[end] == "\\" else 1
             end = end if end < size else -1
             if end < 0:
-                raise _bad(
-                    f"can't parse entities: Can't find end of the entity starting at byte offset {begin}"
-                )
+                raise _bad(f"can't parse entities: Can't find end of the entity starting at byte offset {begin}")
             body = source[pos + len(fence) : end]
             entity: dict[str, Any] = {"type": "code" if fence == "`" else "pre", "offset": offset}
             if fence == "```" and "\n" in body:
@@ -635,9 +618,7 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
             _, _, start, link_begin = stack.pop()
             match = re.match(r"\(((?:[^)\\]|\\.)*)\)", source[pos + 1 :])
             if match is None:
-                raise _bad(
-                    f"can't parse entities: Can't find end of the entity starting at byte offset {link_begin}"
-                )
+                raise _bad(f"can't parse entities: Can't find end of the entity starting at byte offset {link_begin}")
             url = re.sub(r"\\(.)", r"\1", match.group(1))
             if offset > start and url:
                 entities.append({"type": "text_link", "offset": start, "length": offset - start, "url": url})
@@ -645,15 +626,12 @@ def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
             continue
         if char in _MD_RESERVED:
             raise _bad(
-                f"can't parse entities: Character '{char}' is reserved and must be escaped with the "
-                "preceding '\\'"
+                f"can't parse entities: Character '{char}' is reserved and must be escaped with the preceding '\\'"
             )
         emit(char)
         pos += 1
     if stack:
-        raise _bad(
-            f"can't parse entities: Can't find end of the entity starting at byte offset {stack[-1][3]}"
-        )
+        raise _bad(f"can't parse entities: Can't find end of the entity starting at byte offset {stack[-1][3]}")
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return "".join(out), entities
 
@@ -995,8 +973,7 @@ class BotApiEmulator:
             if generation != self._poll_generation:
                 raise ApiError(
                     409,
-                    "Conflict: terminated by other getUpdates request; make sure that only one bot "
-                    "instance is running",
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
                 )
         if batch:
             self._fetched_upto = max(self._fetched_upto, batch[-1]["update_id"])
@@ -1092,9 +1069,7 @@ class BotApiEmulator:
         if self.global_per_second and len(self._sends) >= self.global_per_second:
             retry = self._sends[0] + 1 - now
         if self.chat_per_second:
-            chat.tokens = min(
-                float(self.chat_burst), chat.tokens + (now - chat.refilled) * self.chat_per_second
-            )
+            chat.tokens = min(float(self.chat_burst), chat.tokens + (now - chat.refilled) * self.chat_per_second)
             chat.refilled = now
             if chat.tokens < 1:
                 retry = max(retry, (1 - chat.tokens) / self.chat_per_second)
@@ -1253,9 +1228,7 @@ class BotApiEmulator:
             raise _bad("MESSAGE_TOO_LONG")
         query.answered = True
         self._chats[query.chat_id].answers.append(
-            CallbackAnswer(
-                data=query.data, text=text, show_alert=params.bool("show_alert"), url=params.str("url")
-            )
+            CallbackAnswer(data=query.data, text=text, show_alert=params.bool("show_alert"), url=params.str("url"))
         )
         return True
 

@@ -61,9 +61,7 @@ ENV = {
 }
 
 
-def load_settings(
-    overrides: dict[str, str | None] | None = None, env: dict[str, str] | None = None
-) -> Settings:
+def load_settings(overrides: dict[str, str | None] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Settings from command-line overrides, then the environment, then defaults; raise SettingsError if wrong."""
     env = dict(os.environ) if env is None else env
     raw: dict[str, str] = {}
@@ -95,7 +93,5 @@ def require_token(settings: Settings) -> str:
     """The bot token, or a SettingsError telling where to get one."""
     token = settings.token
     if not token or ":" not in token:
-        raise SettingsError(
-            f"{ENV['token']}: set it to the token @BotFather gave you (looks like 123456:ABC...)"
-        )
+        raise SettingsError(f"{ENV['token']}: set it to the token @BotFather gave you (looks like 123456:ABC...)")
     return token

@@ -117,3 +117,13 @@ async def test_late_cancellation_is_refused_with_the_policy(bot: Bot) -> None:
     await client.tap("Cancel #1")
     assert "no longer possible" in client.last.text and client.last.buttons == []
     assert (await _appointment(bot, 6007)).status == "confirmed"
+
+
+async def test_a_tap_answered_too_late_still_counts(bot: Bot) -> None:
+    client = bot.user(6008, "Sara")
+    await client.send("/book")
+    await client.tap("City centre office", wait=False)
+    bot.emulator.advance(20)  # Telegram gives up on the query before the bot gets to answer it
+    await bot.emulator.wait_idle()
+    assert "What is it about?" in client.last.text
+    assert not any("Something went wrong" in m.text for m in client.messages)

@@ -62,3 +62,24 @@ def test_run_with_a_broken_practice_file_names_the_field(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert "practice.timezone: Mars/Olympus is not a known time zone" in err
     assert "locations: required" in err
+
+
+def test_run_with_an_unreachable_calendar_stops_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = Path(__file__).resolve().parents[1] / "practice.example.toml"
+    text = example.read_text(encoding="utf-8").replace(
+        "# [specialists.caldav]\n# url = \"https://cloud.example.org/remote.php/dav\"\n# username = \"jonas\"\n"
+        "# password_env = \"BOOKINGBOT_CALDAV_PASSWORD_JONAS\"",
+        "[specialists.caldav]\nurl = \"http://127.0.0.1:9/dav/\"\nusername = \"jonas\"\n"
+        "password_env = \"BOOKINGBOT_CALDAV_PASSWORD_JONAS\"",
+    )
+    assert "127.0.0.1:9" in text
+    practice = tmp_path / "practice.toml"
+    practice.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("BOOKINGBOT_TELEGRAM_TOKEN", "123:abc")
+    monkeypatch.setenv("BOOKINGBOT_CALDAV_PASSWORD_JONAS", "pw")
+    code = main(["run", "--config", str(practice), "--data-dir", str(tmp_path / "data"), "--caldav-port", "0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot start" in err and "127.0.0.1:9" in err

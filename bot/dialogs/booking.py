@@ -227,9 +227,7 @@ def _last_day(c: Ctx) -> date:
 
 def _unavailable(c: Ctx) -> Screen:
     return Screen(
-        c._(
-            "The calendar cannot be read right now, so no times can be offered. Please try again in a few minutes."
-        ),
+        c._("The calendar cannot be read right now, so no times can be offered. Please try again in a few minutes."),
         [[_button(c._("Try again"), "retry")], _nav(c)],
     )
 
@@ -286,9 +284,7 @@ def _merged(slots: list[Slot]) -> dict[datetime, list[Slot]]:
 async def _day_slots(c: Ctx) -> list[Slot]:
     d = c.draft
     assert d.service and d.location and d.day
-    return await c.booking.day_slots(
-        d.service, d.location, candidates(c.practice, d), date.fromisoformat(d.day)
-    )
+    return await c.booking.day_slots(d.service, d.location, candidates(c.practice, d), date.fromisoformat(d.day))
 
 
 async def screen_time(c: Ctx) -> Screen | str:
@@ -311,8 +307,7 @@ async def screen_time(c: Ctx) -> Screen | str:
             low, high = PARTS[d.part]
             starts = [s for s in starts if low <= s.astimezone(zone).hour < high]
     times = [
-        _button(time_label(d.lang, c.practice, d.location, s), "time", str(int(s.timestamp()) // 60))
-        for s in starts
+        _button(time_label(d.lang, c.practice, d.location, s), "time", str(int(s.timestamp()) // 60)) for s in starts
     ]
     rows += _grid(times, 4)
     day = day_label(d.lang, date.fromisoformat(d.day))
@@ -468,10 +463,7 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
         elif d.step == "category" and d.location and arg.isdigit() and int(arg) in categories(p, d.location):
             d.category = int(arg)
         elif (
-            d.step == "service"
-            and d.location
-            and d.category is not None
-            and arg in services(p, d.location, d.category)
+            d.step == "service" and d.location and d.category is not None and arg in services(p, d.location, d.category)
         ):
             d.service = arg
         elif d.step == "specialist" and (arg == "*" or arg in specialists(p, d)):
@@ -597,9 +589,7 @@ async def on_phone(c: Ctx, raw: str) -> Screen:
     d = c.draft
     phone = normalize_phone(raw, c.practice.practice.country)
     if phone is None:
-        d.notice = c._(
-            "That does not look like a phone number. Please include the country code, e.g. +48 601 234 567."
-        )
+        d.notice = c._("That does not look like a phone number. Please include the country code, e.g. +48 601 234 567.")
     else:
         async with c.booking.store.tx() as tx:
             c.client = await tx.upsert_client(c.client.telegram_id, phone=phone)

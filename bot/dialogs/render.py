@@ -52,9 +52,7 @@ def when(lang: str, practice: Practice, location_id: str, start: datetime, *, wi
     """'Thursday, 3 December 2026, 09:00' in the location's zone, optionally naming the zone."""
     zone = practice.zone(location_id)
     local = start.astimezone(zone)
-    text = (
-        f"{format_date(local.date(), 'full', locale=lang)}, {format_time(local.time(), 'HH:mm', locale=lang)}"
-    )
+    text = f"{format_date(local.date(), 'full', locale=lang)}, {format_time(local.time(), 'HH:mm', locale=lang)}"
     return f"{text} ({zone.key})" if with_zone else text
 
 

@@ -48,9 +48,7 @@ def request_message(practice: Practice, appt: AppointmentRow, client: ClientRow,
     lines += ["", _("Status: {status}").format(status=status_label(_, appt.status))]
     if appt.status != "requested":
         return Message("\n".join(lines))
-    markup = InlineKeyboardMarkup(
-        [[_button(_("Approve"), "a", appt.id), _button(_("Decline"), "d", appt.id)]]
-    )
+    markup = InlineKeyboardMarkup([[_button(_("Approve"), "a", appt.id), _button(_("Decline"), "d", appt.id)]])
     return Message("\n".join(lines), markup)
 
 
@@ -98,9 +96,7 @@ def expired_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> M
 
 
 def _again(_: Gettext, appt: AppointmentRow) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(_("Choose another time"), callback_data=f"b|again|{appt.id}")]]
-    )
+    return InlineKeyboardMarkup([[InlineKeyboardButton(_("Choose another time"), callback_data=f"b|again|{appt.id}")]])
 
 
 def already(lang: str, status: str) -> str:

@@ -15,7 +15,7 @@ from bot.dialogs import booking as dialog
 from bot.dialogs import draft as drafts
 from bot.dialogs.draft import Draft
 from bot.handlers import specialist as specialist_handlers
-from bot.handlers.common import edit_quietly
+from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
 from scheduling.store import ClientRow
 
@@ -54,20 +54,14 @@ async def _show(
     if screen.ask_contact:
         # A reply keyboard cannot be attached by editing, so the phone question is a new message,
         # followed by one that carries the dialog's own buttons.
-        await bot.send_message(
-            chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=dialog.contact_keyboard(_)
-        )
-        message_id = (
-            await bot.send_message(chat_id, _("Or go back:"), reply_markup=screen.markup)
-        ).message_id
+        await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=dialog.contact_keyboard(_))
+        message_id = (await bot.send_message(chat_id, _("Or go back:"), reply_markup=screen.markup)).message_id
         c.draft.reply_keyboard = True
     elif new_message or message_id is None:
         if c.draft.reply_keyboard:
             await bot.send_message(chat_id, _("Thank you."), reply_markup=ReplyKeyboardRemove())
             c.draft.reply_keyboard = False
-        sent = await bot.send_message(
-            chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup
-        )
+        sent = await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup)
         message_id = sent.message_id
     else:
         await edit_quietly(bot, chat_id, message_id, text=screen.text, markup=screen.markup)
@@ -105,9 +99,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if payload is not None and not _PAYLOAD.match(payload):
         payload = None
     user_id = update.effective_user.id  # type: ignore[union-attr]
-    staff = user_id in d.practice.practice.admins or any(
-        s.telegram_id == user_id for s in d.practice.specialists
-    )
+    staff = user_id in d.practice.practice.admins or any(s.telegram_id == user_id for s in d.practice.specialists)
     if staff and payload is None:
         await update.effective_message.reply_text(  # type: ignore[union-attr]
             _(
@@ -138,11 +130,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await tx.delete_draft(chat_id)
     if message_id:
         await edit_quietly(context.bot, chat_id, message_id, markup=None)
-    text = (
-        _("Booking cancelled. Send /book to start again.")
-        if draft and draft.active
-        else _("Nothing to cancel.")
-    )
+    text = _("Booking cancelled. Send /book to start again.") if draft and draft.active else _("Nothing to cancel.")
     await update.effective_message.reply_text(text, reply_markup=ReplyKeyboardRemove())  # type: ignore[union-attr]
 
 
@@ -157,41 +145,37 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     verb, arg = [*parts, "", ""][1:3]
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     if verb == "noop":
-        await query.answer(_("No free times on this day.") if arg == "day" else None)
+        await answer(query, _("No free times on this day.") if arg == "day" else None)
         return
     if verb == "again" and arg.isdigit():
-        await query.answer()
+        await answer(query)
         await _again(update, context, d, client, int(arg))
         return
     draft, message_id = await drafts.load(d.store, chat_id)
     if draft is None or not draft.active or query.message is None or query.message.message_id != message_id:
-        await query.answer(_("This button is out of date. Send /book to start again."), show_alert=True)
+        await answer(query, _("This button is out of date. Send /book to start again."), alert=True)
         return
     if verb == "cancel":
-        await query.answer()
+        await answer(query)
         async with d.store.tx() as tx:
             await tx.delete_draft(chat_id)
-        await edit_quietly(
-            context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again.")
-        )
+        await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     try:
         screen = await dialog.on_button(c, verb, arg)
     except dialog.Forged:
         log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
-        await query.answer(_("This button is not valid."), show_alert=True)
+        await answer(query, _("This button is not valid."), alert=True)
         return
     # Answered after the step ran, so that refused data can still get its alert.
-    await query.answer()
+    await answer(query)
     await _show(update, context, d, c, screen, message_id, new_message=False)
     if screen.booked is not None:
         await notify.ask_specialist(context.bot, d, screen.booked)
 
 
-async def _again(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt_id: int
-) -> None:
+async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt_id: int) -> None:
     """After a decline or expiry: a fresh dialog with the same service, place and specialist."""
     async with d.store.tx() as tx:
         appt = await tx.get_appointment(appt_id)
@@ -244,9 +228,7 @@ async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = gettext_for(d.language(client))
     own = message.contact.user_id == update.effective_user.id  # type: ignore[union-attr]
     if draft is None or not draft.active or draft.contact_stage != "phone" or not own:
-        await message.reply_text(
-            _("Please share your own number while booking."), reply_markup=ReplyKeyboardRemove()
-        )
+        await message.reply_text(_("Please share your own number while booking."), reply_markup=ReplyKeyboardRemove())
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     screen = await dialog.on_phone(c, message.contact.phone_number)

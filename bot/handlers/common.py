@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
@@ -16,6 +16,16 @@ _HARMLESS = ("message is not modified", "message to edit not found", "query is t
 def harmless(exc: BadRequest) -> bool:
     """Telegram's answers that only mean the screen already shows what we wanted, or is gone."""
     return any(h in exc.message.lower() for h in _HARMLESS)
+
+
+async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
+    """Answer a button tap; a query Telegram already gave up on must not undo the work done for it."""
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as exc:
+        if not harmless(exc):
+            raise
+        log.debug("answer skipped: %s", exc.message)
 
 
 async def edit_quietly(
@@ -31,9 +41,7 @@ async def edit_quietly(
         if text is None:
             await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=markup)
         else:
-            await bot.edit_message_text(
-                text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup
-            )
+            await bot.edit_message_text(text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
     except BadRequest as exc:
         if not harmless(exc):
             raise

@@ -12,7 +12,7 @@ from bot.deps import deps
 from bot.dialogs import mine
 from bot.dialogs import specialist as texts
 from bot.handlers.client import client_of
-from bot.handlers.common import edit_quietly
+from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for
 from scheduling.booking import AlreadyDecided, CancellationClosed, NotAllowed
 from scheduling.model import ACTIVE_STATUSES
@@ -46,16 +46,16 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             appt = await tx.get_appointment(int(parts[2]))
     if appt is None or appt.client_id != client.id:
         log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
-        await query.answer(_("This button is not valid."), show_alert=True)
+        await answer(query, _("This button is not valid."), alert=True)
         return
     chat_id, message_id = query.message.chat.id, query.message.message_id
     verb = parts[1]
     if verb == "n":
-        await query.answer()
+        await answer(query)
         await edit_quietly(context.bot, chat_id, message_id, text=_("Nothing changed."))
         return
     if verb == "c":
-        await query.answer()
+        await answer(query)
         free = d.booking.clock() <= d.booking.free_cancellation_until(appt) or appt.status == "requested"
         msg = mine.confirm_cancel(d.practice, appt, lang, free)
         await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
@@ -63,11 +63,11 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         appt = await d.booking.cancel_by_client(appt.id, client.id)
     except AlreadyDecided as exc:
-        await query.answer(texts.already(lang, exc.status), show_alert=True)
+        await answer(query, texts.already(lang, exc.status), alert=True)
         return
     except (CancellationClosed, NotAllowed):
-        await query.answer(_("Free cancellation is no longer possible; please contact the practice."), show_alert=True)
+        await answer(query, _("Free cancellation is no longer possible; please contact the practice."), alert=True)
         return
-    await query.answer()
+    await answer(query)
     await edit_quietly(context.bot, chat_id, message_id, text=mine.cancelled_for_client(lang))
     await notify.cancelled(context.bot, d, appt)

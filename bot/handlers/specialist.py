@@ -12,7 +12,7 @@ from bot.deps import Deps, deps
 from bot.dialogs import draft as drafts
 from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
-from bot.handlers.common import edit_quietly
+from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for
 from scheduling.booking import AlreadyDecided, NotAllowed
 from scheduling.model import Status
@@ -49,15 +49,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     appt = await _load(d, parsed[1]) if parsed else None
     if parsed is None or appt is None:
         log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
-        await query.answer(_("This button is not valid."), show_alert=True)
+        await answer(query, _("This button is not valid."), alert=True)
         return
     verb, appt_id, extra = parsed
     if not d.booking.may_decide(appt, query.from_user.id):
         log.warning("user %s is not allowed to decide appointment %s", query.from_user.id, appt_id)
-        await query.answer(_("Only the appointment's specialist can do this."), show_alert=True)
+        await answer(query, _("Only the appointment's specialist can do this."), alert=True)
         return
     if appt.status != Status.REQUESTED:
-        await query.answer(texts.already(lang, appt.status), show_alert=True)
+        await answer(query, texts.already(lang, appt.status), alert=True)
         await notify.refresh_request(context.bot, d, appt)
         return
     client = None
@@ -66,22 +66,20 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert client is not None and query.message is not None
     chat_id, message_id = query.message.chat.id, query.message.message_id
     if verb == "a":
-        await _decided(
-            update, context, d, lambda: d.booking.approve(appt_id, query.from_user.id), notify.confirmed
-        )
+        await _decided(update, context, d, lambda: d.booking.approve(appt_id, query.from_user.id), notify.confirmed)
     elif verb == "d":
-        await query.answer()
+        await answer(query)
         msg = texts.reasons_message(d.practice, appt, client, lang)
         await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
     elif verb == "b":
-        await query.answer()
+        await answer(query)
         msg = texts.request_message(d.practice, appt, client, lang)
         await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
     elif verb == "r":
         presets = texts.decline_presets(_)
         if extra is None or extra >= len(presets):
             log.warning("refused decline reason %r from user %s", query.data[:64], query.from_user.id)
-            await query.answer(_("This button is not valid."), show_alert=True)
+            await answer(query, _("This button is not valid."), alert=True)
             return
         reason = presets[extra]
         await _decided(
@@ -92,7 +90,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             notify.declined,
         )
     elif verb == "t":
-        await query.answer()
+        await answer(query)
         draft, dialog_message = await drafts.load(d.store, chat_id)
         draft = draft or Draft(lang=lang)
         draft.reason_for = appt_id
@@ -109,12 +107,12 @@ async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, 
     try:
         appt = await action()
     except AlreadyDecided as exc:
-        await query.answer(texts.already(lang, exc.status), show_alert=True)
+        await answer(query, texts.already(lang, exc.status), alert=True)
         return
     except NotAllowed:
-        await query.answer(_("Only the appointment's specialist can do this."), show_alert=True)
+        await answer(query, _("Only the appointment's specialist can do this."), alert=True)
         return
-    await query.answer(_("Done."))
+    await answer(query, _("Done."))
     await notify.refresh_request(context.bot, d, appt)
     await tell(context.bot, d, appt)
 
@@ -126,9 +124,7 @@ async def typed_reason(
     d = deps(context)
     message = update.effective_message
     user = update.effective_user
-    assert (
-        message is not None and message.text is not None and user is not None and draft.reason_for is not None
-    )
+    assert message is not None and message.text is not None and user is not None and draft.reason_for is not None
     lang = notify.staff_lang(d)
     _ = gettext_for(lang)
     appt_id, draft.reason_for = draft.reason_for, None
