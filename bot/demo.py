@@ -26,7 +26,7 @@ from telegram.ext import Application
 from bot.emulator import BotApiEmulator, ChatMessage, TelegramUser
 from bot.local import local_bot
 from bot.runtime import Runtime
-from bot.serve import print_calendars
+from bot.serve import on_signals, print_calendars
 from bot.settings import Settings
 from bot.web import make_web_app
 from scheduling.config import Practice, parse_practice
@@ -371,17 +371,14 @@ async def run_demo(
 
 async def _chat(terminal: Terminal, reader: LineReader) -> None:
     """Read and act on lines until /quit, the end of the input or Ctrl-C."""
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, reader.stop)
+    stop_listening = on_signals(reader.stop, signal.SIGINT)
     try:
         while not reader.stopped:
             line = await reader.read(terminal.prompt)
             if line is None or not await terminal.handle(line):
                 break
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
+        stop_listening()
         reader.close()
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from typing import TextIO
 
 from aiohttp import web
@@ -18,6 +19,24 @@ from bot.web import RedactingAccessLogger, feed_key, feed_url, make_web_app
 from scheduling.config import Practice
 
 log = logging.getLogger(__name__)
+
+
+def on_signals(callback: Callable[[], object], *signals: signal.Signals) -> Callable[[], None]:
+    """Call `callback` on these signals while the loop runs; returns the function that stops listening.
+
+    Signal handlers need the main thread of a Unix process: elsewhere (Windows, a test's thread) this does nothing.
+    """
+    loop = asyncio.get_running_loop()
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    for sig in signals:
+        loop.add_signal_handler(sig, callback)
+
+    def stop_listening() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return stop_listening
 
 
 def print_calendars(runtime: Runtime, out: TextIO | None = None, feed_base: str | None = None) -> None:
@@ -42,10 +61,7 @@ async def serve(settings: Settings, practice: Practice) -> int:
         runtime.deps, token=token, base_url=settings.bot_base_url, base_file_url=settings.bot_file_url
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    on_signals(stop.set, signal.SIGTERM, signal.SIGINT)
     host, port = settings.listen_host_port
     site_runner = web.AppRunner(make_web_app(runtime, app, settings), access_log_class=RedactingAccessLogger)
     try:

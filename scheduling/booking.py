@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from scheduling.calendar import CalendarPort, CalendarUnavailable
 from scheduling.config import Practice
@@ -121,9 +121,7 @@ class BookingService:
             async with self.store.tx() as tx:
                 ours = await tx.known_uids(spec_id, start - margin, end + margin)
                 active = await tx.active_appointments(spec_id, start - margin, end + margin)
-            result[spec_id] = [b for b in events if b.uid not in ours] + [
-                Busy(a.start, a.end + self._buffer(a.service_id), uid=a.uid) for a in active
-            ]
+            result[spec_id] = [b for b in events if b.uid not in ours] + [self._appointment_busy(a) for a in active]
         return result
 
     async def _engine_view(
@@ -192,6 +190,13 @@ class BookingService:
             raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
         end = req.start + timedelta(minutes=service.duration)
         window = (req.start - timedelta(days=1), end + timedelta(days=1))
+        # A time one of our own bookings took is refused from the database alone; the calendar
+        # round trip is kept for requests that may succeed. The locked check below decides.
+        async with self.store.tx() as tx:
+            active = await tx.active_appointments(req.specialist_id, *window)
+        early = self._problems(req, [self._appointment_busy(a) for a in active])
+        if early:
+            await self._refuse(req, early)
         try:
             events = await self.calendar.busy(req.specialist_id, *window, fresh=True)
         except CalendarUnavailable:
@@ -203,24 +208,12 @@ class BookingService:
             except CalendarUnavailable:
                 events = []
         now = self.clock()
-        spec = self.practice.specialist_by_id[req.specialist_id]
         async with self.store.tx() as tx:
             await tx.lock_specialist(req.specialist_id)
             ours = await tx.known_uids(req.specialist_id, *window)
             active = await tx.active_appointments(req.specialist_id, *window)
-            busy = [b for b in events if b.uid not in ours] + [
-                Busy(a.start, a.end + self._buffer(a.service_id), uid=a.uid) for a in active
-            ]
-            problems = check_appointment(
-                self.practice,
-                specialist_id=req.specialist_id,
-                service_id=req.service_id,
-                location_id=req.location_id,
-                start=req.start,
-                busy=busy,
-                now=now,
-                channel=req.channel,
-            )
+            busy = [b for b in events if b.uid not in ours] + [self._appointment_busy(a) for a in active]
+            problems = self._problems(req, busy)
             if not problems:
                 appt = await tx.add_appointment(
                     client_id=req.client_id,
@@ -236,15 +229,34 @@ class BookingService:
                     actor=f"client:{req.client_id}",
                     at=now,
                 )
-                await tx.enqueue_sync(appt.id, spec.id, now)
+                await tx.enqueue_sync(appt.id, req.specialist_id, now)
         if problems:
-            if all(p.kind in _TAKEN for p in problems):
-                local_day = req.start.astimezone(self.practice.zone(req.location_id)).date()
-                remaining = await self.day_slots(req.service_id, req.location_id, [spec.id], local_day)
-                raise SlotTaken(remaining)
-            raise InvalidRequest(problems)
+            await self._refuse(req, problems)
         self._wake_outbox()
         return appt
+
+    def _appointment_busy(self, appt: AppointmentRow) -> Busy:
+        """The time an appointment of ours blocks: itself and its service's buffer."""
+        return Busy(appt.start, appt.end + self._buffer(appt.service_id), uid=appt.uid)
+
+    def _problems(self, req: Request, busy: list[Busy]) -> list[Problem]:
+        return check_appointment(
+            self.practice,
+            specialist_id=req.specialist_id,
+            service_id=req.service_id,
+            location_id=req.location_id,
+            start=req.start,
+            busy=busy,
+            now=self.clock(),
+            channel=req.channel,
+        )
+
+    async def _refuse(self, req: Request, problems: list[Problem]) -> NoReturn:
+        """Raise SlotTaken with the day's remaining slots, or InvalidRequest for a request never bookable."""
+        if all(p.kind in _TAKEN for p in problems):
+            local_day = req.start.astimezone(self.practice.zone(req.location_id)).date()
+            raise SlotTaken(await self.day_slots(req.service_id, req.location_id, [req.specialist_id], local_day))
+        raise InvalidRequest(problems)
 
     def _expiry(self, now: datetime, start: datetime) -> datetime:
         # A request must be decided before the visit starts, even when the timeout is longer.
