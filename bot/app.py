@@ -67,7 +67,7 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     """Callback data none of our keyboards produce: refuse it and log it."""
     query = update.callback_query
     assert query is not None
-    log.warning("refused unknown callback data %r from user %s", (query.data or "")[:64], query.from_user.id)
+    log.warning("refused unknown callback data %r", (query.data or "")[:64])
     _ = gettext_for(deps(context).practice.practice.language)
     await answer(query, _("This button is not valid."), alert=True)
 

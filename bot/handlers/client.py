@@ -165,7 +165,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         screen = await dialog.on_button(c, verb, arg)
     except dialog.Forged:
-        log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
+        log.warning("refused callback data %r", query.data[:64])
         await answer(query, _("This button is not valid."), alert=True)
         return
     # Answered after the step ran, so that refused data can still get its alert.
@@ -180,7 +180,7 @@ async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, cl
     async with d.store.tx() as tx:
         appt = await tx.get_appointment(appt_id)
     if appt is None or appt.client_id != client.id:
-        log.warning("refused 'again' for appointment %s from user %s", appt_id, client.telegram_id)
+        log.warning("refused 'again' for appointment %s by someone else", appt_id)
         return
     draft = Draft(lang=d.language(client), source=appt.source)
     dialog.begin(

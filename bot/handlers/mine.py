@@ -45,7 +45,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         async with d.store.tx() as tx:
             appt = await tx.get_appointment(int(parts[2]))
     if appt is None or appt.client_id != client.id:
-        log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
+        log.warning("refused callback data %r", query.data[:64])
         await answer(query, _("This button is not valid."), alert=True)
         return
     chat_id, message_id = query.message.chat.id, query.message.message_id

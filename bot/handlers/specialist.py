@@ -48,12 +48,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     parsed = _parse(query.data)
     appt = await _load(d, parsed[1]) if parsed else None
     if parsed is None or appt is None:
-        log.warning("refused callback data %r from user %s", query.data[:64], query.from_user.id)
+        log.warning("refused callback data %r", query.data[:64])
         await answer(query, _("This button is not valid."), alert=True)
         return
     verb, appt_id, extra = parsed
     if not d.booking.may_decide(appt, query.from_user.id):
-        log.warning("user %s is not allowed to decide appointment %s", query.from_user.id, appt_id)
+        log.warning("refused a decision on appointment %s by someone not allowed", appt_id)
         await answer(query, _("Only the appointment's specialist can do this."), alert=True)
         return
     if appt.status != Status.REQUESTED:
@@ -78,7 +78,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif verb == "r":
         presets = texts.decline_presets(_)
         if extra is None or extra >= len(presets):
-            log.warning("refused decline reason %r from user %s", query.data[:64], query.from_user.id)
+            log.warning("refused decline reason %r", query.data[:64])
             await answer(query, _("This button is not valid."), alert=True)
             return
         reason = presets[extra]
