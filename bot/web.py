@@ -18,7 +18,6 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from icalendar import Calendar
-from sqlalchemy import func, select
 from telegram import Update
 from telegram.ext import Application
 
@@ -27,7 +26,6 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from caldav_bridge.ical import PRODID, ics_bytes
 from scheduling.calendar import CalendarUnavailable, EventSpec
-from scheduling.db import OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +117,7 @@ async def health(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"status": "ok", "database": "ok"}
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT), runtime.store.tx() as tx:
-            rows = await tx.session.execute(
-                select(OutboxRow.specialist_id, func.count(), func.max(OutboxRow.attempts))
-                .where(OutboxRow.done_at.is_(None))
-                .group_by(OutboxRow.specialist_id)
-            )
-            backlog = {spec_id: (int(count), int(attempts or 0)) for spec_id, count, attempts in rows}
+            backlog = await tx.outbox_backlog()
     except Exception as exc:
         log.warning("health: database check failed: %s", type(exc).__name__)
         reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__

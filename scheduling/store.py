@@ -447,6 +447,15 @@ class Tx:
         )
         return next_at
 
+    async def outbox_backlog(self) -> dict[str, tuple[int, int]]:
+        """Per specialist: calendar writes still pending, and the most attempts any of them has made."""
+        rows = await self.session.execute(
+            select(OutboxRow.specialist_id, func.count(), func.max(OutboxRow.attempts))
+            .where(OutboxRow.done_at.is_(None))
+            .group_by(OutboxRow.specialist_id)
+        )
+        return {spec_id: (int(count), int(attempts or 0)) for spec_id, count, attempts in rows}
+
     async def outbox_pending(self, appointment_id: int | None = None) -> list[OutboxRow]:
         stmt = select(OutboxRow).where(OutboxRow.done_at.is_(None))
         if appointment_id is not None:
