@@ -110,9 +110,12 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 
 
 async def sweep(bot: Bot, d: Deps) -> None:
-    """Expire undecided requests and re-send requests whose message never reached the specialist."""
+    """Expire undecided requests, remind clients of coming visits, re-send requests that did not go out."""
     for appt in await d.booking.expire_due():
         await expired(bot, d, appt)
+    for appt in await d.booking.claim_reminders():
+        client = await _client_of(d, appt)
+        await _to_client(bot, client, texts.reminder_for_client(d.practice, appt, d.language(client)))
     now = d.booking.clock()
     async with d.store.tx() as tx:
         unsent = await tx.unsent_requests(now - timedelta(seconds=30))

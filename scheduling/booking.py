@@ -321,6 +321,19 @@ class BookingService:
             self._wake_outbox()
         return expired
 
+    async def claim_reminders(self) -> list[AppointmentRow]:
+        """Confirmed visits whose reminder is due now, each claimed so that no other process sends it too."""
+        now = self.clock()
+        leads = [round(h * 60) for h in self.practice.practice.reminder_hours]
+        async with self.store.tx() as tx:
+            due = await tx.due_reminders(now, leads)
+        claimed: list[AppointmentRow] = []
+        for appt, due_leads in due:
+            async with self.store.tx() as tx:
+                if await tx.mark_reminded(appt.id, due_leads[0], now, earlier=due_leads[1:]):
+                    claimed.append(appt)
+        return claimed
+
     # --- the client's own appointments ---------------------------------------------------------------
 
     def free_cancellation_until(self, appt: AppointmentRow) -> datetime:

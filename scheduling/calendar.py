@@ -30,9 +30,7 @@ class EventSpec:
 
 
 class CalendarPort(Protocol):
-    async def busy(
-        self, specialist_id: str, start: datetime, end: datetime, *, fresh: bool = False
-    ) -> list[Busy]:
+    async def busy(self, specialist_id: str, start: datetime, end: datetime, *, fresh: bool = False) -> list[Busy]:
         """Busy intervals of all the specialist's busy calendars in [start, end).
 
         fresh=False may answer from a cache refreshed recently; fresh=True asks the server now

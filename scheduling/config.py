@@ -71,6 +71,7 @@ class PracticeInfo(_Strict):
     privacy_url: str = ""
     policy_version: str = "1"
     approval_timeout_hours: float = Field(24, gt=0)
+    reminder_hours: list[float] = Field([24], description="remind clients this long before a confirmed visit")
     admins: list[int] = []
 
 

@@ -195,6 +195,16 @@ class OutboxRow(Base):
     done_at: Mapped[datetime | None]
 
 
+class ReminderRow(Base):
+    """A reminder sent to the client; the key makes each one go out once, whichever process sends it."""
+
+    __tablename__ = "reminders"
+
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), primary_key=True)
+    minutes_before: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    sent_at: Mapped[datetime]
+
+
 class SpecialistLockRow(Base):
     __tablename__ = "specialist_locks"
 
@@ -273,7 +283,5 @@ async def create_schema(engine: AsyncEngine) -> None:
                 await conn.exec_driver_sql(statement)
         if current != SCHEMA_VERSION:
             await conn.execute(
-                SchemaVersionRow.__table__.update()
-                .where(SchemaVersionRow.id == 1)
-                .values(version=SCHEMA_VERSION)
+                SchemaVersionRow.__table__.update().where(SchemaVersionRow.id == 1).values(version=SCHEMA_VERSION)
             )

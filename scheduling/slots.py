@@ -146,9 +146,7 @@ def coverage(spans: Sequence[OpenSpan], location_id: str, channels: Sequence[Cha
     """Per channel, the merged spans at the location offering it."""
     by_channel: dict[Channel, tuple[list[Span], list[datetime]]] = {}
     for channel in channels:
-        merged = merge(
-            [(s.start, s.end) for s in spans if s.location_id == location_id and channel in s.channels]
-        )
+        merged = merge([(s.start, s.end) for s in spans if s.location_id == location_id and channel in s.channels])
         by_channel[channel] = (merged, [s for s, _ in merged])
     return Coverage(by_channel)
 
@@ -205,9 +203,7 @@ def _grid_starts(day: date, zone: ZoneInfo, service: Service, lo: int, hi: int) 
 def _minute_range(practice: Practice, specialist: Specialist, location_id: str, day: date) -> tuple[int, int]:
     """Local wall-clock minutes [lo, hi) that can hold a start at the location that day (cheap bound)."""
     weekday = WEEKDAYS[day.weekday()]
-    bounds = [
-        (w.start, w.end) for w in specialist.schedule if w.weekday == weekday and w.location == location_id
-    ]
+    bounds = [(w.start, w.end) for w in specialist.schedule if w.weekday == weekday and w.location == location_id]
     bounds += [
         (e.start, e.end)
         for e in specialist.exceptions
@@ -261,9 +257,7 @@ def _specialist_days(
         yield day, day_slots(day)
 
 
-def _query_days(
-    practice: Practice, location_id: str, first_day: date, last_day: date, now: datetime
-) -> list[date]:
+def _query_days(practice: Practice, location_id: str, first_day: date, last_day: date, now: datetime) -> list[date]:
     _require_aware(now, "now")
     today = now.astimezone(practice.zone(location_id)).date()
     return list(_days(max(first_day, today), last_day))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from scheduling.db import (
     ConsentRow,
     DraftRow,
     OutboxRow,
+    ReminderRow,
     SpecialistLockRow,
     TransitionRow,
 )
@@ -86,17 +87,11 @@ class Tx:
             for k, v in {"name": name, "phone": phone, "email": email, "language": language}.items()
             if v is not None
         }
-        stmt = self._insert(ClientRow).values(
-            telegram_id=telegram_id, created_at=now, updated_at=now, **given
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ClientRow.telegram_id], set_={**given, "updated_at": now}
-        )
+        stmt = self._insert(ClientRow).values(telegram_id=telegram_id, created_at=now, updated_at=now, **given)
+        stmt = stmt.on_conflict_do_update(index_elements=[ClientRow.telegram_id], set_={**given, "updated_at": now})
         await self.session.execute(stmt)
         client = await self.session.scalar(
-            select(ClientRow)
-            .where(ClientRow.telegram_id == telegram_id)
-            .execution_options(populate_existing=True)
+            select(ClientRow).where(ClientRow.telegram_id == telegram_id).execution_options(populate_existing=True)
         )
         assert client is not None
         return client
@@ -117,9 +112,7 @@ class Tx:
 
     async def has_consent(self, client_id: int, policy_version: str) -> bool:
         found = await self.session.scalar(
-            select(
-                exists().where(ConsentRow.client_id == client_id, ConsentRow.policy_version == policy_version)
-            )
+            select(exists().where(ConsentRow.client_id == client_id, ConsentRow.policy_version == policy_version))
         )
         return bool(found)
 
@@ -169,16 +162,12 @@ class Tx:
         self.session.add(appt)
         await self.session.flush()
         self.session.add(
-            TransitionRow(
-                appointment_id=appt.id, from_status=None, to_status=Status.REQUESTED, actor=actor, at=at
-            )
+            TransitionRow(appointment_id=appt.id, from_status=None, to_status=Status.REQUESTED, actor=actor, at=at)
         )
         await self.session.flush()
         return appt
 
-    async def get_appointment(
-        self, appointment_id: int, *, for_update: bool = False
-    ) -> AppointmentRow | None:
+    async def get_appointment(self, appointment_id: int, *, for_update: bool = False) -> AppointmentRow | None:
         """One appointment; `for_update` row-locks it on PostgreSQL (SQLite locks on first write)."""
         stmt = select(AppointmentRow).where(AppointmentRow.id == appointment_id)
         if for_update:
@@ -189,9 +178,7 @@ class Tx:
     async def appointment_by_uid(self, uid: str) -> AppointmentRow | None:
         return await self.session.scalar(select(AppointmentRow).where(AppointmentRow.uid == uid))
 
-    async def active_appointments(
-        self, specialist_id: str, start: datetime, end: datetime
-    ) -> list[AppointmentRow]:
+    async def active_appointments(self, specialist_id: str, start: datetime, end: datetime) -> list[AppointmentRow]:
         """Requested or confirmed appointments overlapping [start, end), by start."""
         rows = await self.session.scalars(
             select(AppointmentRow)
@@ -207,9 +194,7 @@ class Tx:
     async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
         """Uids of all our appointments overlapping the range, whatever their status."""
         rows = await self.session.scalars(
-            select(AppointmentRow.uid).where(
-                AppointmentRow.specialist_id == specialist_id, _overlapping(start, end)
-            )
+            select(AppointmentRow.uid).where(AppointmentRow.specialist_id == specialist_id, _overlapping(start, end))
         )
         return set(rows)
 
@@ -252,17 +237,13 @@ class Tx:
         )
         sequence = result.scalar_one_or_none()
         if sequence is None:
-            stored = await self.session.scalar(
-                select(AppointmentRow.status).where(AppointmentRow.id == appt.id)
-            )
+            stored = await self.session.scalar(select(AppointmentRow.status).where(AppointmentRow.id == appt.id))
             raise InvalidTransition(Status(stored) if stored is not None else current, to)
         set_committed_value(appt, "status", to)
         set_committed_value(appt, "sequence", sequence)
         set_committed_value(appt, "updated_at", at)
         self.session.add(
-            TransitionRow(
-                appointment_id=appt.id, from_status=current, to_status=to, actor=actor, reason=reason, at=at
-            )
+            TransitionRow(appointment_id=appt.id, from_status=current, to_status=to, actor=actor, reason=reason, at=at)
         )
         await self.session.flush()
 
@@ -282,6 +263,56 @@ class Tx:
             .order_by(AppointmentRow.expires_at, AppointmentRow.id)
         )
         return list(rows)
+
+    async def due_reminders(
+        self, now: datetime, minutes_before: Sequence[int]
+    ) -> list[tuple[AppointmentRow, list[int]]]:
+        """Confirmed upcoming appointments with a reminder due: the due leads, nearest (the one to send) first."""
+        if not minutes_before:
+            return []
+        widest = timedelta(minutes=max(minutes_before))
+        rows = await self.session.scalars(
+            select(AppointmentRow)
+            .where(
+                AppointmentRow.status == Status.CONFIRMED,
+                AppointmentRow.start > now,
+                AppointmentRow.start <= now + widest,
+            )
+            .order_by(AppointmentRow.start, AppointmentRow.id)
+        )
+        appts = list(rows)
+        sent = await self.session.execute(
+            select(ReminderRow.appointment_id, ReminderRow.minutes_before).where(
+                ReminderRow.appointment_id.in_([a.id for a in appts])
+            )
+        )
+        done = {(row[0], row[1]) for row in sent}
+        due: list[tuple[AppointmentRow, list[int]]] = []
+        for appt in appts:
+            # After downtime several leads may be due at once: only the nearest one is worth sending.
+            leads = [m for m in sorted(minutes_before) if appt.start - timedelta(minutes=m) <= now]
+            if leads and (appt.id, leads[0]) not in done:
+                due.append((appt, leads))
+        return due
+
+    async def mark_reminded(
+        self, appointment_id: int, minutes: int, at: datetime, *, earlier: Sequence[int] = ()
+    ) -> bool:
+        """Record the reminder `minutes` before (and the `earlier`, longer leads it replaces) as sent.
+
+        False if another process recorded it first: then it must not be sent twice.
+        """
+        claimed = False
+        for i, lead in enumerate([minutes, *earlier]):
+            stmt = (
+                self._insert(ReminderRow)
+                .values(appointment_id=appointment_id, minutes_before=lead, sent_at=at)
+                .on_conflict_do_nothing()
+            )
+            result = await self.session.execute(stmt)
+            if i == 0:
+                claimed = result.rowcount == 1
+        return claimed
 
     async def unsent_requests(self, created_before: datetime) -> list[AppointmentRow]:
         """Requested appointments whose Approve/Decline message was never recorded as sent."""

@@ -127,3 +127,36 @@ async def test_a_tap_answered_too_late_still_counts(bot: Bot) -> None:
     await bot.emulator.wait_idle()
     assert "What is it about?" in client.last.text
     assert not any("Something went wrong" in m.text for m in client.messages)
+
+
+async def test_clients_are_reminded_once_before_a_confirmed_visit(bot: Bot) -> None:
+    client = bot.user(6009, "Tola")
+    await book_first_consultation(client, note=None)  # Wednesday 2 December, 09:00 in Warsaw
+    await bot.sweep()
+    reminders = lambda: [m for m in client.messages if "A reminder of your appointment" in m.text]  # noqa: E731
+    assert reminders() == []  # still requested: no reminder for what is not confirmed
+    await bot.anna.tap("Approve")
+
+    bot.clock.advance(hours=24)  # Tuesday 08:00 local: 25 hours before
+    await bot.sweep()
+    assert reminders() == []
+    bot.clock.advance(hours=1, minutes=5)  # inside 24 hours
+    await bot.sweep()
+    await bot.sweep()
+    assert len(reminders()) == 1 and "Address: ul. Długa 12/4" in reminders()[0].text
+    bot.clock.advance(hours=22)  # inside 2 hours
+    await bot.sweep()
+    assert len(reminders()) == 2
+    bot.clock.advance(hours=2)  # the visit has started: nothing more
+    await bot.sweep()
+    assert len(reminders()) == 2
+
+
+async def test_after_downtime_only_the_nearest_reminder_is_sent(bot: Bot) -> None:
+    client = bot.user(6010, "Uma")
+    await book_first_consultation(client, note=None)
+    await bot.anna.tap("Approve")
+    bot.clock.advance(days=1, hours=23, minutes=30)  # the bot slept through the 24-hour reminder
+    await bot.sweep()
+    await bot.sweep()
+    assert len([m for m in client.messages if "A reminder of your appointment" in m.text]) == 1

@@ -491,3 +491,20 @@ async def test_lock_specialist_does_not_block_other_specialists(store: Store, db
         await tx.lock_specialist("anna")
         async with second_store(db_url) as other, other.tx() as other_tx:
             await asyncio.wait_for(other_tx.lock_specialist("piotr"), timeout=5)
+
+
+async def test_reminders_go_out_once_per_lead(store: Store) -> None:
+    async with store.tx() as tx:
+        client_id = (await tx.upsert_client(77, name="R")).id
+        appt = await book(tx, client_id, T0 + 3 * HOUR)
+        await tx.transition(appt, Status.CONFIRMED, actor="specialist:x", at=T0)
+    leads = [24 * 60, 120]
+    async with store.tx() as tx:
+        ((due, due_leads),) = await tx.due_reminders(T0, leads)
+        assert due.id == appt.id and due_leads == [1440]
+        assert await tx.mark_reminded(appt.id, 1440, T0) is True
+        assert await tx.mark_reminded(appt.id, 1440, T0) is False  # a second process loses
+        assert await tx.due_reminders(T0, leads) == []
+    async with store.tx() as tx:
+        ((_, due_leads),) = await tx.due_reminders(T0 + 1.5 * HOUR, leads)
+        assert due_leads == [120, 1440]

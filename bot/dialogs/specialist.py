@@ -79,6 +79,15 @@ def confirmed_for_client(practice: Practice, appt: AppointmentRow, lang: str) ->
     return "\n".join(lines)
 
 
+def reminder_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+    _ = gettext_for(lang)
+    lines = [_("A reminder of your appointment:"), ""]
+    lines += appointment_facts(_, lang, practice, appt)
+    lines.append(channel_instructions(_, practice, appt.channel, appt.location_id))
+    lines += ["", _("Send /my to see or cancel your appointments.")]
+    return "\n".join(lines)
+
+
 def declined_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
     _ = gettext_for(lang)
     lines = [_("Sorry, your request could not be accepted."), ""]
