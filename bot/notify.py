@@ -15,6 +15,8 @@ from bot.dialogs import specialist as texts
 from bot.dialogs.mine import cancelled_for_specialist
 from bot.handlers.common import edit_quietly
 from caldav_bridge.ical import ics_bytes
+from scheduling.booking import CalendarChange
+from scheduling.model import Status
 from scheduling.store import AppointmentRow, ClientRow
 
 log = logging.getLogger(__name__)
@@ -75,12 +77,18 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     client = await _client_of(d, appt)
     lang = d.language(client)
     await _to_client(bot, client, texts.confirmed_for_client(d.practice, appt, lang))
-    if client.telegram_id is not None:
-        data = ics_bytes(event_for(d.practice, appt, client))
-        try:
-            await bot.send_document(client.telegram_id, data, filename="appointment.ics")
-        except TelegramError as exc:
-            log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+    await _send_ics(bot, d, appt, client)
+
+
+async def _send_ics(bot: Bot, d: Deps, appt: AppointmentRow, client: ClientRow) -> None:
+    """The appointment as a file for the client's own calendar (same UID: a newer one replaces the older)."""
+    if client.telegram_id is None:
+        return
+    data = ics_bytes(event_for(d.practice, appt, client))
+    try:
+        await bot.send_document(client.telegram_id, data, filename="appointment.ics")
+    except TelegramError as exc:
+        log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
 
 
 async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
@@ -109,10 +117,30 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     await refresh_request(bot, d, appt)
 
 
+async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
+    """The specialist moved or removed the event in their calendar app: tell the client, update the request."""
+    appt = change.appointment
+    client = await _client_of(d, appt)
+    lang = d.language(client)
+    if not change.removed:
+        await _to_client(bot, client, texts.moved_for_client(d.practice, appt, lang))
+        if appt.status == Status.CONFIRMED and client.telegram_id is not None:
+            await _send_ics(bot, d, appt, client)
+    elif appt.status == Status.DECLINED:
+        await declined(bot, d, appt)
+    else:
+        msg = texts.cancelled_by_specialist(d.practice, appt, lang)
+        await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+    await refresh_request(bot, d, appt)
+
+
 async def sweep(bot: Bot, d: Deps) -> None:
-    """Expire undecided requests, remind clients of coming visits, re-send requests that did not go out."""
+    """Expire requests, carry calendar edits back, remind clients, re-send requests that did not go out."""
     for appt in await d.booking.expire_due():
         await expired(bot, d, appt)
+    for spec in d.practice.specialists:
+        for change in await d.booking.reconcile(spec.id):
+            await calendar_changed(bot, d, change)
     for appt in await d.booking.claim_reminders():
         client = await _client_of(d, appt)
         await _to_client(bot, client, texts.reminder_for_client(d.practice, appt, d.language(client)))

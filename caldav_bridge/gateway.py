@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time as _time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 from caldav_bridge import cache as sync
@@ -23,7 +23,7 @@ from caldav_bridge.client import (
     discover,
     pick,
 )
-from caldav_bridge.ical import merge, to_ical
+from caldav_bridge.ical import event_times, merge, to_ical
 from scheduling.calendar import CalendarUnavailable, EventSpec
 from scheduling.config import Practice, Specialist
 from scheduling.model import Busy
@@ -164,6 +164,44 @@ class CalDAVGateway:
             out = [b for cal in st.calendars for b in cal.busy(start, end)]
         out.sort(key=lambda b: (b.start, b.end))
         return out
+
+    async def appointment_times(
+        self, specialist_id: str, uids: Collection[str]
+    ) -> dict[str, tuple[datetime, datetime] | None]:
+        """Our events' times after a fresh read; one GET confirms each event that seems gone (it may have been
+        moved outside the cached window)."""
+        st = self._state(specialist_id)
+        wanted = set(uids)
+        async with st.lock:
+            lo, hi = self._window(st, self.clock(), self.clock())
+            await self._ensure(st, st.booking, lo, hi, fresh=True)
+            objects = [(key, entry.text) for key, entry in st.booking.entries.items()]
+        seen: dict[str, tuple[datetime, datetime] | None] = {}
+        cancelled: set[str] = set()
+
+        def note(resource_uid: str, text: str) -> None:
+            try:
+                uid, start, end, is_cancelled = event_times(text)
+            except Exception:
+                # Unreadable: only our own resource name (<uid>.ics) tells whose it is; present, time unknown.
+                if resource_uid in wanted:
+                    seen[resource_uid] = None
+                return
+            if uid in wanted:
+                if is_cancelled:
+                    cancelled.add(uid)
+                else:
+                    seen[uid] = (start, end)
+
+        for key, text in objects:
+            note(unquote(key.rsplit("/", 1)[-1]).removesuffix(".ics"), text)
+        for uid in wanted - seen.keys() - cancelled:
+            r = await st.conn.request("GET", self._event_url(st, uid))
+            if r.status == 200:
+                note(uid, r.body.decode("utf-8", "replace"))
+            elif r.status != 404:
+                raise CalendarUnavailable(f"{st.booking.url}: reading an event answered {r.status}")
+        return seen
 
     def _event_url(self, st: _State, uid: str) -> str:
         return st.booking.url + quote(uid, safe="@-_.") + ".ics"

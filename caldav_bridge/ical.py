@@ -82,6 +82,16 @@ def merge(existing: str, spec: EventSpec) -> str:
     return cal.to_ical().decode("utf-8")
 
 
+def event_times(text: str | bytes) -> tuple[str, datetime, datetime, bool]:
+    """UID, start and end (aware UTC) of the master VEVENT, and whether it is marked cancelled."""
+    ev = next(c for c in Calendar.from_ical(text).walk("VEVENT") if "RECURRENCE-ID" not in c)
+    start, end = ev.decoded("DTSTART"), ev.decoded("DTEND")
+    if not isinstance(start, datetime) or not isinstance(end, datetime) or start.tzinfo is None:
+        raise ValueError("not a timed event with a zone")
+    cancelled = str(ev.get("STATUS", "")).upper() == "CANCELLED"
+    return str(ev["UID"]), start.astimezone(UTC), end.astimezone(UTC), cancelled
+
+
 def from_ical(text: str | bytes) -> EventSpec:
     """Read our event back (the master VEVENT); times come back in aware UTC."""
     cal = Calendar.from_ical(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -35,6 +36,16 @@ class CalendarPort(Protocol):
 
         fresh=False may answer from a cache refreshed recently; fresh=True asks the server now
         (incrementally where it can). Raises CalendarUnavailable when the answer cannot be trusted.
+        """
+        ...
+
+    async def appointment_times(
+        self, specialist_id: str, uids: Collection[str]
+    ) -> dict[str, tuple[datetime, datetime] | None]:
+        """Where our events stand in the booking calendar now, read fresh: uid -> (start, end) in UTC.
+
+        A uid whose event was deleted or marked cancelled is missing; None means present but unreadable.
+        Raises CalendarUnavailable when the server cannot tell.
         """
         ...
 

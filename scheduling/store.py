@@ -247,6 +247,34 @@ class Tx:
         )
         await self.session.flush()
 
+    async def move(self, appt: AppointmentRow, start: datetime, end: datetime, *, actor: str, at: datetime) -> bool:
+        """Give the appointment a new time (same identity, SEQUENCE+1), recorded like a transition.
+
+        Compare-and-set on the old time: False if someone moved it meanwhile.
+        """
+        old_start = appt.start
+        result = await self.session.execute(
+            update(AppointmentRow)
+            .where(AppointmentRow.id == appt.id, AppointmentRow.start == old_start)
+            .values(start=start, end=end, sequence=AppointmentRow.sequence + 1, updated_at=at)
+            .returning(AppointmentRow.sequence)
+            .execution_options(synchronize_session=False)
+        )
+        sequence = result.scalar_one_or_none()
+        if sequence is None:
+            return False
+        for name, value in (("start", start), ("end", end), ("sequence", sequence), ("updated_at", at)):
+            set_committed_value(appt, name, value)
+        status = Status(appt.status)
+        reason = f"moved from {old_start.isoformat()}"
+        self.session.add(
+            TransitionRow(
+                appointment_id=appt.id, from_status=status, to_status=status, actor=actor, reason=reason, at=at
+            )
+        )
+        await self.session.flush()
+        return True
+
     async def transitions(self, appointment_id: int) -> list[TransitionRow]:
         rows = await self.session.scalars(
             select(TransitionRow)

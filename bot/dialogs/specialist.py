@@ -88,6 +88,21 @@ def reminder_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> 
     return "\n".join(lines)
 
 
+def moved_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+    _ = gettext_for(lang)
+    lines = [_("The specialist moved your appointment to a new time:"), ""]
+    lines += appointment_facts(_, lang, practice, appt)
+    lines += ["", _("Send /my to see or cancel your appointments.")]
+    return "\n".join(lines)
+
+
+def cancelled_by_specialist(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
+    _ = gettext_for(lang)
+    lines = [_("Sorry, the specialist had to cancel your appointment."), ""]
+    lines += appointment_facts(_, lang, practice, appt)
+    return Message("\n".join(lines), _again(_, appt))
+
+
 def declined_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
     _ = gettext_for(lang)
     lines = [_("Sorry, your request could not be accepted."), ""]

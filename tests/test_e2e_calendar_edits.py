@@ -1,0 +1,104 @@
+"""End to end: what a specialist changes in their own calendar app flows back to the appointment and the client."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from icalendar import Calendar
+
+from tests.fixtures.bot import Bot
+from tests.test_e2e_booking import _appointment, book_first_consultation, calendar_status
+
+
+class CalendarApp:
+    """The specialist's own calendar app: plain CalDAV requests, none of the bot's code."""
+
+    def __init__(self, bot: Bot, specialist: str = "anna"):
+        account = bot.runtime.accounts[specialist]
+        self.base = account.calendar_url
+        self.auth = (account.username, account.password)
+
+    async def edit(self, uid: str, change) -> None:  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(auth=self.auth) as http:
+            got = await http.get(f"{self.base}{uid}.ics")
+            got.raise_for_status()
+            cal = Calendar.from_ical(got.text)
+            change(cal.walk("VEVENT")[0])
+            put = await http.put(
+                f"{self.base}{uid}.ics",
+                content=cal.to_ical(),
+                headers={"If-Match": got.headers["ETag"], "Content-Type": "text/calendar; charset=utf-8"},
+            )
+            put.raise_for_status()
+
+    async def delete(self, uid: str) -> None:
+        async with httpx.AsyncClient(auth=self.auth) as http:
+            (await http.delete(f"{self.base}{uid}.ics")).raise_for_status()
+
+
+async def booked(bot: Bot, telegram_id: int, *, approve: bool = True):  # type: ignore[no-untyped-def]
+    client = bot.user(telegram_id, "Client")
+    await book_first_consultation(client, note=None)
+    if approve:
+        await bot.anna.tap("Approve")
+    appt = await _appointment(bot, telegram_id)
+    await calendar_status(bot, "anna", appt.uid, want="CONFIRMED" if approve else "TENTATIVE")
+    return client, appt
+
+
+async def test_an_event_moved_in_the_calendar_moves_the_appointment(bot: Bot) -> None:
+    client, appt = await booked(bot, 8001)
+
+    def two_hours_later(event) -> None:  # type: ignore[no-untyped-def]
+        for name in ("DTSTART", "DTEND"):
+            moved = event.decoded(name) + timedelta(hours=2)
+            del event[name]
+            event.add(name, moved)
+
+    await CalendarApp(bot).edit(appt.uid, two_hours_later)
+    await bot.sweep()
+    moved = await _appointment(bot, 8001)
+    assert moved.start == appt.start + timedelta(hours=2) and moved.status == "confirmed"
+    assert moved.sequence > appt.sequence
+    told = [m for m in client.messages if "moved your appointment" in m.text]
+    assert told and "11:00" in told[-1].text
+    (_, latest), *_ = reversed(client.documents)
+    event = Calendar.from_ical(latest).walk("VEVENT")[0]
+    assert event.decoded("DTSTART") == moved.start.astimezone(event.decoded("DTSTART").tzinfo)
+    await bot.drain_outbox()
+    await bot.sweep()  # our own rewrite of the event is not mistaken for another move
+    assert len([m for m in client.messages if "moved your appointment" in m.text]) == 1
+
+
+async def test_a_confirmed_event_deleted_in_the_calendar_cancels_the_appointment(bot: Bot) -> None:
+    client, appt = await booked(bot, 8002)
+    await CalendarApp(bot).delete(appt.uid)
+    await bot.sweep()
+    assert (await _appointment(bot, 8002)).status == "cancelled"
+    assert "had to cancel your appointment" in client.last.text
+    assert client.last.buttons == [["Choose another time"]]
+
+
+async def test_a_request_deleted_in_the_calendar_is_declined(bot: Bot) -> None:
+    client, appt = await booked(bot, 8003, approve=False)
+    await CalendarApp(bot).delete(appt.uid)
+    await bot.sweep()
+    assert (await _appointment(bot, 8003)).status == "declined"
+    assert "could not be accepted" in client.last.text
+    assert bot.anna.last.buttons == []  # the specialist's Approve / Decline went away
+
+
+async def test_marking_the_event_free_or_a_dead_server_changes_nothing(bot: Bot) -> None:
+    client, appt = await booked(bot, 8004)
+    told = len(client.messages)
+    await CalendarApp(bot).edit(appt.uid, lambda event: event.add("TRANSP", "TRANSPARENT"))
+    await bot.sweep()
+    assert (await _appointment(bot, 8004)).status == "confirmed"
+
+    server = bot.runtime.embedded
+    assert server is not None
+    await server.stop()
+    await bot.sweep()
+    assert (await _appointment(bot, 8004)).status == "confirmed"
+    assert len(client.messages) == told  # the client was told nothing
