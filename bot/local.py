@@ -8,7 +8,7 @@ from pathlib import Path
 
 from telegram.ext import Application
 
-from bot.app import build_application
+from bot.app import SWEEP_SECONDS, build_application
 from bot.emulator import BotApiEmulator
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings
@@ -46,7 +46,7 @@ async def local_bot(
     database_url: str | None = None,
     accounts: dict[str, EmbeddedAccount] | None = None,
     rate_limit: bool = False,
-    sweep_seconds: float = 3600,
+    sweep_seconds: float = SWEEP_SECONDS,
     outbox_poll: float = 0.2,
     caldav_port: int = 0,
 ) -> AsyncIterator[tuple[Runtime, Application]]:
