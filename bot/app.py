@@ -95,7 +95,7 @@ async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def set_commands(app: Application) -> None:
-    """The command menu in each translated language."""
+    """The command menu in each translated language (called once the bot has started)."""
     for lang in available():
         _ = gettext_for(lang)
         commands = [
@@ -133,6 +133,7 @@ def build_application(
     app.add_handler(CommandHandler("book", client.book))
     app.add_handler(CommandHandler("cancel", client.cancel))
     app.add_handler(CommandHandler("my", mine.my_appointments))
+    app.add_handler(CommandHandler("agenda", specialist.show_agenda))
     app.add_handler(CallbackQueryHandler(client.button, pattern=r"^b\|"))
     app.add_handler(CallbackQueryHandler(specialist.button, pattern=r"^s\|"))
     app.add_handler(CallbackQueryHandler(mine.button, pattern=r"^m\|"))

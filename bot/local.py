@@ -8,7 +8,7 @@ from pathlib import Path
 
 from telegram.ext import Application
 
-from bot.app import SWEEP_SECONDS, build_application
+from bot.app import SWEEP_SECONDS, build_application, set_commands
 from bot.emulator import BotApiEmulator
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings
@@ -69,6 +69,7 @@ async def local_bot(
     )
     try:
         async with polling(app, emulator):
+            await set_commands(app)
             runtime.start_outbox(poll=outbox_poll)
             yield runtime, app
     finally:

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from bot.app import build_application
+from bot.app import build_application, set_commands
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings, require_token
 from bot.web import RedactingAccessLogger, feed_key, feed_url, make_web_app
@@ -68,6 +68,7 @@ async def serve(settings: Settings, practice: Practice) -> int:
         async with app:
             await app.start()
             try:
+                await set_commands(app)
                 runtime.start_outbox()
                 await site_runner.setup()
                 await web.TCPSite(site_runner, host, port).start()

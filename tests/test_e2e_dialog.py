@@ -160,3 +160,37 @@ async def test_after_downtime_only_the_nearest_reminder_is_sent(bot: Bot) -> Non
     await bot.sweep()
     await bot.sweep()
     assert len([m for m in client.messages if "A reminder of your appointment" in m.text]) == 1
+
+
+async def test_the_specialist_agenda_lists_the_week_and_records_who_came(bot: Bot) -> None:
+    client = bot.user(6011, "Vera")
+    await book_first_consultation(client, note=None)
+    await bot.anna.tap("Approve")
+    await bot.anna.send("/agenda")
+    assert "Your agenda:" in bot.anna.last.text and "Jan Nowak, +48601234567" in bot.anna.last.text
+    assert bot.anna.last.buttons == []  # nothing to mark before the visit
+    appt = await _appointment(bot, 6011)
+    await bot.anna.tap_data(f"s|m|{appt.id}|1", message_id=bot.anna.last.message_id)
+    assert "has not begun yet" in bot.anna.answers[-1].text
+
+    bot.clock.advance(days=2, hours=1)  # Wednesday 10:00 local: the visit has begun
+    await bot.anna.send("/agenda")
+    assert bot.anna.last.buttons == [["#1 came", "#1 did not come"]]
+    await bot.anna.tap("#1 did not come")
+    assert (await _appointment(bot, 6011)).status == "no_show"
+    assert "No appointments in the coming week." in bot.anna.last.text
+
+    stranger = bot.user(6012, "Walt")
+    await stranger.send("/agenda")
+    assert "for the practice's specialists" in stranger.last.text
+    await stranger.tap_data(f"s|m|{appt.id}|1", message_id=stranger.last.message_id)
+    assert "Only the appointment's specialist" in stranger.answers[-1].text
+
+
+async def test_the_command_menu_is_set_in_every_language(bot: Bot) -> None:
+    default = '{"type": "default"}'
+    english = bot.emulator.commands[(default, "")]
+    assert {c["command"] for c in english} == {"book", "my", "cancel"}
+    polish = bot.emulator.commands[(default, "pl")]
+    assert {c["command"] for c in polish} == {"book", "my", "cancel"}
+    assert {c["description"] for c in polish}.isdisjoint({c["description"] for c in english})

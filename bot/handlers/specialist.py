@@ -1,14 +1,16 @@
-"""Specialist-facing handlers: Approve, Decline with a reason, and the typed reason."""
+"""Specialist-facing handlers: Approve, Decline with a reason, the typed reason, and the agenda."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import notify
 from bot.deps import Deps, deps
+from bot.dialogs import agenda
 from bot.dialogs import draft as drafts
 from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
@@ -20,7 +22,9 @@ from scheduling.store import AppointmentRow
 
 log = logging.getLogger(__name__)
 
-_ARITY = {"a": 1, "d": 1, "t": 1, "b": 1, "r": 2}
+_ARITY = {"a": 1, "d": 1, "t": 1, "b": 1, "r": 2, "m": 2}
+AGENDA_PAST = timedelta(days=7)  # visits still to be marked as attended or not
+AGENDA_AHEAD = timedelta(days=7)
 
 
 def _parse(data: str) -> tuple[str, int, int | None] | None:
@@ -55,6 +59,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not d.booking.may_decide(appt, query.from_user.id):
         log.warning("refused a decision on appointment %s by someone not allowed", appt_id)
         await answer(query, _("Only the appointment's specialist can do this."), alert=True)
+        return
+    if verb == "m":
+        await _mark(update, context, d, appt, extra)
         return
     if appt.status != Status.REQUESTED:
         await answer(query, texts.already(lang, appt.status), alert=True)
@@ -141,3 +148,66 @@ async def typed_reason(
     await message.reply_text(_("Declined. The client has been told."))
     await notify.refresh_request(context.bot, d, appt)
     await notify.declined(context.bot, d, appt)
+
+
+def _staff_ids(d: Deps, telegram_id: int) -> list[str] | None:
+    """Whose agenda this person sees: their own, every specialist's for an admin, None for others."""
+    if telegram_id in d.practice.practice.admins:
+        return [s.id for s in d.practice.specialists]
+    own = [s.id for s in d.practice.specialists if s.telegram_id == telegram_id]
+    return own or None
+
+
+async def _agenda_message(d: Deps, telegram_id: int) -> texts.Message | None:
+    ids = _staff_ids(d, telegram_id)
+    if ids is None:
+        return None
+    now = d.booking.clock()
+    appts: list[AppointmentRow] = []
+    async with d.store.tx() as tx:
+        for spec_id in ids:
+            appts += await tx.active_appointments(spec_id, now - AGENDA_PAST, now + AGENDA_AHEAD)
+    appts.sort(key=lambda a: (a.start, a.id))
+    started = {a.id for a in appts if a.start <= now}
+    return agenda.agenda(d.practice, appts, notify.staff_lang(d), started=started)
+
+
+async def show_agenda(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The coming week's requests and appointments, with Came / Did not come for visits that have begun."""
+    d = deps(context)
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None
+    msg = await _agenda_message(d, user.id)
+    if msg is None:
+        _ = gettext_for(notify.staff_lang(d))
+        await message.reply_text(_("The agenda is for the practice's specialists."))
+        return
+    await message.reply_html(msg.text, reply_markup=msg.markup)
+
+
+async def _mark(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, appt: AppointmentRow, attended: int | None
+) -> None:
+    """Record that the client came or did not, then show the agenda without that visit's buttons."""
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    lang = notify.staff_lang(d)
+    _ = gettext_for(lang)
+    if attended not in (0, 1):
+        log.warning("refused attendance data %r", (query.data or "")[:64])
+        await answer(query, _("This button is not valid."), alert=True)
+        return
+    if appt.start > d.booking.clock():
+        await answer(query, _("This visit has not begun yet."), alert=True)
+        return
+    try:
+        await d.booking.mark(appt.id, query.from_user.id, attended=bool(attended))
+    except AlreadyDecided as exc:
+        await answer(query, texts.already(lang, exc.status), alert=True)
+        return
+    await answer(query, _("Done."))
+    msg = await _agenda_message(d, query.from_user.id)
+    if msg is not None:
+        await edit_quietly(
+            context.bot, query.message.chat.id, query.message.message_id, text=msg.text, markup=msg.markup
+        )
