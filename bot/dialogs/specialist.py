@@ -67,56 +67,58 @@ def type_reason_prompt(lang: str) -> str:
     return _("Please type the reason for declining; the client will see it.")
 
 
+def _letter(
+    _: Gettext, lang: str, practice: Practice, appt: AppointmentRow, heading: str, *after: str, how: bool = False
+) -> str:
+    """A message to the client: a heading, the appointment's facts, what to expect (`how`), then paragraphs."""
+    lines = [heading, "", *appointment_facts(_, lang, practice, appt)]
+    if how:
+        lines.append(channel_instructions(_, practice, appt.channel, appt.location_id))
+    for paragraph in after:
+        if paragraph:
+            lines += ["", paragraph]
+    return "\n".join(lines)
+
+
 def confirmed_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
     _ = gettext_for(lang)
-    lines = [_("Your appointment is confirmed."), ""]
-    lines += appointment_facts(_, lang, practice, appt)
-    lines.append(channel_instructions(_, practice, appt.channel, appt.location_id))
-    policy = practice.specialist_by_id[appt.specialist_id].cancellation.text
-    if policy:
-        lines += ["", escape(policy)]
-    lines += ["", _("The attached file adds the appointment to your calendar.")]
-    return "\n".join(lines)
+    policy = escape(practice.specialist_by_id[appt.specialist_id].cancellation.text)
+    heading, footer = _("Your appointment is confirmed."), _("The attached file adds the appointment to your calendar.")
+    return _letter(_, lang, practice, appt, heading, policy, footer, how=True)
 
 
 def reminder_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
     _ = gettext_for(lang)
-    lines = [_("A reminder of your appointment:"), ""]
-    lines += appointment_facts(_, lang, practice, appt)
-    lines.append(channel_instructions(_, practice, appt.channel, appt.location_id))
-    lines += ["", _("Send /my to see or cancel your appointments.")]
-    return "\n".join(lines)
+    heading, footer = _("A reminder of your appointment:"), _("Send /my to see or cancel your appointments.")
+    return _letter(_, lang, practice, appt, heading, footer, how=True)
 
 
 def moved_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
     _ = gettext_for(lang)
-    lines = [_("The specialist moved your appointment to a new time:"), ""]
-    lines += appointment_facts(_, lang, practice, appt)
-    lines += ["", _("Send /my to see or cancel your appointments.")]
-    return "\n".join(lines)
+    heading, footer = (
+        _("The specialist moved your appointment to a new time:"),
+        _("Send /my to see or cancel your appointments."),
+    )
+    return _letter(_, lang, practice, appt, heading, footer)
 
 
 def cancelled_by_specialist(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
     _ = gettext_for(lang)
-    lines = [_("Sorry, the specialist had to cancel your appointment."), ""]
-    lines += appointment_facts(_, lang, practice, appt)
-    return Message("\n".join(lines), _again(_, appt))
+    text = _letter(_, lang, practice, appt, _("Sorry, the specialist had to cancel your appointment."))
+    return Message(text, _again(_, appt))
 
 
 def declined_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
     _ = gettext_for(lang)
-    lines = [_("Sorry, your request could not be accepted."), ""]
-    lines += appointment_facts(_, lang, practice, appt)
-    if appt.decline_reason:
-        lines.append(_("Reason: {reason}").format(reason=escape(appt.decline_reason)))
-    return Message("\n".join(lines), _again(_, appt))
+    reason = _("Reason: {reason}").format(reason=escape(appt.decline_reason)) if appt.decline_reason else ""
+    text = _letter(_, lang, practice, appt, _("Sorry, your request could not be accepted."), reason)
+    return Message(text, _again(_, appt))
 
 
 def expired_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
     _ = gettext_for(lang)
-    lines = [_("The specialist did not answer your request in time, so it has lapsed."), ""]
-    lines += appointment_facts(_, lang, practice, appt)
-    return Message("\n".join(lines), _again(_, appt))
+    heading = _("The specialist did not answer your request in time, so it has lapsed.")
+    return Message(_letter(_, lang, practice, appt, heading), _again(_, appt))
 
 
 def _again(_: Gettext, appt: AppointmentRow) -> InlineKeyboardMarkup:
