@@ -57,6 +57,10 @@ class AlreadyDecided(Exception):
         self.status = status
 
 
+class NotYet(Exception):
+    """Attendance can be recorded only once the visit has begun."""
+
+
 class CancellationClosed(Exception):
     """The client asked to cancel after the free-cancellation limit."""
 
@@ -308,9 +312,22 @@ class BookingService:
         """Decline a request with a reason; its event is removed and the time is free again."""
         return await self._decide(appointment_id, telegram_id, Status.DECLINED, reason)
 
+    def has_begun(self, appt: AppointmentRow) -> bool:
+        return appt.start <= self.clock()
+
     async def mark(self, appointment_id: int, telegram_id: int, attended: bool) -> AppointmentRow:
-        """Record that a confirmed client came (completed) or did not (no-show)."""
+        """Record that a confirmed client came (completed) or did not (no-show); raises NotYet before the visit."""
+        async with self.store.tx() as tx:
+            appt = await tx.get_appointment(appointment_id)
+        if appt is not None and not self.has_begun(appt):
+            raise NotYet(appointment_id)
         return await self._decide(appointment_id, telegram_id, Status.COMPLETED if attended else Status.NO_SHOW)
+
+    def staff_view(self, telegram_id: int) -> list[str] | None:
+        """Whose appointments this person may see and mark: every specialist's for an admin, else their own."""
+        if telegram_id in self.practice.practice.admins:
+            return [s.id for s in self.practice.specialists]
+        return [s.id for s in self.practice.specialists if s.telegram_id == telegram_id] or None
 
     async def expire_due(self) -> list[AppointmentRow]:
         """Expire every request nobody decided in time; returns the ones this call expired."""
@@ -385,10 +402,12 @@ class BookingService:
 
     # --- the client's own appointments ---------------------------------------------------------------
 
-    def free_cancellation_until(self, appt: AppointmentRow) -> datetime:
-        """The last moment the client may cancel under the specialist's policy."""
+    def may_cancel(self, appt: AppointmentRow) -> bool:
+        """A request may always be withdrawn; a confirmed visit only until the specialist's free-cancellation limit."""
+        if appt.status != Status.CONFIRMED:
+            return True
         spec = self.practice.specialist_by_id[appt.specialist_id]
-        return appt.start - timedelta(hours=spec.cancellation.free_until_hours)
+        return self.clock() <= appt.start - timedelta(hours=spec.cancellation.free_until_hours)
 
     async def cancel_by_client(self, appointment_id: int, client_id: int) -> AppointmentRow:
         """Cancel the client's own request or appointment, within the specialist's cancellation policy."""
@@ -397,7 +416,7 @@ class BookingService:
             appt = await tx.get_appointment(appointment_id, for_update=True)
             if appt is None or appt.client_id != client_id:
                 raise NotAllowed(appointment_id)
-            if appt.status == Status.CONFIRMED and now > self.free_cancellation_until(appt):
+            if not self.may_cancel(appt):
                 raise CancellationClosed(appointment_id)
             try:
                 await tx.transition(appt, Status.CANCELLED, actor=f"client:{client_id}", at=now)

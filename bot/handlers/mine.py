@@ -56,8 +56,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if verb == "c":
         await answer(query)
-        free = d.booking.clock() <= d.booking.free_cancellation_until(appt) or appt.status == "requested"
-        msg = mine.confirm_cancel(d.practice, appt, lang, free)
+        msg = mine.confirm_cancel(d.practice, appt, lang, d.booking.may_cancel(appt))
         await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
         return
     try:

@@ -16,7 +16,7 @@ from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for
-from scheduling.booking import AlreadyDecided, NotAllowed
+from scheduling.booking import AlreadyDecided, NotAllowed, NotYet
 from scheduling.model import Status
 from scheduling.store import AppointmentRow
 
@@ -150,16 +150,8 @@ async def typed_reason(
     await notify.declined(context.bot, d, appt)
 
 
-def _staff_ids(d: Deps, telegram_id: int) -> list[str] | None:
-    """Whose agenda this person sees: their own, every specialist's for an admin, None for others."""
-    if telegram_id in d.practice.practice.admins:
-        return [s.id for s in d.practice.specialists]
-    own = [s.id for s in d.practice.specialists if s.telegram_id == telegram_id]
-    return own or None
-
-
 async def _agenda_message(d: Deps, telegram_id: int) -> texts.Message | None:
-    ids = _staff_ids(d, telegram_id)
+    ids = d.booking.staff_view(telegram_id)
     if ids is None:
         return None
     now = d.booking.clock()
@@ -168,7 +160,7 @@ async def _agenda_message(d: Deps, telegram_id: int) -> texts.Message | None:
         for spec_id in ids:
             appts += await tx.active_appointments(spec_id, now - AGENDA_PAST, now + AGENDA_AHEAD)
     appts.sort(key=lambda a: (a.start, a.id))
-    started = {a.id for a in appts if a.start <= now}
+    started = {a.id for a in appts if d.booking.has_begun(a)}
     return agenda.agenda(d.practice, appts, notify.staff_lang(d), started=started)
 
 
@@ -197,11 +189,11 @@ async def _mark(
         log.warning("refused attendance data %r", (query.data or "")[:64])
         await answer(query, _("This button is not valid."), alert=True)
         return
-    if appt.start > d.booking.clock():
-        await answer(query, _("This visit has not begun yet."), alert=True)
-        return
     try:
         await d.booking.mark(appt.id, query.from_user.id, attended=bool(attended))
+    except NotYet:
+        await answer(query, _("This visit has not begun yet."), alert=True)
+        return
     except AlreadyDecided as exc:
         await answer(query, texts.already(lang, exc.status), alert=True)
         return
