@@ -1094,13 +1094,15 @@ class BotApiEmulator:
         for listener in list(self.listeners):
             listener(event, message)
 
-    async def _send_message(self, params: _Params) -> dict[str, Any]:
-        chat = self._target_chat(params)
-        text, entities = _formatted(params, "text", "entities")
-        if not text:
-            raise _bad("message text is empty")
-        if len(text) > TEXT_LIMIT:
-            raise _bad("message is too long")
+    def _send(
+        self,
+        chat: _Chat,
+        params: _Params,
+        text: str,
+        entities: list[dict[str, Any]],
+        document: StoredFile | None = None,
+    ) -> dict[str, Any]:
+        """A new bot message in the chat, after the flood limit had its say."""
         markup = _markup(params)
         self._check_flood(chat)
         message = ChatMessage(
@@ -1111,8 +1113,18 @@ class BotApiEmulator:
             text=text,
             entities=entities,
             inline_keyboard=markup.inline,
+            document=document,
         )
         return self._deliver(chat, message, markup)
+
+    async def _send_message(self, params: _Params) -> dict[str, Any]:
+        chat = self._target_chat(params)
+        text, entities = _formatted(params, "text", "entities")
+        if not text:
+            raise _bad("message text is empty")
+        if len(text) > TEXT_LIMIT:
+            raise _bad("message is too long")
+        return self._send(chat, params, text, entities)
 
     async def _send_document(self, params: _Params) -> dict[str, Any]:
         chat = self._target_chat(params)
@@ -1139,19 +1151,7 @@ class BotApiEmulator:
         caption, entities = _formatted(params, "caption", "caption_entities")
         if len(caption) > CAPTION_LIMIT:
             raise _bad("message caption is too long")
-        markup = _markup(params)
-        self._check_flood(chat)
-        message = ChatMessage(
-            message_id=chat.next_id(),
-            chat_id=chat.user["id"],
-            from_bot=True,
-            date=int(self.now()),
-            text=caption,
-            entities=entities,
-            inline_keyboard=markup.inline,
-            document=stored,
-        )
-        return self._deliver(chat, message, markup)
+        return self._send(chat, params, caption, entities, document=stored)
 
     def _editable(self, params: _Params) -> tuple[_Chat, ChatMessage]:
         if "inline_message_id" in params:

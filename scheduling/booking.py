@@ -13,7 +13,7 @@ from scheduling.config import Practice
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import ACTIVE_STATUSES, Busy, Channel, Slot, Status
-from scheduling.slots import days_with_slots, free_slots
+from scheduling.slots import days_with_slots, free_slots, last_bookable_day
 from scheduling.store import AppointmentRow, Store
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,14 @@ class BookingService:
                 active = await tx.active_appointments(spec_id, start - margin, end + margin)
             result[spec_id] = [b for b in events if b.uid not in ours] + [self._appointment_busy(a) for a in active]
         return result
+
+    def today(self, location_id: str) -> date:
+        """Today's date where the location is."""
+        return self.clock().astimezone(self.practice.zone(location_id)).date()
+
+    def last_day(self, location_id: str, specialist_ids: Sequence[str]) -> date:
+        """The last local date any of these specialists can be booked for."""
+        return max(last_bookable_day(self.practice, s, self.clock(), location_id) for s in specialist_ids)
 
     async def _engine_view(
         self,

@@ -160,6 +160,13 @@ def on_grid(local: datetime, service: Service) -> bool:
     return (local.hour * 60 + local.minute) % service.start_every == 0
 
 
+def last_bookable_day(practice: Practice, specialist_id: str, now: datetime, location_id: str | None = None) -> date:
+    """The last local date at the location (default: the practice zone) the specialist's horizon reaches."""
+    _require_aware(now, "now")
+    zone = practice.zone(location_id) if location_id else ZoneInfo(practice.practice.timezone)
+    return now.astimezone(zone).date() + timedelta(days=practice.specialist_by_id[specialist_id].horizon_days)
+
+
 def booking_window(
     practice: Practice, specialist_id: str, now: datetime, location_id: str | None = None
 ) -> tuple[datetime, datetime]:
@@ -171,8 +178,7 @@ def booking_window(
     spec = practice.specialist_by_id[specialist_id]
     zone = practice.zone(location_id) if location_id else ZoneInfo(practice.practice.timezone)
     earliest = max(now, now + timedelta(hours=spec.min_notice_hours)).astimezone(UTC)
-    last_day = now.astimezone(zone).date() + timedelta(days=spec.horizon_days)
-    return earliest, local_to_utc(last_day, time.max, zone)
+    return earliest, local_to_utc(last_bookable_day(practice, specialist_id, now, location_id), time.max, zone)
 
 
 def merged_busy(busy: Sequence[Busy]) -> tuple[list[Span], list[datetime]]:

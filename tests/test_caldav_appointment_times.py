@@ -6,17 +6,21 @@ from datetime import UTC, datetime, timedelta
 
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.ical import to_ical
-from tests.fixtures.caldav import CalDAVServer, delete_raw, put_raw
-from tests.test_caldav_gateway import gateway, spec  # noqa: F401 (the fixture is used by name)
+from tests.fixtures.caldav import CalDAVServer, delete_raw, event_spec, put_raw
 
 START = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
+VISIT = timedelta(minutes=50)
 
 
-async def test_times_follow_what_the_calendar_app_did(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:  # noqa: F811
+def event_at(uid: str, start: datetime) -> str:
+    return to_ical(event_spec(uid=uid, start=start, end=start + VISIT))
+
+
+async def test_times_follow_what_the_calendar_app_did(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
     uids = [f"a{i}@bookingbot" for i in range(5)]
     for i, uid in enumerate(uids):
         await gateway.put(
-            "ana", spec(uid=uid, start=START + timedelta(hours=i), end=START + timedelta(hours=i, minutes=50))
+            "ana", event_spec(uid=uid, start=START + timedelta(hours=i), end=START + timedelta(hours=i, minutes=50))
         )
     assert await gateway.appointment_times("ana", uids) == {
         uid: (START + timedelta(hours=i), START + timedelta(hours=i, minutes=50)) for i, uid in enumerate(uids)
@@ -25,13 +29,21 @@ async def test_times_follow_what_the_calendar_app_did(gateway: CalDAVGateway, ca
     # Someone else's client: a0 moved by a day, a1 deleted, a2 marked cancelled, a3 moved a year away
     # (outside any window the bridge caches), a4 replaced by something unreadable.
     later = START + timedelta(days=1)
-    put_raw(caldav_server, f"{uids[0]}.ics", to_ical(spec(uid=uids[0], start=later, end=later + timedelta(minutes=50))))
+    put_raw(
+        caldav_server,
+        f"{uids[0]}.ics",
+        to_ical(event_spec(uid=uids[0], start=later, end=later + timedelta(minutes=50))),
+    )
     delete_raw(caldav_server, f"{uids[1]}.ics")
-    cancelled = to_ical(spec(uid=uids[2], start=START + timedelta(hours=2), end=START + timedelta(hours=2, minutes=50)))
+    cancelled = to_ical(
+        event_spec(uid=uids[2], start=START + timedelta(hours=2), end=START + timedelta(hours=2, minutes=50))
+    )
     put_raw(caldav_server, f"{uids[2]}.ics", cancelled.replace("STATUS:TENTATIVE", "STATUS:CANCELLED"))
     far = START + timedelta(days=365)
-    put_raw(caldav_server, f"{uids[3]}.ics", to_ical(spec(uid=uids[3], start=far, end=far + timedelta(minutes=50))))
-    broken = to_ical(spec(uid=uids[4])).replace("DTSTART;", "DTSTART;X-BROKEN=1;").replace("DTEND", "DTXEND")
+    put_raw(
+        caldav_server, f"{uids[3]}.ics", to_ical(event_spec(uid=uids[3], start=far, end=far + timedelta(minutes=50)))
+    )
+    broken = to_ical(event_spec(uid=uids[4])).replace("DTSTART;", "DTSTART;X-BROKEN=1;").replace("DTEND", "DTXEND")
     put_raw(caldav_server, f"{uids[4]}.ics", broken)
 
     times = await gateway.appointment_times("ana", uids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,44 +9,21 @@ from icalendar import Calendar
 
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.ical import from_ical
-from scheduling.calendar import CalendarUnavailable, EventSpec
+from scheduling.calendar import CalendarUnavailable
 from tests.fixtures.caldav import (
+    GATEWAY_NOW,
     CalDAVServer,
     account_of,
     delete_raw,
+    event_spec,
     free_port,
     get_raw,
     practice_for,
     put_raw,
 )
 
-NOW = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
-TRICKY = "Line one\nline two; with, commas 🎉 ąęłńóśźż ėįųū äöå"
-
-
-def spec(**kw: object) -> EventSpec:
-    base: dict[str, object] = dict(
-        uid="appt-1@bookingbot",
-        start=datetime(2026, 3, 30, 8, 0, tzinfo=UTC),
-        end=datetime(2026, 3, 30, 8, 50, tzinfo=UTC),
-        tzid="Europe/Warsaw",
-        summary="Request: first; visit, " + "ż🎉",
-        description=TRICKY,
-        location="ul. Długa 12/4, Gdańsk",
-        status="TENTATIVE",
-        sequence=0,
-        appointment_id=42,
-    )
-    base.update(kw)
-    return EventSpec(**base)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def gateway(caldav_server: CalDAVServer) -> AsyncIterator[CalDAVGateway]:
-    gw = CalDAVGateway(practice_for(caldav_server), accounts={"ana": account_of(caldav_server)}, clock=lambda: NOW)
-    await gw.start()
-    yield gw
-    await gw.close()
+NOW = GATEWAY_NOW
+TRICKY = str(event_spec().description)
 
 
 def other_event(uid: str, start: str, end: str, extra: str = "") -> str:
@@ -59,7 +35,7 @@ def other_event(uid: str, start: str, end: str, extra: str = "") -> str:
 
 
 async def test_round_trip_create_update_remove(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
-    first = spec()
+    first = event_spec()
     await gateway.put("ana", first)
     stored = get_raw(caldav_server, "appt-1@bookingbot.ics")
     assert stored.status_code == 200
@@ -68,7 +44,7 @@ async def test_round_trip_create_update_remove(gateway: CalDAVGateway, caldav_se
     assert "DTSTART;TZID=Europe/Warsaw:20260330T100000" in text
     assert "BEGIN:VTIMEZONE" in text and "ORGANIZER" not in text and "ATTENDEE" not in text
 
-    moved = spec(
+    moved = event_spec(
         status="CONFIRMED",
         sequence=1,
         start=datetime(2026, 3, 30, 9, 0, tzinfo=UTC),
@@ -88,7 +64,7 @@ async def test_round_trip_create_update_remove(gateway: CalDAVGateway, caldav_se
 
 
 async def test_put_keeps_sequence_as_given(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
-    await gateway.put("ana", spec(sequence=0))
+    await gateway.put("ana", event_spec(sequence=0))
     ev = Calendar.from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text).walk("VEVENT")[0]
     assert int(ev["SEQUENCE"]) == 0
     assert str(ev["X-BOOKINGBOT-ID"]) == "42"
@@ -125,7 +101,7 @@ async def test_expired_sync_token_falls_back_to_full_read(gateway: CalDAVGateway
 async def test_concurrent_edit_is_reread_and_their_property_kept(
     gateway: CalDAVGateway, caldav_server: CalDAVServer
 ) -> None:
-    await gateway.put("ana", spec())
+    await gateway.put("ana", event_spec())
     # Someone edits the event in their calendar app after we cached its etag.
     text = get_raw(caldav_server, "appt-1@bookingbot.ics").text
     edited = text.replace("END:VEVENT", "X-THEIR-NOTE:bring umbrella\r\nEND:VEVENT").replace(
@@ -133,16 +109,16 @@ async def test_concurrent_edit_is_reread_and_their_property_kept(
     )
     put_raw(caldav_server, "appt-1@bookingbot.ics", edited)
 
-    await gateway.put("ana", spec(status="CONFIRMED", sequence=1))
+    await gateway.put("ana", event_spec(status="CONFIRMED", sequence=1))
     stored = get_raw(caldav_server, "appt-1@bookingbot.ics").text
     ev = Calendar.from_ical(stored).walk("VEVENT")[0]
     assert str(ev["X-THEIR-NOTE"]) == "bring umbrella"
     assert str(ev["STATUS"]) == "CONFIRMED" and int(ev["SEQUENCE"]) == 1
-    assert str(ev["SUMMARY"]) == spec().summary
+    assert str(ev["SUMMARY"]) == event_spec().summary
 
 
 async def test_remove_after_their_edit(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
-    await gateway.put("ana", spec())
+    await gateway.put("ana", event_spec())
     text = get_raw(caldav_server, "appt-1@bookingbot.ics").text
     put_raw(caldav_server, "appt-1@bookingbot.ics", text.replace("END:VEVENT", "X-A:b\r\nEND:VEVENT"))
     await gateway.remove("ana", "appt-1@bookingbot")  # the cached etag is stale: 412, re-read, delete
@@ -153,8 +129,8 @@ async def test_create_when_it_already_exists_updates(gateway: CalDAVGateway, cal
     put_raw(
         caldav_server, "appt-1@bookingbot.ics", other_event("appt-1@bookingbot", "20260101T100000Z", "20260101T110000Z")
     )
-    await gateway.put("ana", spec(sequence=2))
-    assert from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text) == spec(sequence=2)
+    await gateway.put("ana", event_spec(sequence=2))
+    assert from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text) == event_spec(sequence=2)
 
 
 async def test_server_down_raises_unavailable(caldav_server: CalDAVServer) -> None:

@@ -8,25 +8,24 @@ from icalendar import Calendar
 
 from caldav_bridge.ical import from_ical, ics_bytes, merge, to_ical
 from scheduling.calendar import EventSpec
+from tests.fixtures.caldav import event_spec
 
 TEXT = "Zażółć gęślą jaźń; ėįųū, äöå\nsecond line 🎉 \\ backslash"
 
 
-def spec(**kw: object) -> EventSpec:
+def spec(**changes: object) -> EventSpec:
+    """Text that needs every escape, at 02:30 CEST on the night the clocks go back."""
     base: dict[str, object] = dict(
         uid="u-1@bookingbot",
         start=datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
         end=datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
-        tzid="Europe/Warsaw",
         summary=TEXT,
         description=TEXT + "\n\nmore",
         location="ul. Długa 12/4, 80-827 Gdańsk",
-        status="TENTATIVE",
         sequence=3,
         appointment_id=9,
     )
-    base.update(kw)
-    return EventSpec(**base)  # type: ignore[arg-type]
+    return event_spec(**{**base, **changes})
 
 
 def test_round_trip_is_exact_across_the_autumn_change() -> None:

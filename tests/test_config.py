@@ -138,12 +138,8 @@ def test_bad_channel_and_weekday(raw: dict[str, Any]) -> None:
 
 
 def test_caldav_url_needs_password_env(raw: dict[str, Any]) -> None:
-    errors = errors_after(
-        raw, lambda d: d["specialists"][1].update(caldav={"url": "https://dav.example.org/"})
-    )
-    assert errors == [
-        "specialists[1].caldav.password_env: name the environment variable holding the password"
-    ]
+    errors = errors_after(raw, lambda d: d["specialists"][1].update(caldav={"url": "https://dav.example.org/"}))
+    assert errors == ["specialists[1].caldav.password_env: name the environment variable holding the password"]
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -106,9 +106,7 @@ def test_exceptions(practice: Practice) -> None:
 def test_no_service_channel_in_window(practice: Practice) -> None:
     phone_fridays = variant(
         practice,
-        schedule=[
-            {"weekday": "fri", "start": "09:00", "end": "17:00", "location": "centre", "channels": ["phone"]}
-        ],
+        schedule=[{"weekday": "fri", "start": "09:00", "end": "17:00", "location": "centre", "channels": ["phone"]}],
     )
     assert kinds(check(phone_fridays, local(2026, 3, 27, 10), service_id="couples")) == [
         ProblemKind.CHANNEL_NOT_ALLOWED
@@ -164,9 +162,7 @@ def test_channel_allowed_counterparts(practice: Practice) -> None:
 
 
 def test_service_not_offered(practice: Practice) -> None:
-    assert kinds(check(practice, MON_10, service_id="chat", channel=Channel.PHONE)) == [
-        ProblemKind.SERVICE_NOT_OFFERED
-    ]
+    assert kinds(check(practice, MON_10, service_id="chat", channel=Channel.PHONE)) == [ProblemKind.SERVICE_NOT_OFFERED]
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.fixtures.bot import Bot
+from tests.fixtures.bot import CENTRE_FIRST_CONSULTATION, Bot, tap_through
 from tests.test_e2e_booking import _appointment, book_first_consultation
 
 
@@ -14,11 +14,7 @@ async def test_deep_link_preselects_and_is_the_booking_source(bot: Bot) -> None:
     client = bot.user(6001, "Lena")
     await client.send("/start spring-ads__l-centre__s-first")
     assert "Who would you like to see?" in client.last.text  # location, category and service chosen
-    await client.tap("Anna Kowalska")
-    await client.tap("2")
-    await client.tap("09:00")
-    await client.tap("On site")
-    await client.tap("Skip")
+    await tap_through(client, "Anna Kowalska", "2", "09:00", "On site", "Skip")
     await client.send("Lena Lis")
     await client.share_contact("48601234567")
     await client.tap("Skip")
@@ -51,9 +47,7 @@ async def test_back_returns_to_the_previous_screen_and_cancel_ends(bot: Bot) -> 
 async def test_first_available_merges_specialists_and_assigns_one(bot: Bot) -> None:
     client = bot.user(6003, "Nina")
     await client.send("/book")
-    await client.tap("City centre office")
-    await client.tap("Individual")
-    await client.tap("First consultation")
+    await tap_through(client, *CENTRE_FIRST_CONSULTATION)
     await client.tap("First available")
     # Tuesday 1 December is Jonas's day at the centre, Wednesday 2 December Anna's: both are offered.
     days = labels(client.last)
@@ -69,18 +63,16 @@ async def test_returning_client_is_not_asked_again(bot: Bot) -> None:
     await bot.anna.tap("Decline")
     await bot.anna.tap("This time is no longer available")
     await client.send("/book")
-    await client.tap("City centre office")
-    await client.tap("Individual")
-    await client.tap("First consultation")
+    await tap_through(client, *CENTRE_FIRST_CONSULTATION)
     assert labels(client.last)[:2] == ["First available", "Anna Kowalska"]  # the previous specialist first
-    await client.tap("Anna Kowalska")
-    await client.tap("2")
-    await client.tap("10:00")
-    await client.tap("On site")
-    await client.tap("Skip")
+    await tap_through(client, "Anna Kowalska", "2", "10:00", "On site", "Skip")
     assert "Please check your request" in client.last.text  # no contact or consent questions this time
     assert "Jan Nowak, +48601234567" in client.last.text
     await client.tap("Change my details")
+    assert "first and last name" in client.last.text
+    await client.send("Olga Ostrowska")
+    assert "share your phone number" in [m.text for m in client.messages][-2]
+    await client.tap("« Back")  # from the phone question back to the name
     assert "first and last name" in client.last.text
 
 

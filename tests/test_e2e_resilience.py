@@ -8,23 +8,13 @@ from pathlib import Path
 import httpx
 
 from bot.emulator import BotApiEmulator, TelegramUser
-from tests.fixtures.bot import ANNA, Clock, running_bot
+from tests.fixtures.bot import ANNA, CENTRE_FIRST_CONSULTATION, Clock, running_bot, tap_through
 
 
 async def to_summary(client: TelegramUser, name: str) -> None:
     """Walk a new client up to the summary of Wed 2 Dec 09:00 with Anna, on site."""
     await client.send("/start")
-    for label in (
-        "City centre office",
-        "Individual",
-        "First consultation",
-        "Anna Kowalska",
-        "2",
-        "09:00",
-        "On site",
-        "Skip",
-    ):
-        await client.tap(label)
+    await tap_through(client, *CENTRE_FIRST_CONSULTATION, "Anna Kowalska", "2", "09:00", "On site", "Skip")
     await client.send(name)
     await client.share_contact("48601234567")
     await client.tap("Skip")
@@ -87,12 +77,10 @@ async def test_restart_mid_dialog_and_while_pending_loses_nothing(tmp_path: Path
     async with running_bot(tmp_path, emulator, clock=clock) as bot:
         await bot.anna.send("/start")
         await client.send("/start")
-        for label in ("City centre office", "Individual", "First consultation", "Anna Kowalska"):
-            await client.tap(label)
+        await tap_through(client, *CENTRE_FIRST_CONSULTATION, "Anna Kowalska")
     # The process is gone; a new one starts on the same data and continues the same message.
     async with running_bot(tmp_path, emulator, clock=clock) as bot:
-        for label in ("2", "09:00", "On site", "Skip"):
-            await client.tap(label)
+        await tap_through(client, "2", "09:00", "On site", "Skip")
         await client.send("Ida Iwańska")
         await client.share_contact("48601234567")
         await client.tap("Skip")

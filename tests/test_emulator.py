@@ -117,18 +117,14 @@ async def app(emulator: BotApiEmulator) -> AsyncIterator[Application]:
 
 @pytest.fixture
 async def bot(emulator: BotApiEmulator) -> AsyncIterator[Bot]:
-    async with Bot(
-        emulator.token, base_url=emulator.base_url, base_file_url=emulator.base_file_url
-    ) as client:
+    async with Bot(emulator.token, base_url=emulator.base_url, base_file_url=emulator.base_file_url) as client:
         yield client
 
 
 # --- round trips through a running Application ------------------------------------------------------
 
 
-async def test_start_command_greets_with_html_and_keyboard(
-    emulator: BotApiEmulator, app: Application
-) -> None:
+async def test_start_command_greets_with_html_and_keyboard(emulator: BotApiEmulator, app: Application) -> None:
     ada = emulator.user(1001, "Ada <3")
     await ada.send("/start promo42")
     assert ada.last.text == "Hello Ada <3 promo42"
@@ -163,9 +159,7 @@ async def test_tap_edits_the_message_in_place(emulator: BotApiEmulator, app: App
     assert ada.unanswered == []
 
 
-async def test_tap_that_sends_a_document_and_alert(
-    emulator: BotApiEmulator, app: Application, bot: Bot
-) -> None:
+async def test_tap_that_sends_a_document_and_alert(emulator: BotApiEmulator, app: Application, bot: Bot) -> None:
     ada = emulator.user(1001, "Ada")
     await ada.send("/start")
     await ada.tap("Get file")
@@ -255,9 +249,7 @@ async def test_empty_long_poll_really_waits(emulator: BotApiEmulator, bot: Bot) 
     assert loop.time() - started >= 0.9
 
 
-async def test_newer_poll_terminates_older_and_webhook_blocks_polling(
-    emulator: BotApiEmulator, bot: Bot
-) -> None:
+async def test_newer_poll_terminates_older_and_webhook_blocks_polling(emulator: BotApiEmulator, bot: Bot) -> None:
     async with Bot(emulator.token, base_url=emulator.base_url) as other:
         first = asyncio.create_task(other.get_updates(timeout=5))
         await asyncio.sleep(0.1)
@@ -387,9 +379,7 @@ async def test_callback_data_limit_is_64_bytes(bot: Bot, started: int) -> None:
 )
 async def test_malformed_keyboards_are_refused(bot: Bot, started: int, markup: object, message: str) -> None:
     with pytest.raises(BadRequest, match=f"^{telegram_says(message)}$"):
-        await bot.do_api_request(
-            "sendMessage", api_kwargs={"chat_id": started, "text": "x", "reply_markup": markup}
-        )
+        await bot.do_api_request("sendMessage", api_kwargs={"chat_id": started, "text": "x", "reply_markup": markup})
 
 
 async def test_text_must_be_non_empty_and_at_most_4096(bot: Bot, started: int) -> None:
@@ -407,13 +397,9 @@ async def test_text_must_be_non_empty_and_at_most_4096(bot: Bot, started: int) -
 async def test_edit_errors(emulator: BotApiEmulator, bot: Bot, started: int) -> None:
     sent = await bot.send_message(started, "Pick", reply_markup=keyboard("a"))
     with pytest.raises(BadRequest, match=telegram_says(NOT_MODIFIED.removeprefix("Bad Request: "))):
-        await bot.edit_message_text(
-            "Pick", chat_id=started, message_id=sent.message_id, reply_markup=keyboard("a")
-        )
+        await bot.edit_message_text("Pick", chat_id=started, message_id=sent.message_id, reply_markup=keyboard("a"))
     with pytest.raises(BadRequest, match="Message is not modified"):
-        await bot.edit_message_reply_markup(
-            chat_id=started, message_id=sent.message_id, reply_markup=keyboard("a")
-        )
+        await bot.edit_message_reply_markup(chat_id=started, message_id=sent.message_id, reply_markup=keyboard("a"))
     with pytest.raises(BadRequest, match=telegram_says("message to edit not found")):
         await bot.edit_message_text("x", chat_id=started, message_id=9999)
     with pytest.raises(BadRequest, match="Message can't be edited"):
@@ -427,9 +413,7 @@ async def test_edit_errors(emulator: BotApiEmulator, bot: Bot, started: int) -> 
     assert changed.reply_markup == keyboard("b")
 
 
-async def test_callback_answers_are_single_and_expire(
-    emulator: BotApiEmulator, bot: Bot, started: int
-) -> None:
+async def test_callback_answers_are_single_and_expire(emulator: BotApiEmulator, bot: Bot, started: int) -> None:
     ada = emulator.user(started, "Ada")
     await bot.send_message(started, "Pick", reply_markup=keyboard("a"))
     await ada.tap("Go", wait=False)

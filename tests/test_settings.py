@@ -46,8 +46,9 @@ def test_token_is_required_to_run_and_never_shown() -> None:
     assert "secret-token" not in repr(s)
 
 
-def test_run_without_token_stops_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_without_token_stops_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BOOKINGBOT_TELEGRAM_TOKEN", raising=False)
     example = Path(__file__).resolve().parents[1] / "practice.example.toml"
     code = main(["run", "--config", str(example), "--data-dir", str(tmp_path)])
@@ -69,10 +70,10 @@ def test_run_with_an_unreachable_calendar_stops_with_a_message(
 ) -> None:
     example = Path(__file__).resolve().parents[1] / "practice.example.toml"
     text = example.read_text(encoding="utf-8").replace(
-        "# [specialists.caldav]\n# url = \"https://cloud.example.org/remote.php/dav\"\n# username = \"jonas\"\n"
-        "# password_env = \"BOOKINGBOT_CALDAV_PASSWORD_JONAS\"",
-        "[specialists.caldav]\nurl = \"http://127.0.0.1:9/dav/\"\nusername = \"jonas\"\n"
-        "password_env = \"BOOKINGBOT_CALDAV_PASSWORD_JONAS\"",
+        '# [specialists.caldav]\n# url = "https://cloud.example.org/remote.php/dav"\n# username = "jonas"\n'
+        '# password_env = "BOOKINGBOT_CALDAV_PASSWORD_JONAS"',
+        '[specialists.caldav]\nurl = "http://127.0.0.1:9/dav/"\nusername = "jonas"\n'
+        'password_env = "BOOKINGBOT_CALDAV_PASSWORD_JONAS"',
     )
     assert "127.0.0.1:9" in text
     practice = tmp_path / "practice.toml"

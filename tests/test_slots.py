@@ -282,9 +282,7 @@ def test_channels_of_window_and_service(practice: Practice) -> None:
     kwargs: dict[str, Any] = {"now": EARLY, "service": "first", "location": "centre", "specialists": ["anna"]}
     assert {s.channels for s in slots(practice, fri, **kwargs)} == {(Channel.ON_SITE,)}
     assert slots(practice, fri, channel=Channel.VIDEO, **kwargs) == []
-    chat = slots(
-        practice, date(2026, 3, 26), now=EARLY, service="chat", location="online", specialists=["jonas"]
-    )
+    chat = slots(practice, date(2026, 3, 26), now=EARLY, service="chat", location="online", specialists=["jonas"])
     assert {s.channels for s in chat} == {(Channel.CHAT, Channel.PHONE)}
 
 

@@ -243,9 +243,7 @@ async def test_active_appointments_overlap_edges(store: Store) -> None:
         assert await tx.active_appointments("anna", T0 - HOUR, T0) == []  # touches the start
         assert await tx.active_appointments("anna", T0 + HOUR, T0 + 2 * HOUR) == []  # touches the end
         assert [a.id for a in await tx.active_appointments("anna", T0 - HOUR, T0 + minute)] == [appt.id]
-        assert [a.id for a in await tx.active_appointments("anna", T0 + HOUR - minute, T0 + 2 * HOUR)] == [
-            appt.id
-        ]
+        assert [a.id for a in await tx.active_appointments("anna", T0 + HOUR - minute, T0 + 2 * HOUR)] == [appt.id]
         assert [a.id for a in await tx.active_appointments("anna", T0 + minute, T0 + 2 * minute)] == [appt.id]
         assert await tx.count_active_between("anna", T0 - HOUR, T0 + 2 * HOUR) == 1
         assert await tx.count_active_between("anna", T0 + HOUR, T0 + 2 * HOUR) == 0

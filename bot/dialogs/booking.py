@@ -217,12 +217,12 @@ async def screen_specialist(c: Ctx) -> Screen | str:
 
 def _today(c: Ctx) -> date:
     assert c.draft.location
-    return c.booking.clock().astimezone(c.practice.zone(c.draft.location)).date()
+    return c.booking.today(c.draft.location)
 
 
 def _last_day(c: Ctx) -> date:
-    horizon = max(c.practice.specialist_by_id[i].horizon_days for i in candidates(c.practice, c.draft))
-    return _today(c) + timedelta(days=horizon)
+    assert c.draft.location
+    return c.booking.last_day(c.draft.location, candidates(c.practice, c.draft))
 
 
 def _unavailable(c: Ctx) -> Screen:
@@ -416,7 +416,7 @@ async def render(c: Ctx) -> Screen:
 def go_back(d: Draft) -> None:
     """Return to the previous step the client actually saw, forgetting what was chosen since."""
     if d.step == "contact" and d.contact_stage in ("phone", "email"):
-        d.contact_stage = {"phone": "name", "email": "phone"}[d.contact_stage]
+        d.contact_stage = next(stage for stage, (then, _) in _AFTER.items() if then == d.contact_stage)
         return
     if d.history and d.history[-1] == d.step:
         d.history.pop()
@@ -562,23 +562,13 @@ async def on_text(c: Ctx, text: str) -> Screen | None:
     if d.step == "note":
         d.note, d.step = text.strip()[:1000], "contact"
     elif d.step == "contact" and d.contact_stage == "name":
-        name = clean_name(text)
-        if name is None:
-            d.notice = _("That does not look like a name. Please type your first and last name.")
-        else:
-            async with c.booking.store.tx() as tx:
-                c.client = await tx.upsert_client(c.client.telegram_id, name=name)
-            d.contact_stage = "phone"
+        bad_name = _("That does not look like a name. Please type your first and last name.")
+        await _remember(c, "name", clean_name(text), bad_name)
     elif d.step == "contact" and d.contact_stage == "phone":
-        await on_phone(c, text)
+        return await on_phone(c, text)
     elif d.step == "contact" and d.contact_stage == "email":
-        email = clean_email(text)
-        if email is None:
-            d.notice = _("That does not look like an e-mail address. Please type it again, or tap Skip.")
-        else:
-            async with c.booking.store.tx() as tx:
-                c.client = await tx.upsert_client(c.client.telegram_id, email=email)
-            d.contact_stage, d.step = None, "consent"
+        bad_email = _("That does not look like an e-mail address. Please type it again, or tap Skip.")
+        await _remember(c, "email", clean_email(text), bad_email)
     else:
         return None
     return await render(c)
@@ -586,15 +576,23 @@ async def on_text(c: Ctx, text: str) -> Screen | None:
 
 async def on_phone(c: Ctx, raw: str) -> Screen:
     """A typed or shared phone number."""
-    d = c.draft
-    phone = normalize_phone(raw, c.practice.practice.country)
-    if phone is None:
-        d.notice = c._("That does not look like a phone number. Please include the country code, e.g. +48 601 234 567.")
-    else:
-        async with c.booking.store.tx() as tx:
-            c.client = await tx.upsert_client(c.client.telegram_id, phone=phone)
-        d.contact_stage = "email"
+    bad_phone = c._("That does not look like a phone number. Please include the country code, e.g. +48 601 234 567.")
+    await _remember(c, "phone", normalize_phone(raw, c.practice.practice.country), bad_phone)
     return await render(c)
+
+
+# After each contact detail, the next question: (stage, step).
+_AFTER = {"name": ("phone", "contact"), "phone": ("email", "contact"), "email": (None, "consent")}
+
+
+async def _remember(c: Ctx, field: str, value: str | None, refusal: str) -> None:
+    """Save a validated contact detail on the client and move to the next question, or show why not."""
+    if value is None:
+        c.draft.notice = refusal
+        return
+    async with c.booking.store.tx() as tx:
+        c.client = await tx.upsert_client(c.client.telegram_id, **{field: value})
+    c.draft.contact_stage, c.draft.step = _AFTER[field]
 
 
 def contact_keyboard(_: Gettext) -> ReplyKeyboardMarkup:
