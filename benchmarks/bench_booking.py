@@ -609,7 +609,7 @@ async def run(
                 clock=lambda: START,
                 database_url=database_url,
                 rate_limit=realistic_limits,
-                sweep_seconds=3600,  # a fixed clock: nothing expires; keeps the CalDAV counts to the bookings
+                sweep_seconds=None,  # a fixed clock: nothing expires; keeps the CalDAV counts to the bookings
             ) as (runtime, _app),
         ):
             emulator.listeners.append(listener)

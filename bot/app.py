@@ -113,9 +113,12 @@ def build_application(
     base_url: str,
     base_file_url: str,
     rate_limit: bool = True,
-    sweep_seconds: float = SWEEP_SECONDS,
+    sweep_seconds: float | None = SWEEP_SECONDS,
 ) -> Application:
-    """The bot's Application wired to the booking service; polling or webhook is the caller's choice."""
+    """The bot's Application wired to the booking service; polling or webhook is the caller's choice.
+
+    sweep_seconds=None leaves out the periodic sweep, for callers that run `notify.sweep` themselves.
+    """
     builder = (
         ApplicationBuilder()
         .token(token)
@@ -141,6 +144,7 @@ def build_application(
     app.add_handler(MessageHandler(filters.CONTACT, client.contact))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, client.text))
     app.add_error_handler(on_error)
-    assert app.job_queue is not None
-    app.job_queue.run_repeating(sweep_job, interval=sweep_seconds, first=1.0, name="sweep")
+    if sweep_seconds is not None:
+        assert app.job_queue is not None
+        app.job_queue.run_repeating(sweep_job, interval=sweep_seconds, first=1.0, name="sweep")
     return app

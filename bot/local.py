@@ -46,7 +46,7 @@ async def local_bot(
     database_url: str | None = None,
     accounts: dict[str, EmbeddedAccount] | None = None,
     rate_limit: bool = False,
-    sweep_seconds: float = SWEEP_SECONDS,
+    sweep_seconds: float | None = SWEEP_SECONDS,
     outbox_poll: float = 0.2,
     caldav_port: int = 0,
 ) -> AsyncIterator[tuple[Runtime, Application]]:

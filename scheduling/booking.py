@@ -348,7 +348,11 @@ class BookingService:
                 appt = await tx.get_appointment(candidate.id, for_update=True)
                 if appt is None or appt.status != Status.REQUESTED:
                     continue  # another process or the specialist got there first
-                await tx.transition(appt, Status.EXPIRED, actor="system", at=now)
+                try:
+                    await tx.transition(appt, Status.EXPIRED, actor="system", at=now)
+                except InvalidTransition:
+                    continue  # decided in the moment between reading and writing
+
                 await tx.enqueue_sync(appt.id, appt.specialist_id, now)
                 expired.append(appt)
         if expired:
@@ -398,7 +402,10 @@ class BookingService:
                     continue  # changed meanwhile by someone else; the next pass sees the new state
                 if now_at is None:
                     target = Status.DECLINED if appt.status == Status.REQUESTED else Status.CANCELLED
-                    await tx.transition(appt, target, actor=actor, at=now, reason="removed from the calendar")
+                    try:
+                        await tx.transition(appt, target, actor=actor, at=now, reason="removed from the calendar")
+                    except InvalidTransition:
+                        continue  # another process carried the same change first
                     changes.append(CalendarChange(appt, removed=True, old_start=candidate.start))
                 elif await tx.move(appt, *now_at, actor=actor, at=now):
                     changes.append(CalendarChange(appt, removed=False, old_start=candidate.start))

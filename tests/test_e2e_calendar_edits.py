@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
 from icalendar import Calendar
 
-from tests.fixtures.bot import Bot
+from bot import notify
+from tests.fixtures.bot import CENTRE_FIRST_CONSULTATION, Bot, tap_through
 from tests.test_e2e_booking import _appointment, book_first_consultation, calendar_status
 
 
@@ -102,3 +104,23 @@ async def test_marking_the_event_free_or_a_dead_server_changes_nothing(bot: Bot)
     await bot.sweep()
     assert (await _appointment(bot, 8004)).status == "confirmed"
     assert len(client.messages) == told  # the client was told nothing
+
+
+async def test_two_sweeps_at_once_carry_each_change_once(bot: Bot) -> None:
+    """Two processes sweeping at the same moment: each change happens and is told once, and nothing fails."""
+    deleted_client, deleted = await booked(bot, 8005)
+    await CalendarApp(bot).delete(deleted.uid)
+    overdue_client = bot.user(8006, "Client")
+    await overdue_client.send("/book")
+    await tap_through(overdue_client, *CENTRE_FIRST_CONSULTATION, "Anna Kowalska", "2", "10:00", "On site", "Skip")
+    await overdue_client.send("Ola Nowak")
+    await overdue_client.share_contact("48601234568")
+    await tap_through(overdue_client, "Skip", "I agree", "Send request")
+    bot.clock.advance(hours=24, minutes=1)  # the second request is now past its approval timeout too
+
+    await asyncio.gather(*(notify.sweep(bot.app.bot, bot.runtime.deps) for _ in range(2)))
+    await bot.emulator.wait_idle()
+    assert (await _appointment(bot, 8005)).status == "cancelled"
+    assert (await _appointment(bot, 8006)).status == "expired"
+    assert len([m for m in deleted_client.messages if "had to cancel" in m.text]) == 1
+    assert len([m for m in overdue_client.messages if "did not answer your request in time" in m.text]) == 1
