@@ -30,10 +30,10 @@ from pathlib import Path
 import httpx
 from icalendar import Calendar
 
-from bot.emulator import BotApiEmulator, ChatMessage, TelegramUser
 from bot.local import local_bot
 from bot.runtime import Runtime
 from scheduling.config import Practice, parse_practice
+from tgemu import BotApiEmulator, ChatMessage, TelegramUser
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "practice.example.toml"
 # Monday 30 November 2026, 08:00 in Warsaw: a fixed clock keeps the offered days and times predictable.

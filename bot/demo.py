@@ -23,13 +23,13 @@ from typing import TextIO
 from aiohttp import web
 from telegram.ext import Application
 
-from bot.emulator import BotApiEmulator, ChatMessage, TelegramUser
 from bot.local import local_bot
 from bot.runtime import Runtime
 from bot.serve import on_signals, print_calendars
 from bot.settings import Settings
 from bot.web import make_web_app
 from scheduling.config import Practice, parse_practice
+from tgemu import BotApiEmulator, ChatMessage, TelegramUser
 
 CLIENT = "client"
 CLIENT_ID = 100001

@@ -9,12 +9,12 @@ from pathlib import Path
 from telegram.ext import Application
 
 from bot.app import SWEEP_SECONDS, build_application, set_commands
-from bot.emulator import BotApiEmulator
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings
 from caldav_bridge.embedded import EmbeddedAccount
 from scheduling.booking import Clock, utcnow
 from scheduling.config import Practice
+from tgemu import BotApiEmulator
 
 
 @contextlib.asynccontextmanager

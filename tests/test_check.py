@@ -11,10 +11,10 @@ import pytest
 import pytest_asyncio
 
 from bot.check import run_check
-from bot.emulator import BotApiEmulator
 from bot.settings import Settings
 from tests.fixtures.caldav import CalDAVServer, free_port
 from tests.fixtures.practice import EXAMPLE
+from tgemu import BotApiEmulator
 
 TOKEN = "123456789:" + "AAFake_token-for-tests-only-0123456789"
 PASSWORD_ENV = "BOOKINGBOT_TEST_CHECK_CALDAV_PASSWORD"

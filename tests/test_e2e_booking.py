@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 from icalendar import Calendar
 
-from bot.emulator import BotApiEmulator, TelegramUser
 from tests.fixtures.bot import Bot, running_bot
+from tgemu import BotApiEmulator, TelegramUser
 
 
 async def calendar_status(bot: Bot, specialist: str, uid: str, *, want: str | None, tries: int = 100) -> str | None:

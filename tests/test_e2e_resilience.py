@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.emulator import BotApiEmulator, TelegramUser
 from tests.fixtures.bot import ANNA, CENTRE_FIRST_CONSULTATION, Clock, running_bot, tap_through
+from tgemu import BotApiEmulator, TelegramUser
 
 
 async def to_summary(client: TelegramUser, name: str) -> None:

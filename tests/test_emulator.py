@@ -31,8 +31,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.emulator import NOT_MODIFIED, QUERY_TOO_OLD, BotApiEmulator, parse_html, parse_markdown_v2
 from tests.fixtures.telegram import running_app
+from tgemu import NOT_MODIFIED, QUERY_TOO_OLD, BotApiEmulator, parse_html, parse_markdown_v2
 
 ICS = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot.emulator import BotApiEmulator
 from caldav_bridge.embedded import free_port
 from tests.fixtures.practice import EXAMPLE
+from tgemu import BotApiEmulator
 
 
 def practice_file(tmp_path: Path) -> Path:
