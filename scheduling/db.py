@@ -13,11 +13,9 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     event,
-    select,
     text,
 )
 from sqlalchemy.engine import URL, make_url
@@ -26,12 +24,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from scheduling.migrations import upgrade
 from scheduling.model import Status
 
-# Bump together with an entry in MIGRATIONS when the schema changes.
-SCHEMA_VERSION = 1
-
-# Held while creating the schema on PostgreSQL so two starting processes do not race.
+# Held while migrating the schema on PostgreSQL so two starting processes do not race.
 _SCHEMA_LOCK_KEY = 0x626F6F6B  # "book"
 
 _DRIVERS = {
@@ -97,13 +93,6 @@ class Base(DeclarativeBase):
         Status: StatusType,
         dict[str, Any]: JSONText,
     }
-
-
-class SchemaVersionRow(Base):
-    __tablename__ = "schema_version"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int]
 
 
 class ClientRow(Base):
@@ -253,10 +242,6 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_kwargs: Any) -
     return engine
 
 
-# Steps from version N-1 to N, run in order inside the schema transaction.
-MIGRATIONS: dict[int, list[str]] = {}
-
-
 async def _take_schema_lock(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
@@ -267,21 +252,25 @@ async def _take_schema_lock(conn: AsyncConnection) -> None:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables and record the schema version; safe to run on every start, concurrently."""
-    async with engine.begin() as conn:
-        await _take_schema_lock(conn)
-        await conn.run_sync(Base.metadata.create_all)
-        row = (await conn.execute(select(SchemaVersionRow.version).where(SchemaVersionRow.id == 1))).first()
-        if row is None:
-            await conn.execute(SchemaVersionRow.__table__.insert().values(id=1, version=SCHEMA_VERSION))
-            return
-        current = row[0]
-        if current > SCHEMA_VERSION:
-            raise RuntimeError(f"database schema {current} is newer than this program ({SCHEMA_VERSION})")
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS.get(version, []):
-                await conn.exec_driver_sql(statement)
-        if current != SCHEMA_VERSION:
-            await conn.execute(
-                SchemaVersionRow.__table__.update().where(SchemaVersionRow.id == 1).values(version=SCHEMA_VERSION)
-            )
+    """Create or upgrade the schema to the newest Alembic revision; safe on every start, concurrently.
+
+    Schema changes are revisions in `scheduling/migrations/versions/` (see the README there).
+    """
+    async with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it; foreign keys would refuse the drop of the old copy.
+            # The pragma only takes effect outside a transaction, hence before BEGIN.
+            await conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        try:
+            await _take_schema_lock(conn)
+            await conn.run_sync(upgrade)
+            if sqlite:
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"a migration left rows pointing nowhere: {broken[:5]}")
+            await conn.commit()
+        finally:
+            if sqlite:
+                await conn.rollback()
+                await conn.exec_driver_sql("PRAGMA foreign_keys = ON")

@@ -11,10 +11,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import inspect, select
 from sqlalchemy.exc import StatementError
 
-from scheduling.db import SCHEMA_VERSION, AppointmentRow, SchemaVersionRow, create_schema, make_engine
+from scheduling.db import AppointmentRow, make_engine
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import Status
 from scheduling.store import RETRY_MAX, Store, Tx
@@ -64,22 +63,6 @@ async def book(
 
 
 # schema
-
-
-async def test_create_schema_twice_and_concurrently(db_url: str) -> None:
-    engine_a, engine_b = make_engine(db_url), make_engine(db_url)
-    try:
-        # Two processes starting at once on an empty database.
-        await asyncio.gather(create_schema(engine_a), create_schema(engine_b))
-        await create_schema(engine_a)
-        async with engine_a.connect() as conn:
-            tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-            versions = (await conn.execute(select(SchemaVersionRow.version))).scalars().all()
-        assert {"clients", "appointments", "transitions", "drafts", "outbox", "schema_version"} <= tables
-        assert versions == [SCHEMA_VERSION]
-    finally:
-        await engine_a.dispose()
-        await engine_b.dispose()
 
 
 async def test_sqlite_url_makes_folder_and_uses_wal(tmp_path: Path) -> None:
