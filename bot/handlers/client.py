@@ -46,30 +46,44 @@ async def _show(
     *,
     new_message: bool,
 ) -> None:
-    """Show a screen: edit the dialog's message in place, or send a new one after typed input."""
+    """Show a screen: edit the dialog's message in place, or send a new one after typed input.
+
+    The draft is saved before the screen is shown: a tap on the new screen, whichever process receives it,
+    finds the step that screen belongs to.
+    """
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     bot, _ = context.bot, c._
-    if (new_message or screen.ask_contact) and message_id:
+    in_place = not (new_message or screen.ask_contact) and message_id is not None
+    remove_keyboard = not screen.ask_contact and not in_place and c.draft.reply_keyboard
+    c.draft.reply_keyboard = screen.ask_contact or (c.draft.reply_keyboard and in_place)
+    await _remember(d, chat_id, c.draft, screen, message_id if in_place else None)
+    if not in_place and message_id:
         await edit_quietly(bot, chat_id, message_id, markup=None)
+    if in_place:
+        assert message_id is not None
+        await edit_quietly(bot, chat_id, message_id, text=screen.text, markup=screen.markup)
+        return
     if screen.ask_contact:
         # A reply keyboard cannot be attached by editing, so the phone question is a new message,
         # followed by one that carries the dialog's own buttons.
         await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=dialog.contact_keyboard(_))
         message_id = (await bot.send_message(chat_id, _("Or go back:"), reply_markup=screen.markup)).message_id
-        c.draft.reply_keyboard = True
-    elif new_message or message_id is None:
-        if c.draft.reply_keyboard:
+    else:
+        if remove_keyboard:
             await bot.send_message(chat_id, _("Thank you."), reply_markup=ReplyKeyboardRemove())
-            c.draft.reply_keyboard = False
         sent = await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup)
         message_id = sent.message_id
-    else:
-        await edit_quietly(bot, chat_id, message_id, text=screen.text, markup=screen.markup)
+    if not screen.done:
+        await drafts.save(d.store, chat_id, c.draft, message_id)  # now that the new message has its id
+
+
+async def _remember(d: Deps, chat_id: int, draft: Draft, screen: dialog.Screen, message_id: int | None) -> None:
+    """Save the draft and the message its buttons are on, or forget it once the dialog is done."""
     if screen.done:
         async with d.store.tx() as tx:
             await tx.delete_draft(chat_id)
     else:
-        await drafts.save(d.store, chat_id, c.draft, message_id)
+        await drafts.save(d.store, chat_id, draft, message_id)
 
 
 async def _begin(update: Update, context: ContextTypes.DEFAULT_TYPE, payload: str | None) -> None:
