@@ -16,6 +16,7 @@ from telegram.request import HTTPXRequest
 from bot.settings import DEFAULT_API_URL, ENV, Settings
 from bot.web import feed_key, feed_url, public_base
 from caldav_bridge.client import CalDAVAuthError, CalendarInfo, account_for, list_calendars, pick
+from providers.feeds import BusyFeeds, feed_address
 from scheduling.calendar import CalendarUnavailable
 from scheduling.config import ConfigError, Practice, Specialist, load_practice
 from scheduling.db import async_url, make_engine
@@ -193,6 +194,28 @@ async def check_caldav(report: Report, spec: Specialist) -> None:
             report.line(OK, f"{role} calendar {wanted!r}: {cal.url}", indent=1)
 
 
+async def check_busy_feeds(report: Report, practice: Practice, spec: Specialist) -> None:
+    """Read each of the specialist's busy feeds once, as the running bot would."""
+    feeds = BusyFeeds(practice)
+    try:
+        for state in feeds.feeds.get(spec.id, []):
+            address = feed_address(state.feed)
+            if address:
+                report.secrets.append(address)
+            await feeds.load(spec.id, state)
+            if state.busy is None:
+                report.line(
+                    BAD,
+                    f"specialist {spec.id}: busy feed {state.label} cannot be read ({state.error}); "
+                    "until it is, their days stay closed",
+                    indent=1,
+                )
+            else:
+                report.line(OK, f"busy feed {state.label}: {len(state.busy)} busy times ahead", indent=1)
+    finally:
+        await feeds.close()
+
+
 def print_feeds(report: Report, settings: Settings, practice: Practice) -> None:
     """The read-only ICS feed of every specialist (for Outlook and other subscribe-only apps)."""
     try:
@@ -230,6 +253,8 @@ async def run_check(settings: Settings) -> int:
                     f"specialist {spec.id}: embedded calendar; `bookingbot run` starts it and prints "
                     "its address and login",
                 )
+            if spec.busy_feeds:
+                await check_busy_feeds(report, practice, spec)
         print_feeds(report, settings, practice)
     if report.failed:
         print(f"{report.failed} problem(s) found.", flush=True)

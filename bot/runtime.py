@@ -15,6 +15,8 @@ from bot.settings import Settings
 from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
+from providers.feeds import BusyFeeds
+from providers.router import CalendarRouter
 from scheduling.booking import BookingService, Clock, utcnow
 from scheduling.calendar import EventSpec
 from scheduling.config import Practice
@@ -33,25 +35,38 @@ class Runtime:
     engine: AsyncEngine
     store: Store
     gateway: CalDAVGateway
+    calendars: CalendarRouter
     worker: OutboxWorker
     booking: BookingService
     embedded: EmbeddedCalDAV | None = None
     accounts: dict[str, EmbeddedAccount] = field(default_factory=dict)
     _worker_task: asyncio.Task[None] | None = None
+    _feeds_task: asyncio.Task[None] | None = None
+
+    @property
+    def feeds(self) -> BusyFeeds:
+        return self.calendars.feeds
 
     @property
     def deps(self) -> Deps:
         return Deps(self.practice, self.store, self.booking)
 
     def start_outbox(self, poll: float = 2.0) -> None:
-        """Drain the outbox in the background until close()."""
+        """Drain the outbox, and keep busy feeds fresh, in the background until close()."""
         self._worker_task = asyncio.create_task(self.worker.run_forever(poll), name="outbox")
+        if self.feeds.feeds:
+            self._feeds_task = asyncio.create_task(self.feeds.run_forever(), name="busy-feeds")
 
     async def close(self) -> None:
         self.worker.stop()
         if self._worker_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._worker_task, timeout=15)
+        if self._feeds_task is not None:
+            self._feeds_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeds_task
+        await self.feeds.close()
         await self.gateway.close()
         if self.embedded is not None:
             await self.embedded.stop()
@@ -75,7 +90,7 @@ async def start_runtime(
     store = Store(engine)
     embedded: EmbeddedCalDAV | None = None
     accounts = dict(accounts or {})
-    if not accounts and any(not s.caldav.url for s in practice.specialists):
+    if not accounts and any(s.calendar_kind == "embedded" for s in practice.specialists):
         embedded = EmbeddedCalDAV(settings.data_dir, host=settings.caldav_host, port=settings.caldav_port)
         accounts = await embedded.start(practice)
     gateway = CalDAVGateway(practice, accounts=accounts, clock=clock)
@@ -90,6 +105,7 @@ async def start_runtime(
     def event(appt: AppointmentRow) -> EventSpec:
         return event_for(practice, appt, appt.client)
 
-    worker = OutboxWorker(store, gateway, event, clock)
-    booking = BookingService(practice, store, gateway, clock=clock, on_calendar_change=worker.wake)
-    return Runtime(settings, practice, engine, store, gateway, worker, booking, embedded, accounts)
+    calendars = CalendarRouter(gateway, BusyFeeds(practice, clock=clock))
+    worker = OutboxWorker(store, calendars, event, clock)
+    booking = BookingService(practice, store, calendars, clock=clock, on_calendar_change=worker.wake)
+    return Runtime(settings, practice, engine, store, gateway, calendars, worker, booking, embedded, accounts)

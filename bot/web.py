@@ -134,6 +134,11 @@ async def health(request: web.Request) -> web.Response:
         # Failed writes waiting for a retry mean the server is refusing or unreachable right now.
         calendars[spec.id] = "retrying writes" if attempts else "ok"
     body["calendars"] = calendars
+    feeds = runtime.feeds.status()
+    if feeds:
+        body["busy_feeds"] = feeds
+        if any(row["state"] != "ok" for rows in feeds.values() for row in rows):
+            body["status"] = "degraded"
     return web.json_response(body)
 
 

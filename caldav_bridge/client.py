@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
 from caldav.aio import AsyncDAVClient
@@ -45,6 +45,13 @@ class Account:
     password: str
     booking_calendar: str = "bookings"
     busy_calendars: tuple[str, ...] = ()
+    bearer: BearerSource | None = None  # OAuth instead of a password (Google's CalDAV endpoint)
+
+
+class BearerSource(Protocol):
+    """Hands out a current OAuth access token; `renew=True` after the server refused the last one."""
+
+    async def token(self, *, renew: bool = False) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +90,14 @@ def account_for(spec: Specialist) -> Account:
 class Connection:
     """An authenticated session to one CalDAV server that counts every HTTP request it sends."""
 
-    def __init__(self, url: str, username: str, password: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, username: str, password: str, *, timeout: float = 10.0, bearer: BearerSource | None = None
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.username = username
         self.timeout = timeout
         self.requests = 0
+        self.bearer = bearer
         self._client = AsyncDAVClient(
             url=self.url,
             username=username or None,
@@ -96,6 +106,9 @@ class Connection:
             auth_type="basic" if password else None,
             timeout=int(timeout) or 1,
             enable_rfc6764=False,
+            # Google answers 429 with Retry-After: short waits are slept here, longer ones go back to the outbox.
+            rate_limit_handle=True,
+            rate_limit_max_sleep=max(1, int(timeout) // 2),
         )
         self._wrapped: Any = None
 
@@ -120,6 +133,20 @@ class Connection:
 
     async def request(self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None) -> Response:
         """Send one request; transport failures, timeouts and 5xx become CalendarUnavailable."""
+        if self.bearer is None:
+            return await self._send(method, url, body, headers)
+        try:
+            return await self._send(method, url, body, {**(headers or {}), **await self._authorization()})
+        except CalDAVAuthError:
+            # An access token can die before its stated expiry (revoked, rotated): renew it once.
+            renewed = await self._authorization(renew=True)
+            return await self._send(method, url, body, {**(headers or {}), **renewed})
+
+    async def _authorization(self, *, renew: bool = False) -> dict[str, str]:
+        assert self.bearer is not None
+        return {"Authorization": f"Bearer {await self.bearer.token(renew=renew)}"}
+
+    async def _send(self, method: str, url: str, body: str, headers: dict[str, str] | None) -> Response:
         self._count_http()
         where = urlsplit(url)._replace(query="", fragment="").geturl()
         try:

@@ -139,8 +139,8 @@ class EmbeddedCalDAV:
         return f"http://{host}:{self.port}/"
 
     async def start(self, practice: Practice) -> dict[str, EmbeddedAccount]:
-        """Start the server and return an account for every specialist without their own caldav.url."""
-        local = [s for s in practice.specialists if not s.caldav.url]
+        """Start the server and return an account for every specialist on the embedded calendar."""
+        local = [s for s in practice.specialists if s.calendar_kind == "embedded"]
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         creds = load_credentials(self.root / "credentials.json", [s.id for s in local])

@@ -92,17 +92,25 @@ class CalDAVGateway:
         return self._closed_requests + sum(s.conn.requests for s in self._states.values())
 
     async def start(self) -> None:
-        """Connect every specialist and find their calendars; raises CalDAVSetupError naming the problem."""
+        """Connect every CalDAV and embedded specialist; raises CalDAVSetupError naming the problem.
+
+        Specialists who sign in with Google are attached later (`attach`), once their tokens are known.
+        """
         try:
             for spec in self.practice.specialists:
-                self._states[spec.id] = await self._connect(spec)
+                if spec.calendar_kind in ("caldav", "embedded"):
+                    self._states[spec.id] = await self._connect(spec)
         except BaseException:
             await self.close()
             raise
 
     async def _connect(self, spec: Specialist) -> _State:
-        account = _resolve(spec, self.accounts.get(spec.id))
-        conn = Connection(account.url, account.username, account.password, timeout=self.timeout)
+        return await self._connect_account(spec, _resolve(spec, self.accounts.get(spec.id)))
+
+    async def _connect_account(self, spec: Specialist, account: Account) -> _State:
+        conn = Connection(
+            account.url, account.username, account.password, timeout=self.timeout, bearer=account.bearer
+        )
         try:
             found = await discover(conn)
             where = f"specialist {spec.id} at {account.url}"
@@ -116,6 +124,22 @@ class CalDAVGateway:
             raise
         caches = {url: CalendarCache(url, self.zone) for url in chosen}
         return _State(conn, caches[booking.url], list(caches.values()), spec.horizon_days)
+
+    async def attach(self, spec: Specialist, account: Account) -> None:
+        """Connect one specialist now (a calendar signed in after start); replaces an earlier connection."""
+        state = await self._connect_account(spec, account)
+        old = self._states.pop(spec.id, None)
+        self._states[spec.id] = state
+        if old is not None:
+            self._closed_requests += old.conn.requests
+            await old.conn.close()
+
+    def detach(self, specialist_id: str) -> None:
+        """Forget a specialist's connection (their sign-in was revoked); their calendar reads as unavailable."""
+        state = self._states.pop(specialist_id, None)
+        if state is not None:
+            self._closed_requests += state.conn.requests
+            asyncio.get_running_loop().create_task(state.conn.close())
 
     async def close(self) -> None:
         for s in self._states.values():

@@ -72,6 +72,7 @@ class PracticeInfo(_Strict):
     policy_version: str = "1"
     approval_timeout_hours: float = Field(24, gt=0)
     reminder_hours: list[float] = Field([24], description="remind clients this long before a confirmed visit")
+    busy_feed_minutes: float = Field(5, gt=0, le=24 * 60, description="how often busy feeds are read again")
     admins: list[int] = []
 
 
@@ -102,6 +103,28 @@ class CalDAVAccount(_Strict):
     password_env: str = ""
     booking_calendar: str = "bookings"
     busy_calendars: list[str] = []
+
+
+class BusyFeed(_Strict):
+    """A published iCalendar address whose events block time; secret addresses come from the environment."""
+
+    url: str = ""
+    url_env: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BusyFeed:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("give either url or url_env (the environment variable holding a secret address)")
+        if self.url and not self.url.startswith(("https://", "http://")):
+            raise ValueError(f"{self.url!r} is not an http(s) address")
+        return self
+
+
+def _feed(value: Any) -> Any:
+    return {"url": value} if isinstance(value, str) else value
+
+
+CalendarKind = Literal["caldav", "embedded", "google", "microsoft"]
 
 
 class Window(_Strict):
@@ -157,6 +180,15 @@ class Specialist(_Strict):
     min_notice_hours: float = Field(12, ge=0)
     horizon_days: int = Field(60, gt=0, le=730)
     cancellation: CancellationPolicy = CancellationPolicy()
+    calendar: CalendarKind | None = Field(
+        None, description="where bookings are written; default: caldav with a caldav.url, else embedded"
+    )
+    busy_feeds: list[Annotated[BusyFeed, BeforeValidator(_feed)]] = []
+
+    @property
+    def calendar_kind(self) -> CalendarKind:
+        """Where this specialist's bookings are written."""
+        return self.calendar or ("caldav" if self.caldav.url else "embedded")
 
 
 class Practice(_Strict):
@@ -216,6 +248,10 @@ def _references(p: Practice) -> list[str]:
         for j, e in enumerate(spec.exceptions):
             if e.location is not None and e.location not in p.location_by_id:
                 errors.append(f"specialists[{i}].exceptions[{j}].location: no location with id {e.location!r}")
+        if spec.calendar in ("embedded", "google", "microsoft") and spec.caldav.url:
+            errors.append(f"specialists[{i}].calendar: {spec.calendar!r} does not use caldav.url; remove one of them")
+        if spec.calendar == "caldav" and not spec.caldav.url:
+            errors.append(f"specialists[{i}].caldav.url: required with calendar = 'caldav'")
         if spec.caldav.url and not spec.caldav.password_env:
             errors.append(f"specialists[{i}].caldav.password_env: name the environment variable holding the password")
     return errors

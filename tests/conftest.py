@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.telegram",
     "tests.fixtures.practice",
     "tests.fixtures.bot",
+    "tests.fixtures.feeds",
 ]

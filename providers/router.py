@@ -1,0 +1,44 @@
+"""The CalendarPort the booking service sees: each specialist's own calendar plus their busy feeds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping
+from datetime import datetime
+
+from providers.feeds import BusyFeeds
+from scheduling.calendar import CalendarPort, EventSpec
+from scheduling.model import Busy
+
+
+class CalendarRouter:
+    """Sends each specialist's calendar work to the port that serves them (CalDAV by default)."""
+
+    def __init__(self, default: CalendarPort, feeds: BusyFeeds, ports: Mapping[str, CalendarPort] | None = None):
+        self.default = default
+        self.feeds = feeds
+        self.ports = dict(ports or {})
+
+    def port(self, specialist_id: str) -> CalendarPort:
+        return self.ports.get(specialist_id, self.default)
+
+    async def busy(self, specialist_id: str, start: datetime, end: datetime, *, fresh: bool = False) -> list[Busy]:
+        """The calendar's busy time and the feeds' together; either one unreadable makes the answer unavailable."""
+        own, feeds = await asyncio.gather(
+            self.port(specialist_id).busy(specialist_id, start, end, fresh=fresh),
+            self.feeds.busy(specialist_id, start, end, fresh=fresh),
+        )
+        if not feeds:
+            return own
+        return sorted([*own, *feeds], key=lambda b: (b.start, b.end))
+
+    async def appointment_times(
+        self, specialist_id: str, uids: Collection[str]
+    ) -> dict[str, tuple[datetime, datetime] | None]:
+        return await self.port(specialist_id).appointment_times(specialist_id, uids)
+
+    async def put(self, specialist_id: str, event: EventSpec) -> None:
+        await self.port(specialist_id).put(specialist_id, event)
+
+    async def remove(self, specialist_id: str, uid: str) -> None:
+        await self.port(specialist_id).remove(specialist_id, uid)
