@@ -23,7 +23,7 @@ from telegram.ext import (
 
 from bot import notify
 from bot.deps import Deps, deps
-from bot.handlers import client, mine, specialist
+from bot.handlers import account, client, mine, specialist
 from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
 
@@ -102,6 +102,8 @@ async def set_commands(app: Application) -> None:
             BotCommand("book", _("Book an appointment")),
             BotCommand("my", _("My appointments")),
             BotCommand("cancel", _("Stop the booking under way")),
+            BotCommand("language", _("Choose your language")),
+            BotCommand("help", _("Help and the practice's contact")),
         ]
         await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
 
@@ -137,9 +139,12 @@ def build_application(
     app.add_handler(CommandHandler("cancel", client.cancel))
     app.add_handler(CommandHandler("my", mine.my_appointments))
     app.add_handler(CommandHandler("agenda", specialist.show_agenda))
+    app.add_handler(CommandHandler("language", account.language))
+    app.add_handler(CommandHandler("help", account.help_command))
     app.add_handler(CallbackQueryHandler(client.button, pattern=r"^b\|"))
     app.add_handler(CallbackQueryHandler(specialist.button, pattern=r"^s\|"))
     app.add_handler(CallbackQueryHandler(mine.button, pattern=r"^m\|"))
+    app.add_handler(CallbackQueryHandler(account.language_button, pattern=r"^l\|"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.CONTACT, client.contact))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, client.text))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from telegram.ext import Application, ContextTypes
 
 from scheduling.booking import BookingService
+from scheduling.changes import ChangeService
 from scheduling.config import Practice
 from scheduling.store import ClientRow, Store
 
@@ -16,6 +17,11 @@ class Deps:
     practice: Practice
     store: Store
     booking: BookingService
+
+    @property
+    def changes(self) -> ChangeService:
+        """Moves the client asks for (stateless: made on demand)."""
+        return ChangeService(self.booking)
 
     def language(self, client: ClientRow | None) -> str:
         """The language a client is answered in: theirs, else the practice's."""

@@ -39,10 +39,18 @@ async def _client_of(d: Deps, appt: AppointmentRow) -> ClientRow:
     return client
 
 
+async def replaced(d: Deps, appt: AppointmentRow) -> AppointmentRow | None:
+    """The appointment a request to move would move (None for an ordinary request)."""
+    if appt.replaces_id is None:
+        return None
+    async with d.store.tx() as tx:
+        return await tx.get_appointment(appt.replaces_id)
+
+
 async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Send the request with Approve / Decline; remembered so later changes edit the same message."""
     client = await _client_of(d, appt)
-    msg = texts.request_message(d.practice, appt, client, staff_lang(d))
+    msg = texts.request_message(d.practice, appt, client, staff_lang(d), await replaced(d, appt))
     for chat_id in _recipients(d, appt):
         try:
             sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
@@ -59,7 +67,7 @@ async def refresh_request(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     if appt.request_chat_id is None or appt.request_message_id is None:
         return
     client = await _client_of(d, appt)
-    msg = texts.request_message(d.practice, appt, client, staff_lang(d))
+    msg = texts.request_message(d.practice, appt, client, staff_lang(d), await replaced(d, appt))
     await edit_quietly(bot, appt.request_chat_id, appt.request_message_id, text=msg.text, markup=msg.markup)
 
 
@@ -73,9 +81,14 @@ async def _to_client(bot: Bot, client: ClientRow, text: str, **kwargs: object) -
 
 
 async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
-    """Tell the client, with an .ics file for their own calendar."""
+    """Tell the client, with an .ics file for their own calendar (a move: the visit's new time)."""
     client = await _client_of(d, appt)
     lang = d.language(client)
+    original = await replaced(d, appt)
+    if appt.status == Status.MOVED and original is not None:
+        await _to_client(bot, client, texts.move_approved_for_client(d.practice, original, lang))
+        await _send_ics(bot, d, original, client)
+        return
     await _to_client(bot, client, texts.confirmed_for_client(d.practice, appt, lang))
     await _send_ics(bot, d, appt, client)
 
@@ -93,15 +106,25 @@ async def _send_ics(bot: Bot, d: Deps, appt: AppointmentRow, client: ClientRow) 
 
 async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     client = await _client_of(d, appt)
-    msg = texts.declined_for_client(d.practice, appt, d.language(client))
+    lang = d.language(client)
+    original = await replaced(d, appt)
+    if original is not None:
+        await _to_client(bot, client, texts.move_refused_for_client(d.practice, appt, original, lang, expired=False))
+        return
+    msg = texts.declined_for_client(d.practice, appt, lang)
     await _to_client(bot, client, msg.text, reply_markup=msg.markup)
 
 
 async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
-    """Both are told: the client may choose again, the specialist's buttons go away."""
+    """Both are told: the client may choose again (or keeps the visit a move was for), the buttons go away."""
     client = await _client_of(d, appt)
-    msg = texts.expired_for_client(d.practice, appt, d.language(client))
-    await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+    lang = d.language(client)
+    original = await replaced(d, appt)
+    if original is not None:
+        await _to_client(bot, client, texts.move_refused_for_client(d.practice, appt, original, lang, expired=True))
+    else:
+        msg = texts.expired_for_client(d.practice, appt, lang)
+        await _to_client(bot, client, msg.text, reply_markup=msg.markup)
     await refresh_request(bot, d, appt)
 
 
@@ -143,7 +166,8 @@ async def sweep(bot: Bot, d: Deps) -> None:
             await calendar_changed(bot, d, change)
     for appt in await d.booking.claim_reminders():
         client = await _client_of(d, appt)
-        await _to_client(bot, client, texts.reminder_for_client(d.practice, appt, d.language(client)))
+        msg = texts.reminder_for_client(d.practice, appt, d.language(client))
+        await _to_client(bot, client, msg.text, reply_markup=msg.markup)
     now = d.booking.clock()
     async with d.store.tx() as tx:
         unsent = await tx.unsent_requests(now - timedelta(seconds=30))

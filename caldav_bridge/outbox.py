@@ -61,7 +61,8 @@ class OutboxWorker:
         try:
             if appt is None:
                 raise LookupError("appointment missing")
-            if Status(appt.status) in IN_CALENDAR:
+            # A row for a specialist the appointment has left (reassigned) removes it from that calendar.
+            if Status(appt.status) in IN_CALENDAR and appt.specialist_id == row.specialist_id:
                 await self.calendar.put(row.specialist_id, self.event_for(appt))
             else:
                 await self.calendar.remove(row.specialist_id, appt.uid)

@@ -14,7 +14,7 @@ from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import ACTIVE_STATUSES, Busy, Channel, Slot, Status
 from scheduling.slots import days_with_slots, free_slots, last_bookable_day
-from scheduling.store import AppointmentRow, Store
+from scheduling.store import AppointmentRow, Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class NotYet(Exception):
 
 
 class CancellationClosed(Exception):
-    """The client asked to cancel after the free-cancellation limit."""
+    """The client asked to cancel (or move) after the free-cancellation limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,8 @@ class Request:
     start: datetime
     note: str = ""
     source: str | None = None
+    first_available: bool = False  # the client let the practice choose the specialist
+    replaces_id: int | None = None  # a request to move this appointment of the client's here
 
 
 class BookingService:
@@ -105,6 +107,10 @@ class BookingService:
         self.calendar = calendar
         self.clock = clock
         self._wake_outbox = on_calendar_change
+
+    def wake_outbox(self) -> None:
+        """Tell the outbox worker that calendar writes are waiting."""
+        self._wake_outbox()
 
     # --- reading free time -------------------------------------------------------------------------
 
@@ -249,6 +255,8 @@ class BookingService:
                     expires_at=self._expiry(now, req.start),
                     actor=f"client:{req.client_id}",
                     at=now,
+                    first_available=req.first_available,
+                    replaces_id=req.replaces_id,
                 )
                 await tx.enqueue_sync(appt.id, req.specialist_id, now)
         if problems:
@@ -302,8 +310,13 @@ class BookingService:
             if not self.may_decide(appt, telegram_id):
                 raise NotAllowed(appointment_id)
             role = "admin" if telegram_id in self.practice.practice.admins else "specialist"
+            actor = f"{role}:{telegram_id}"
+            if target == Status.CONFIRMED and appt.replaces_id is not None:
+                await self._carry_out_move(tx, appt, actor=actor, at=now)
+                self._wake_outbox()
+                return appt
             try:
-                await tx.transition(appt, target, actor=f"{role}:{telegram_id}", at=now, reason=reason)
+                await tx.transition(appt, target, actor=actor, at=now, reason=reason)
             except InvalidTransition as exc:
                 raise AlreadyDecided(exc.current) from None
             if target == Status.DECLINED:
@@ -312,8 +325,32 @@ class BookingService:
         self._wake_outbox()
         return appt
 
+    async def _carry_out_move(self, tx: Tx, move: AppointmentRow, *, actor: str, at: datetime) -> None:
+        """Approving a request to move: the appointment takes its time (same UID, SEQUENCE+1), the request ends."""
+        assert move.replaces_id is not None
+        original = await tx.get_appointment(move.replaces_id, for_update=True)
+        if original is None or original.status != Status.CONFIRMED:
+            raise AlreadyDecided(Status(original.status) if original is not None else Status.CANCELLED)
+        try:
+            await tx.transition(move, Status.MOVED, actor=actor, at=at, reason=f"moved #{original.id} here")
+        except InvalidTransition as exc:
+            raise AlreadyDecided(exc.current) from None
+        old_specialist = original.specialist_id
+        moved = await tx.move(
+            original, move.start, move.end, actor=actor, at=at, specialist_id=move.specialist_id, channel=move.channel
+        )
+        if not moved:
+            raise AlreadyDecided(Status.CANCELLED)  # changed under us: the transaction is rolled back
+        await tx.enqueue_sync(move.id, move.specialist_id, at)  # the held time's tentative event goes
+        if old_specialist != move.specialist_id:
+            await tx.enqueue_sync(original.id, old_specialist, at)
+        await tx.enqueue_sync(original.id, original.specialist_id, at)
+
     async def approve(self, appointment_id: int, telegram_id: int) -> AppointmentRow:
-        """Confirm a request; the calendar event becomes CONFIRMED through the outbox."""
+        """Confirm a request; the calendar event becomes CONFIRMED through the outbox.
+
+        Approving a request to move returns it with status `moved`; the appointment it names has its new time.
+        """
         return await self._decide(appointment_id, telegram_id, Status.CONFIRMED)
 
     async def decline(self, appointment_id: int, telegram_id: int, reason: str) -> AppointmentRow:
@@ -424,19 +461,31 @@ class BookingService:
         spec = self.practice.specialist_by_id[appt.specialist_id]
         return self.clock() <= appt.start - timedelta(hours=spec.cancellation.free_until_hours)
 
-    async def cancel_by_client(self, appointment_id: int, client_id: int) -> AppointmentRow:
-        """Cancel the client's own request or appointment, within the specialist's cancellation policy."""
+    async def cancel_by_client(self, appointment_id: int, client_id: int, *, late: bool = False) -> AppointmentRow:
+        """Cancel the client's own request or appointment; a pending request to move it goes with it.
+
+        After the specialist's free-cancellation limit only with `late=True` (the client confirmed
+        that the practice may charge): the appointment then records a late cancellation.
+        """
         now = self.clock()
         async with self.store.tx() as tx:
             appt = await tx.get_appointment(appointment_id, for_update=True)
             if appt is None or appt.client_id != client_id:
                 raise NotAllowed(appointment_id)
-            if not self.may_cancel(appt):
+            is_late = not self.may_cancel(appt)
+            if is_late and not late:
                 raise CancellationClosed(appointment_id)
+            actor = f"client:{client_id}"
             try:
-                await tx.transition(appt, Status.CANCELLED, actor=f"client:{client_id}", at=now)
+                await tx.transition(appt, Status.CANCELLED, actor=actor, at=now, reason="late" if is_late else None)
             except InvalidTransition as exc:
                 raise AlreadyDecided(exc.current) from None
+            if is_late:
+                await tx.mark_cancelled_late(appt)
             await tx.enqueue_sync(appt.id, appt.specialist_id, now)
+            move = (await tx.pending_moves([appt.id])).get(appt.id)
+            if move is not None:
+                await tx.transition(move, Status.CANCELLED, actor=actor, at=now, reason="the appointment was cancelled")
+                await tx.enqueue_sync(move.id, move.specialist_id, now)
         self._wake_outbox()
         return appt

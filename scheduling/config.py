@@ -15,9 +15,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
+from pydantic_core import core_schema
 
 from scheduling.model import Channel
 
@@ -45,6 +48,64 @@ def _time_of_day(value: Any) -> time:
     raise ValueError(f"{value} is not a time of day (use HH:MM)")
 
 
+_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+
+
+class LocalText(str):
+    """A practice text: a plain string for every language, or one wording per language.
+
+    The string value is the practice language's wording (else the first given), so code that
+    has no reader's language still reads sensibly; screens pick the reader's with `local()`.
+    """
+
+    wordings: dict[str, str]
+
+    def __new__(cls, default: str, wordings: dict[str, str] | None = None) -> LocalText:
+        text = super().__new__(cls, default)
+        text.wordings = dict(wordings or {})
+        return text
+
+    def local(self, lang: str) -> str:
+        """The wording in `lang` (or its base language), else the default."""
+        if lang in self.wordings:
+            return self.wordings[lang]
+        return self.wordings.get(lang.split("-")[0], str(self))
+
+    @classmethod
+    def parse(cls, value: Any, practice_language: str = "en") -> LocalText:
+        """A plain string, or a table of language -> wording (TOML `{ en = "...", pl = "..." }`)."""
+        if isinstance(value, LocalText):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("give at least one language's wording")
+            for lang, text in value.items():
+                if not isinstance(lang, str) or not _LANG_RE.match(lang):
+                    raise ValueError(f"{lang!r} is not a language code (e.g. en, pl, de)")
+                if not isinstance(text, str):
+                    raise ValueError(f"the {lang} wording is not a string")
+            default = value.get(practice_language, next(iter(value.values())))
+            return cls(default, value)
+        raise ValueError("give a string, or a table of language = wording")
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: Any, info: ValidationInfo) -> LocalText:
+            lang = (info.context or {}).get("language", "en")
+            return cls.parse(value, lang)
+
+        return core_schema.with_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v.wordings or str(v))
+        )
+
+
+def local(text: str, lang: str) -> str:
+    """The reader's wording of a practice text (plain strings read the same in every language)."""
+    return text.local(lang) if isinstance(text, LocalText) else text
+
+
 def _zone(value: Any) -> str:
     try:
         ZoneInfo(str(value))
@@ -63,12 +124,16 @@ class _Strict(BaseModel):
 
 
 class PracticeInfo(_Strict):
-    name: str
+    name: LocalText
     timezone: TimeZoneName = "UTC"
     language: str = "en"
     country: str = Field("", pattern=r"^([A-Z]{2})?$", description="ISO code for reading local phone numbers")
     terms_url: str = ""
     privacy_url: str = ""
+    # How clients reach the practice when the bot cannot help ("please contact the practice").
+    phone: str = ""
+    email: str = ""
+    address: LocalText = LocalText("")
     policy_version: str = "1"
     approval_timeout_hours: float = Field(24, gt=0)
     reminder_hours: list[float] = Field([24], description="remind clients this long before a confirmed visit")
@@ -78,23 +143,31 @@ class PracticeInfo(_Strict):
 
 class Location(_Strict):
     id: Identifier
-    name: str
-    address: str = ""
+    name: LocalText
+    address: LocalText = LocalText("")
     timezone: TimeZoneName | None = None
     kind: Literal["on_site", "online"] = "on_site"
 
 
 class Service(_Strict):
     id: Identifier
-    name: str
-    category: str = ""
+    name: LocalText
+    category: LocalText = LocalText("")
     duration: int = Field(gt=0, le=24 * 60, description="minutes")
     buffer_after: int = Field(0, ge=0, description="minutes kept free after the appointment")
     start_every: int = Field(30, gt=0, le=24 * 60, description="start grid in minutes")
     full_hours_only: bool = False
     channels: list[Channel] = Field([Channel.ON_SITE], min_length=1)
-    instructions: str = ""
-    price: str = ""
+    instructions: LocalText = LocalText("")
+    # The channels the instructions are for (none given: every channel), e.g. "arrive early" on site only.
+    instructions_channels: list[Channel] = []
+    price: LocalText = LocalText("")
+
+    def instructions_for(self, channel: str | None) -> LocalText:
+        """The instructions that apply to a visit by `channel` (None: not chosen yet, all apply)."""
+        if self.instructions_channels and channel is not None and channel not in self.instructions_channels:
+            return LocalText("")
+        return self.instructions
 
 
 class CalDAVAccount(_Strict):
@@ -166,7 +239,7 @@ class DateException(_Strict):
 
 class CancellationPolicy(_Strict):
     free_until_hours: float = Field(24, ge=0)
-    text: str = ""
+    text: LocalText = LocalText("")
 
 
 class Specialist(_Strict):
@@ -225,7 +298,7 @@ class Practice(_Strict):
             )
         ]
 
-    def categories(self) -> list[str]:
+    def categories(self) -> list[LocalText]:
         """Service categories in file order."""
         return list(dict.fromkeys(s.category for s in self.services))
 
@@ -281,7 +354,9 @@ def _message(err: Any) -> str:
 def parse_practice(data: dict[str, Any]) -> Practice:
     """Validate already-parsed TOML data into a Practice, or raise ConfigError naming every bad field."""
     try:
-        practice = Practice.model_validate(data)
+        info = data.get("practice") if isinstance(data, dict) else None
+        lang = info.get("language", "en") if isinstance(info, dict) else "en"
+        practice = Practice.model_validate(data, context={"language": lang})
     except ValidationError as exc:
         raise ConfigError([f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()]) from None
     errors = _references(practice)

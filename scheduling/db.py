@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     event,
+    false,
     text,
 )
 from sqlalchemy.engine import URL, make_url
@@ -144,6 +145,12 @@ class AppointmentRow(Base):
     decline_reason: Mapped[str | None] = mapped_column(Text)
     request_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     request_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Booked as "first available": a move may go to any specialist.
+    first_available: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Cancelled by the client after the specialist's free-cancellation limit (the practice may charge).
+    cancelled_late: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # A request to move that appointment here; it holds the new time until the specialist decides.
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), index=True)
     # Loaded with the appointment (inner join): rows are used after their transaction has closed.
     client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
 

@@ -15,13 +15,14 @@ class InvalidTransition(Exception):
 
 
 ALLOWED: dict[Status, frozenset[Status]] = {
-    Status.REQUESTED: frozenset({Status.CONFIRMED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED}),
+    Status.REQUESTED: frozenset({Status.CONFIRMED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.MOVED}),
     Status.CONFIRMED: frozenset({Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW}),
     Status.DECLINED: frozenset(),
     Status.EXPIRED: frozenset(),
     Status.CANCELLED: frozenset(),
     Status.COMPLETED: frozenset(),
     Status.NO_SHOW: frozenset(),
+    Status.MOVED: frozenset(),
 }
 
 

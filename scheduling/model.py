@@ -22,6 +22,8 @@ class Status(enum.StrEnum):
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     NO_SHOW = "no_show"
+    # A request to move another appointment, carried out: its time now belongs to that appointment.
+    MOVED = "moved"
 
 
 # Statuses whose appointment still occupies its time.

@@ -26,7 +26,7 @@ from scheduling.db import (
     TransitionRow,
 )
 from scheduling.lifecycle import InvalidTransition, check_transition
-from scheduling.model import ACTIVE_STATUSES, Status
+from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Status
 
 RETRY_FIRST = timedelta(seconds=5)
 RETRY_MAX = timedelta(minutes=10)
@@ -100,10 +100,13 @@ class Tx:
         return await self.session.get(ClientRow, client_id)
 
     async def last_specialist(self, client_id: int) -> str | None:
-        """The specialist of the client's most recent appointment (latest start), any status."""
+        """The specialist of the client's most recent appointment (latest start) that was not called off.
+
+        A declined, lapsed or cancelled request does not make someone the client's specialist.
+        """
         return await self.session.scalar(
             select(AppointmentRow.specialist_id)
-            .where(AppointmentRow.client_id == client_id)
+            .where(AppointmentRow.client_id == client_id, AppointmentRow.status.in_(IN_CALENDAR))
             .order_by(AppointmentRow.start.desc(), AppointmentRow.id.desc())
             .limit(1)
         )
@@ -137,8 +140,13 @@ class Tx:
         expires_at: datetime | None,
         actor: str,
         at: datetime,
+        first_available: bool = False,
+        replaces_id: int | None = None,
     ) -> AppointmentRow:
-        """A new `requested` appointment with a fresh uid, its creation recorded as a transition."""
+        """A new `requested` appointment with a fresh uid, its creation recorded as a transition.
+
+        With `replaces_id` it is a request to move that appointment here.
+        """
         client = await self.session.get(ClientRow, client_id)
         if client is None:
             raise LookupError(f"client {client_id} does not exist")
@@ -158,6 +166,8 @@ class Tx:
             created_at=at,
             updated_at=at,
             expires_at=expires_at,
+            first_available=first_available,
+            replaces_id=replaces_id,
         )
         self.session.add(appt)
         await self.session.flush()
@@ -177,6 +187,17 @@ class Tx:
 
     async def appointment_by_uid(self, uid: str) -> AppointmentRow | None:
         return await self.session.scalar(select(AppointmentRow).where(AppointmentRow.uid == uid))
+
+    async def pending_moves(self, appointment_ids: Sequence[int]) -> dict[int, AppointmentRow]:
+        """Undecided requests to move these appointments, by the id of the appointment each would move."""
+        if not appointment_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(AppointmentRow).where(
+                AppointmentRow.replaces_id.in_(appointment_ids), AppointmentRow.status == Status.REQUESTED
+            )
+        )
+        return {row.replaces_id: row for row in rows if row.replaces_id is not None}
 
     async def active_appointments(self, specialist_id: str, start: datetime, end: datetime) -> list[AppointmentRow]:
         """Requested or confirmed appointments overlapping [start, end), by start."""
@@ -247,26 +268,66 @@ class Tx:
         )
         await self.session.flush()
 
-    async def move(self, appt: AppointmentRow, start: datetime, end: datetime, *, actor: str, at: datetime) -> bool:
+    async def move(
+        self,
+        appt: AppointmentRow,
+        start: datetime,
+        end: datetime,
+        *,
+        actor: str,
+        at: datetime,
+        specialist_id: str | None = None,
+        channel: str | None = None,
+    ) -> bool:
         """Give the appointment a new time (same identity, SEQUENCE+1), recorded like a transition.
 
-        Compare-and-set on the old time: False if someone moved it meanwhile.
+        With `specialist_id`, it also goes to that specialist (the caller queues the removal from
+        the old calendar); with `channel`, it takes place that way. Reminders already sent are
+        forgotten: they follow the new time.
+        Compare-and-set on the old time and specialist: False if someone moved it meanwhile.
         """
-        old_start = appt.start
+        old_start, old_specialist = appt.start, appt.specialist_id
+        specialist_id = specialist_id or old_specialist
+        channel = channel or appt.channel
         result = await self.session.execute(
             update(AppointmentRow)
-            .where(AppointmentRow.id == appt.id, AppointmentRow.start == old_start)
-            .values(start=start, end=end, sequence=AppointmentRow.sequence + 1, updated_at=at)
+            .where(
+                AppointmentRow.id == appt.id,
+                AppointmentRow.start == old_start,
+                AppointmentRow.specialist_id == old_specialist,
+            )
+            .values(
+                start=start,
+                end=end,
+                specialist_id=specialist_id,
+                channel=channel,
+                sequence=AppointmentRow.sequence + 1,
+                updated_at=at,
+            )
             .returning(AppointmentRow.sequence)
             .execution_options(synchronize_session=False)
         )
         sequence = result.scalar_one_or_none()
         if sequence is None:
             return False
-        for name, value in (("start", start), ("end", end), ("sequence", sequence), ("updated_at", at)):
+        changed = (
+            ("start", start),
+            ("end", end),
+            ("specialist_id", specialist_id),
+            ("channel", channel),
+            ("sequence", sequence),
+        )
+        for name, value in (*changed, ("updated_at", at)):
             set_committed_value(appt, name, value)
+        await self.session.execute(
+            delete(ReminderRow)
+            .where(ReminderRow.appointment_id == appt.id)
+            .execution_options(synchronize_session=False)
+        )
         status = Status(appt.status)
         reason = f"moved from {old_start.isoformat()}"
+        if specialist_id != old_specialist:
+            reason += f" and from {old_specialist}"
         self.session.add(
             TransitionRow(
                 appointment_id=appt.id, from_status=status, to_status=status, actor=actor, reason=reason, at=at
@@ -274,6 +335,16 @@ class Tx:
         )
         await self.session.flush()
         return True
+
+    async def mark_cancelled_late(self, appt: AppointmentRow) -> None:
+        """Record that the client cancelled after the free-cancellation limit."""
+        await self.session.execute(
+            update(AppointmentRow)
+            .where(AppointmentRow.id == appt.id)
+            .values(cancelled_late=True)
+            .execution_options(synchronize_session=False)
+        )
+        set_committed_value(appt, "cancelled_late", True)
 
     async def transitions(self, appointment_id: int) -> list[TransitionRow]:
         rows = await self.session.scalars(
@@ -403,6 +474,8 @@ class Tx:
             select(OutboxRow.id)
             .where(
                 OutboxRow.appointment_id == appointment_id,
+                # A row per calendar: a reassigned appointment is removed from one and put in another.
+                OutboxRow.specialist_id == specialist_id,
                 OutboxRow.done_at.is_(None),
                 or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= at),
             )

@@ -64,7 +64,8 @@ async def test_returning_client_is_not_asked_again(bot: Bot) -> None:
     await bot.anna.tap("This time is no longer available")
     await client.send("/book")
     await tap_through(client, *CENTRE_FIRST_CONSULTATION)
-    assert labels(client.last)[:2] == ["First available", "Anna Kowalska"]  # the previous specialist first
+    # A declined request does not make Anna the client's specialist: no one is put first.
+    assert labels(client.last)[:3] == ["First available", "Anna Kowalska", "Jonas Petraitis"]
     await tap_through(client, "Anna Kowalska", "2", "10:00", "On site", "Skip")
     assert "Please check your request" in client.last.text  # no contact or consent questions this time
     assert "Jan Nowak, +48601234567" in client.last.text
@@ -100,15 +101,28 @@ async def test_client_lists_and_cancels_an_appointment(bot: Bot) -> None:
     assert "not valid" in stranger.answers[-1].text
 
 
-async def test_late_cancellation_is_refused_with_the_policy(bot: Bot) -> None:
+async def test_late_cancellation_shows_the_policy_and_is_recorded(bot: Bot) -> None:
     client = bot.user(6007, "Rita")
     await book_first_consultation(client, note=None)
     await bot.anna.tap("Approve")
     bot.clock.advance(days=1, hours=12)  # Wednesday 2 December, 07:00 local: two hours before the visit
     await client.send("/my")
     await client.tap("Cancel #1")
-    assert "no longer possible" in client.last.text and client.last.buttons == []
+    shown = client.last.text
+    assert "Free cancellation until 24 hours before the visit." in shown and "may charge" in shown
+    assert "+48 58 123 45 67" in shown and "kontakt@example.org" in shown  # the practice's contact
+    assert client.last.buttons == [["Cancel anyway"], ["No, keep it"]]
+    await client.tap("No, keep it")
     assert (await _appointment(bot, 6007)).status == "confirmed"
+
+    await client.send("/my")
+    await client.tap("Cancel #1")
+    await client.tap("Cancel anyway")
+    assert "late cancellation" in client.last.text
+    appt = await _appointment(bot, 6007)
+    assert appt.status == "cancelled" and appt.cancelled_late
+    told = [m.text for m in bot.anna.messages if "The client cancelled" in m.text]
+    assert told and "late" in told[-1]
 
 
 async def test_a_tap_answered_too_late_still_counts(bot: Bot) -> None:
@@ -182,7 +196,7 @@ async def test_the_specialist_agenda_lists_the_week_and_records_who_came(bot: Bo
 async def test_the_command_menu_is_set_in_every_language(bot: Bot) -> None:
     default = '{"type": "default"}'
     english = bot.emulator.commands[(default, "")]
-    assert {c["command"] for c in english} == {"book", "my", "cancel"}
+    assert {c["command"] for c in english} == {"book", "my", "cancel", "language", "help"}
     polish = bot.emulator.commands[(default, "pl")]
-    assert {c["command"] for c in polish} == {"book", "my", "cancel"}
+    assert {c["command"] for c in polish} == {"book", "my", "cancel", "language", "help"}
     assert {c["description"] for c in polish}.isdisjoint({c["description"] for c in english})

@@ -278,6 +278,10 @@ async def test_client_appointments_and_last_specialist(store: Store) -> None:
             future.id,
         ]
         assert await tx.last_specialist(client_id) == "anna"
+        await tx.transition(future, Status.DECLINED, actor="specialist:1", at=T0)
+    async with store.tx() as tx:
+        # A declined request does not make Anna the client's specialist: the latest visit still standing does.
+        assert await tx.last_specialist(client_id) == "ewa"
 
 
 async def test_request_message_and_unsent_requests(store: Store) -> None:

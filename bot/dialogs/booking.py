@@ -21,14 +21,25 @@ from bot.dialogs.render import (
     Gettext,
     appointment_lines,
     channel_label,
+    contact_the_practice,
     day_label,
     time_label,
+    when,
     zone_note,
 )
 from bot.i18n import gettext_for
-from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
+from scheduling.booking import (
+    AlreadyDecided,
+    BookingService,
+    CancellationClosed,
+    InvalidRequest,
+    NotAllowed,
+    Request,
+    SlotTaken,
+)
 from scheduling.calendar import CalendarUnavailable
-from scheduling.config import Practice
+from scheduling.changes import ChangeService
+from scheduling.config import Practice, local
 from scheduling.contact import clean_email, clean_name, normalize_phone
 from scheduling.model import Channel, Slot
 from scheduling.store import AppointmentRow, ClientRow
@@ -63,6 +74,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "summary": (),
 }
 PARTS = {"m": (0, 12), "a": (12, 17), "e": (17, 24)}  # local hours [from, to)
+NOTE_MAX = 1000  # characters of a client's note kept
 MANY_TIMES = 12  # more free times than this in a day: offer the morning / afternoon / evening filter
 
 
@@ -137,8 +149,10 @@ def specialists(p: Practice, d: Draft) -> list[str]:
 
 
 def candidates(p: Practice, d: Draft) -> list[str]:
-    """The specialists whose time the day and time pickers show."""
-    return specialists(p, d) if d.specialist == "*" else [d.specialist or ""]
+    """The specialists whose time the day and time pickers show ("first available": never one who declined)."""
+    if d.specialist == "*":
+        return [s for s in specialists(p, d) if s not in d.avoid]
+    return [d.specialist or ""]
 
 
 # --- screens ------------------------------------------------------------------------------------------
@@ -149,7 +163,11 @@ def _header(c: Ctx) -> str:
     d, _ = c.draft, c._
     if not (d.service and d.location):
         return ""
-    lines = appointment_lines(
+    lines = []
+    if d.moving is not None and d.moving_from:
+        old = when(d.lang, c.practice, d.location, datetime.fromisoformat(d.moving_from))
+        lines.append(_("Moving your appointment of {when}").format(when=escape(old)))
+    lines += appointment_lines(
         _,
         d.lang,
         c.practice,
@@ -159,9 +177,9 @@ def _header(c: Ctx) -> str:
         start=datetime.fromisoformat(d.start) if d.start else None,
         channel=d.channel,
     )
-    instructions = c.practice.service_by_id[d.service].instructions
+    instructions = c.practice.service_by_id[d.service].instructions_for(d.channel)
     if instructions and d.step in ("specialist", "day"):
-        lines.append(f"<i>{escape(instructions)}</i>")
+        lines.append(f"<i>{escape(local(instructions, d.lang))}</i>")
     return "\n".join(lines) + "\n\n"
 
 
@@ -171,11 +189,17 @@ def _with_notice(c: Ctx, text: str) -> str:
     return f"<b>{escape(notice)}</b>\n\n{text}" if notice else text
 
 
+def _question(c: Ctx, question: str) -> str:
+    """A contact question, or instead the refusal of the last answer (which asks again itself)."""
+    refusal, c.draft.notice = c.draft.notice, None
+    return escape(refusal) if refusal else question
+
+
 async def screen_location(c: Ctx) -> Screen | str:
     ids = locations(c.practice)
     if len(ids) == 1:
         return ids[0]
-    buttons = [[_button(c.practice.location_by_id[i].name, "pick", i)] for i in ids]
+    buttons = [[_button(local(c.practice.location_by_id[i].name, c.draft.lang), "pick", i)] for i in ids]
     return Screen(c._("Where would you like to meet?"), [*buttons, _nav(c)])
 
 
@@ -185,7 +209,7 @@ async def screen_category(c: Ctx) -> Screen | str:
     if len(idx) == 1:
         return str(idx[0])
     names = c.practice.categories()
-    buttons = [[_button(names[i], "pick", str(i))] for i in idx]
+    buttons = [[_button(local(names[i], c.draft.lang), "pick", str(i))] for i in idx]
     return Screen(c._("What is it about?"), [*buttons, _nav(c)])
 
 
@@ -197,8 +221,8 @@ async def screen_service(c: Ctx) -> Screen | str:
     rows = []
     for i in ids:
         s = c.practice.service_by_id[i]
-        label = c._("{name} · {minutes} min").format(name=s.name, minutes=s.duration)
-        label += f" · {s.price}" if s.price else ""
+        label = c._("{name} · {minutes} min").format(name=local(s.name, c.draft.lang), minutes=s.duration)
+        label += f" · {local(s.price, c.draft.lang)}" if s.price else ""
         rows.append([_button(label, "pick", i)])
     return Screen(c._("Which service?"), [*rows, _nav(c)])
 
@@ -296,16 +320,17 @@ async def screen_time(c: Ctx) -> Screen | str:
         return _unavailable(c)
     zone = c.practice.zone(d.location)
     rows: list[list[InlineKeyboardButton]] = []
-    if len(starts) > MANY_TIMES:
+    by_part = {key: [s for s in starts if low <= s.astimezone(zone).hour < high] for key, (low, high) in PARTS.items()}
+    if d.part and not by_part[d.part]:
+        d.part = None  # the part's last time was taken meanwhile: show the whole day again
+    if len(starts) > MANY_TIMES and sum(1 for part in by_part.values() if part) > 1:
+        # Only the parts of the day that have times are offered.
+        labels = (("m", _("Morning")), ("a", _("Afternoon")), ("e", _("Evening")))
         rows.append(
-            [
-                _button(("✓ " if d.part == key else "") + label, "part", key)
-                for key, label in (("m", _("Morning")), ("a", _("Afternoon")), ("e", _("Evening")))
-            ]
+            [_button(("✓ " if d.part == key else "") + label, "part", key) for key, label in labels if by_part[key]]
         )
         if d.part:
-            low, high = PARTS[d.part]
-            starts = [s for s in starts if low <= s.astimezone(zone).hour < high]
+            starts = by_part[d.part]
     times = [
         _button(time_label(d.lang, c.practice, d.location, s), "time", str(int(s.timestamp()) // 60)) for s in starts
     ]
@@ -333,17 +358,19 @@ async def screen_note(c: Ctx) -> Screen | str:
 
 async def screen_contact(c: Ctx) -> Screen | str:
     d, cl, _ = c.draft, c.client, c._
+    # Arriving here, a notice is about an earlier step (a shortened note); later it is a refusal.
+    ask = _with_notice if d.contact_stage is None else _question
     if d.contact_stage is None:
         if cl.name and cl.phone:
             return "known"
         d.contact_stage = "name"
     if d.contact_stage == "name":
-        return Screen(_with_notice(c, _("Please type your first and last name.")), [_nav(c)])
+        return Screen(ask(c, _("Please type your first and last name.")), [_nav(c)])
     if d.contact_stage == "phone":
         text = _("Please share your phone number with the button below, or type it.")
-        return Screen(_with_notice(c, text), [_nav(c)], ask_contact=True)
+        return Screen(ask(c, text), [_nav(c)], ask_contact=True)
     text = _("Your e-mail address (optional): type it, or tap Skip.")
-    return Screen(_with_notice(c, text), [[_button(_("Skip"), "skip")], _nav(c)])
+    return Screen(ask(c, text), [[_button(_("Skip"), "skip")], _nav(c)])
 
 
 async def screen_consent(c: Ctx) -> Screen | str:
@@ -355,11 +382,15 @@ async def screen_consent(c: Ctx) -> Screen | str:
         "Before sending the request, please accept the terms of service ({terms}) and the privacy policy "
         "({privacy}). Your details are used only to arrange your appointments."
     ).format(terms=escape(info.terms_url), privacy=escape(info.privacy_url))
-    return Screen(text, [[_button(c._("I agree"), "agree")], _nav(c)])
+    return Screen(_with_notice(c, text), [[_button(c._("I agree"), "agree")], _nav(c)])
 
 
 async def screen_summary(c: Ctx) -> Screen | str:
     d, cl, _ = c.draft, c.client, c._
+    if d.moving is not None:
+        lines = [_("Please check the new time:"), "", _header(c).rstrip()]
+        rows = [[_button(_("Ask to move it"), "send")], _nav(c)]
+        return Screen(_with_notice(c, "\n".join(lines)), rows)
     lines = [_("Please check your request:"), "", _header(c).rstrip()]
     if d.note:
         lines.append(_("Note: {note}").format(note=escape(d.note)))
@@ -396,7 +427,9 @@ def _choose(d: Draft, step: str, value: str) -> None:
         setattr(d, step, value)
 
 
-def _next(step: str) -> str:
+def _next(d: Draft, step: str) -> str:
+    if d.moving is not None and step == "channel":
+        return "summary"  # a move keeps the note, the details and the consent of the visit
     return STEPS[STEPS.index(step) + 1]
 
 
@@ -410,7 +443,7 @@ async def render(c: Ctx) -> Screen:
                 c.draft.history.append(step)
             return result
         _choose(c.draft, step, result)
-        c.draft.step = _next(step)
+        c.draft.step = _next(c.draft, step)
 
 
 def go_back(d: Draft) -> None:
@@ -450,6 +483,21 @@ def begin(
                 d.specialist, d.step = specialist, "day"
 
 
+def begin_move(d: Draft, appt: AppointmentRow, *, practice: Practice) -> None:
+    """Start the day and time pickers for moving a visit: same service and place, same specialist or any."""
+    begin(
+        d,
+        location=appt.location_id,
+        service=appt.service_id,
+        specialist=None if appt.first_available else appt.specialist_id,
+        practice=practice,
+    )
+    if appt.first_available and d.step == "specialist":
+        d.specialist, d.step = "*", "day"
+    d.moving, d.moving_from = appt.id, appt.start.isoformat()
+    d.note = appt.note or ""
+
+
 async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
     """Apply one tap of the dialog's buttons and return the next screen; raise Forged for impossible data."""
     d, p = c.draft, c.practice
@@ -472,7 +520,7 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
             d.channel = arg
         else:
             raise Forged(verb)
-        d.step = _next(d.step)
+        d.step = _next(d, d.step)
     elif verb == "month" and d.step == "day":
         try:
             month = date.fromisoformat(arg + "-01")
@@ -490,6 +538,7 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
             raise Forged(verb)
         d.day, d.part, d.step = arg, None, "time"
     elif verb == "part" and d.step == "time" and arg in PARTS:
+        # A part with no times is never offered; a tap on one (stale or forged) just shows the whole day.
         d.part = None if d.part == arg else arg
     elif verb == "time" and d.step == "time" and arg.isdigit():
         await _pick_time(c, datetime.fromtimestamp(int(arg) * 60, UTC))
@@ -528,18 +577,32 @@ async def _send(c: Ctx) -> Screen:
     d = c.draft
     assert d.service and d.location and d.assigned and d.start and d.channel
     try:
-        appt = await c.booking.request(
-            Request(
-                client_id=c.client.id,
-                service_id=d.service,
-                location_id=d.location,
+        if d.moving is not None:
+            appt = await ChangeService(c.booking).request_move(
+                d.moving,
+                c.client.id,
                 specialist_id=d.assigned,
-                channel=Channel(d.channel),
                 start=datetime.fromisoformat(d.start),
-                note=d.note or "",
-                source=d.source,
+                channel=Channel(d.channel),
             )
-        )
+        else:
+            appt = await c.booking.request(
+                Request(
+                    client_id=c.client.id,
+                    service_id=d.service,
+                    location_id=d.location,
+                    specialist_id=d.assigned,
+                    channel=Channel(d.channel),
+                    start=datetime.fromisoformat(d.start),
+                    note=d.note or "",
+                    source=d.source,
+                    first_available=d.specialist == "*",
+                )
+            )
+    except (CancellationClosed, AlreadyDecided, NotAllowed):
+        # The visit can no longer be moved here (the deadline passed, or it was cancelled meanwhile).
+        text = c._("This appointment can no longer be moved here.")
+        return Screen(text + "\n\n" + contact_the_practice(c._, d.lang, c.practice), done=True)
     except SlotTaken:
         d.step = "time"
         for name in STEP_FIELDS["time"] + STEP_FIELDS["channel"]:
@@ -552,7 +615,13 @@ async def _send(c: Ctx) -> Screen:
         d.step, d.day = "day", None
         d.notice = c._("This time can no longer be booked. Please choose again.")
         return await render(c)
-    text = c._("Your request has been sent. The specialist will reply soon; I will let you know here.")
+    if d.moving is not None:
+        text = c._(
+            "Your request to move the appointment has been sent. Until the specialist approves it, "
+            "your appointment stays at its present time."
+        )
+    else:
+        text = c._("Your request has been sent. The specialist will reply soon; I will let you know here.")
     return Screen(_header(c) + text, done=True, booked=appt)
 
 
@@ -560,7 +629,12 @@ async def on_text(c: Ctx, text: str) -> Screen | None:
     """Typed text while the dialog waits for a note or contact details; None if it waits for no text."""
     d, _ = c.draft, c._
     if d.step == "note":
-        d.note, d.step = text.strip()[:1000], "contact"
+        note = text.strip()
+        if len(note) > NOTE_MAX:
+            d.notice = _("Your note was longer than {limit} characters, so only its beginning was kept.").format(
+                limit=NOTE_MAX
+            )
+        d.note, d.step = note[:NOTE_MAX], "contact"
     elif d.step == "contact" and d.contact_stage == "name":
         bad_name = _("That does not look like a name. Please type your first and last name.")
         await _remember(c, "name", clean_name(text), bad_name)

@@ -33,6 +33,9 @@ class Draft:
     reason_for: int | None = None  # a specialist typing a decline reason for this appointment
     active: bool = False  # a booking dialog is under way
     reply_keyboard: bool = False  # the "share my number" keyboard is showing and must be removed
+    moving: int | None = None  # the appointment this dialog asks to move (None: a new booking)
+    moving_from: str | None = None  # ISO UTC start of that appointment, shown while choosing
+    avoid: list[str] = field(default_factory=list)  # specialists "first available" must not pick (they declined)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Draft:

@@ -8,7 +8,7 @@ from html import escape
 
 from babel.dates import format_date, format_time
 
-from scheduling.config import Practice
+from scheduling.config import Practice, local
 from scheduling.model import Channel, Status
 from scheduling.store import AppointmentRow
 
@@ -33,14 +33,15 @@ def status_label(_: Gettext, status: str) -> str:
         Status.CANCELLED: _("cancelled"),
         Status.COMPLETED: _("completed"),
         Status.NO_SHOW: _("client did not come"),
+        Status.MOVED: _("moved as asked"),
     }[Status(status)]
 
 
-def channel_instructions(_: Gettext, practice: Practice, channel: str, location_id: str) -> str:
+def channel_instructions(_: Gettext, lang: str, practice: Practice, channel: str, location_id: str) -> str:
     """What the client should expect for this channel: the address on site, the call otherwise."""
     if channel == Channel.ON_SITE:
         loc = practice.location_by_id[location_id]
-        return _("Address: {address}").format(address=escape(loc.address or loc.name))
+        return _("Address: {address}").format(address=escape(local(loc.address or loc.name, lang)))
     return {
         Channel.VIDEO: _("You will receive a video link before the appointment."),
         Channel.PHONE: _("The specialist will call you at the number you gave."),
@@ -87,10 +88,12 @@ def appointment_lines(
 ) -> list[str]:
     """The facts of an appointment (or of a draft, as far as chosen) as labelled lines."""
     service = practice.service_by_id[service_id]
-    lines = [_("Service: {name} ({minutes} min)").format(name=escape(service.name), minutes=service.duration)]
+    name = local(service.name, lang)
+    lines = [_("Service: {name} ({minutes} min)").format(name=escape(name), minutes=service.duration)]
     if service.price:
-        lines.append(_("Price: {price}").format(price=escape(service.price)))
-    lines.append(_("Location: {name}").format(name=escape(practice.location_by_id[location_id].name)))
+        lines.append(_("Price: {price}").format(price=escape(local(service.price, lang))))
+    location = local(practice.location_by_id[location_id].name, lang)
+    lines.append(_("Location: {name}").format(name=escape(location)))
     if specialist_id:
         spec = practice.specialist_by_id[specialist_id]
         lines.append(_("Specialist: {name}").format(name=escape(spec.name)))
@@ -113,3 +116,21 @@ def appointment_facts(_: Gettext, lang: str, practice: Practice, appt: Appointme
         start=appt.start,
         channel=appt.channel,
     )
+
+
+def practice_contact(_: Gettext, lang: str, practice: Practice) -> str:
+    """How to reach the practice (phone, e-mail, address), for every "please contact the practice"."""
+    info = practice.practice
+    lines = [_("{practice}:").format(practice=escape(local(info.name, lang)))]
+    if info.phone:
+        lines.append(_("Phone: {phone}").format(phone=escape(info.phone)))
+    if info.email:
+        lines.append(_("E-mail: {email}").format(email=escape(info.email)))
+    if info.address:
+        lines.append(_("Address: {address}").format(address=escape(local(info.address, lang))))
+    return "\n".join(lines)
+
+
+def contact_the_practice(_: Gettext, lang: str, practice: Practice) -> str:
+    """ "Please contact the practice", followed by how."""
+    return _("Please contact the practice.") + "\n" + practice_contact(_, lang, practice)

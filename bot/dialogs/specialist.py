@@ -7,9 +7,9 @@ from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.dialogs.render import Gettext, appointment_facts, channel_instructions, status_label
+from bot.dialogs.render import Gettext, appointment_facts, channel_instructions, status_label, when
 from bot.i18n import gettext_for
-from scheduling.config import Practice
+from scheduling.config import Practice, local
 from scheduling.store import AppointmentRow, ClientRow
 
 
@@ -22,6 +22,11 @@ def decline_presets(_: Gettext) -> list[str]:
     ]
 
 
+def asks_for_another_specialist(reason: str | None, lang: str) -> bool:
+    """Whether a decline reason is the preset asking the client to choose another specialist."""
+    return reason is not None and reason == decline_presets(gettext_for(lang))[1]
+
+
 @dataclass
 class Message:
     text: str
@@ -32,10 +37,20 @@ def _button(label: str, *parts: str | int) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data="|".join(("s", *map(str, parts))))
 
 
-def request_message(practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str) -> Message:
-    """The request as the specialist sees it, with Approve and Decline while it is pending."""
+def request_message(
+    practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str, replaces: AppointmentRow | None = None
+) -> Message:
+    """The request as the specialist sees it, with Approve and Decline while it is pending.
+
+    A request to move names the visit it would move (`replaces`) and its present time.
+    """
     _ = gettext_for(lang)
-    lines = [_("New appointment request #{id}").format(id=appt.id), ""]
+    if replaces is not None:
+        lines = [_("Request #{id} to move appointment #{original}").format(id=appt.id, original=replaces.id)]
+        old = when(lang, practice, replaces.location_id, replaces.start, with_zone=True)
+        lines += [_("Now: {when}").format(when=old), ""]
+    else:
+        lines = [_("New appointment request #{id}").format(id=appt.id), ""]
     lines += appointment_facts(_, lang, practice, appt)
     lines.append(_("Client: {name}").format(name=escape(client.name or "")))
     lines.append(_("Phone: {phone}").format(phone=escape(client.phone or "")))
@@ -52,10 +67,12 @@ def request_message(practice: Practice, appt: AppointmentRow, client: ClientRow,
     return Message("\n".join(lines), markup)
 
 
-def reasons_message(practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str) -> Message:
+def reasons_message(
+    practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str, replaces: AppointmentRow | None = None
+) -> Message:
     """The request with the decline reasons to choose from."""
     _ = gettext_for(lang)
-    base = request_message(practice, appt, client, lang).text
+    base = request_message(practice, appt, client, lang, replaces).text
     rows = [[_button(r, "r", appt.id, i)] for i, r in enumerate(decline_presets(_))]
     rows.append([_button(_("Type a reason"), "t", appt.id)])
     rows.append([_button(_("« Back"), "b", appt.id)])
@@ -73,24 +90,59 @@ def _letter(
     """A message to the client: a heading, the appointment's facts, what to expect (`how`), then paragraphs."""
     lines = [heading, "", *appointment_facts(_, lang, practice, appt)]
     if how:
-        lines.append(channel_instructions(_, practice, appt.channel, appt.location_id))
+        lines.append(channel_instructions(_, lang, practice, appt.channel, appt.location_id))
     for paragraph in after:
         if paragraph:
             lines += ["", paragraph]
     return "\n".join(lines)
 
 
+def _instructions(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+    """The service's instructions for this visit's channel, in italics."""
+    text = practice.service_by_id[appt.service_id].instructions_for(appt.channel)
+    return f"<i>{escape(local(text, lang))}</i>" if text else ""
+
+
 def confirmed_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
     _ = gettext_for(lang)
-    policy = escape(practice.specialist_by_id[appt.specialist_id].cancellation.text)
+    policy = escape(local(practice.specialist_by_id[appt.specialist_id].cancellation.text, lang))
     heading, footer = _("Your appointment is confirmed."), _("The attached file adds the appointment to your calendar.")
-    return _letter(_, lang, practice, appt, heading, policy, footer, how=True)
+    return _letter(_, lang, practice, appt, heading, _instructions(practice, appt, lang), policy, footer, how=True)
 
 
-def reminder_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+def move_approved_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+    """The specialist approved the client's request to move: the visit's new facts."""
+    _ = gettext_for(lang)
+    heading = _("Your appointment has been moved as you asked.")
+    footer = _("The attached file updates the appointment in your calendar.")
+    return _letter(_, lang, practice, appt, heading, _instructions(practice, appt, lang), footer, how=True)
+
+
+def move_refused_for_client(
+    practice: Practice, move: AppointmentRow, original: AppointmentRow, lang: str, *, expired: bool
+) -> str:
+    """A request to move was declined or lapsed: the visit stands at its old time."""
+    _ = gettext_for(lang)
+    if expired:
+        heading = _("The specialist did not answer your request to move in time, so it has lapsed.")
+    else:
+        heading = _("Sorry, the specialist could not move your appointment.")
+    reason = _("Reason: {reason}").format(reason=escape(move.decline_reason)) if move.decline_reason else ""
+    stays = _("Your appointment stays as it was:")
+    lines = [heading, *([reason] if reason else []), "", stays, *appointment_facts(_, lang, practice, original)]
+    return "\n".join(lines)
+
+
+def reminder_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:
+    """The reminder, with Move and Cancel (the same buttons as in /my)."""
     _ = gettext_for(lang)
     heading, footer = _("A reminder of your appointment:"), _("Send /my to see or cancel your appointments.")
-    return _letter(_, lang, practice, appt, heading, footer, how=True)
+    text = _letter(_, lang, practice, appt, heading, _instructions(practice, appt, lang), footer, how=True)
+    buttons = [
+        InlineKeyboardButton(_("Move"), callback_data=f"m|mv|{appt.id}"),
+        InlineKeyboardButton(_("Cancel"), callback_data=f"m|c|{appt.id}"),
+    ]
+    return Message(text, InlineKeyboardMarkup([buttons]))
 
 
 def moved_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str:

@@ -13,11 +13,13 @@ from bot import notify
 from bot.deps import Deps, deps
 from bot.dialogs import booking as dialog
 from bot.dialogs import draft as drafts
+from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
 from bot.handlers import specialist as specialist_handlers
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
-from scheduling.store import ClientRow
+from scheduling.model import Status
+from scheduling.store import AppointmentRow, ClientRow
 
 log = logging.getLogger(__name__)
 
@@ -190,20 +192,40 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt_id: int) -> None:
-    """After a decline or expiry: a fresh dialog with the same service, place and specialist."""
+    """After a decline or expiry: a fresh dialog with the same service and place.
+
+    The same specialist is preselected unless the booking was "first available" or they asked the
+    client to choose someone else; "first available" never lands on a specialist who declined.
+    """
     async with d.store.tx() as tx:
         appt = await tx.get_appointment(appt_id)
     if appt is None or appt.client_id != client.id:
         log.warning("refused 'again' for appointment %s by someone else", appt_id)
         return
     draft = Draft(lang=d.language(client), source=appt.source)
+    declined = appt.status == Status.DECLINED
+    other = declined and texts.asks_for_another_specialist(appt.decline_reason, notify.staff_lang(d))
     dialog.begin(
         draft,
         location=appt.location_id,
         service=appt.service_id,
-        specialist=appt.specialist_id,
+        specialist=None if appt.first_available or other else appt.specialist_id,
         practice=d.practice,
     )
+    if declined:
+        draft.avoid = [appt.specialist_id]
+    if appt.first_available and not other and draft.step == "specialist":
+        draft.specialist, draft.step = "*", "day"
+    c = dialog.Ctx(d.practice, d.booking, draft, client)
+    await _show(update, context, d, c, await dialog.render(c), None, new_message=True)
+
+
+async def begin_move(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt: AppointmentRow
+) -> None:
+    """Open the day and time pickers to move a confirmed visit, in a new dialog message."""
+    draft = Draft(lang=d.language(client), source=appt.source)
+    dialog.begin_move(draft, appt, practice=d.practice)
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     await _show(update, context, d, c, await dialog.render(c), None, new_message=True)
 

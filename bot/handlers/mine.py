@@ -1,4 +1,4 @@
-"""The client's /my command: upcoming appointments and cancelling them."""
+"""The client's /my command: upcoming appointments; moving, cancelling and withdrawing a move."""
 
 from __future__ import annotations
 
@@ -8,31 +8,42 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import notify
-from bot.deps import deps
+from bot.deps import Deps, deps
 from bot.dialogs import mine
 from bot.dialogs import specialist as texts
+from bot.dialogs.specialist import Message
+from bot.handlers import client as client_handlers
 from bot.handlers.client import client_of
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for
 from scheduling.booking import AlreadyDecided, CancellationClosed, NotAllowed
 from scheduling.model import ACTIVE_STATUSES
+from scheduling.store import ClientRow
 
 log = logging.getLogger(__name__)
+
+_VERBS = ("c", "y", "l", "n", "mv", "w")
+
+
+async def listing(d: Deps, client: ClientRow) -> Message:
+    """The client's upcoming visits, each request to move shown under the visit it would move."""
+    async with d.store.tx() as tx:
+        appts = await tx.client_appointments(client.id, upcoming_from=d.booking.clock())
+        visits = [a for a in appts if a.status in ACTIVE_STATUSES and a.replaces_id is None]
+        moves = await tx.pending_moves([a.id for a in visits])
+    return mine.listing(d.practice, visits, moves, d.language(client))
 
 
 async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """List the client's upcoming requests and appointments."""
     d = deps(context)
     client = await client_of(d, update)
-    async with d.store.tx() as tx:
-        appts = await tx.client_appointments(client.id, upcoming_from=d.booking.clock())
-    appts = [a for a in appts if a.status in ACTIVE_STATUSES]
-    msg = mine.listing(d.practice, appts, d.language(client))
+    msg = await listing(d, client)
     await update.effective_message.reply_html(msg.text, reply_markup=msg.markup)  # type: ignore[union-attr]
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Cancel (ask), Yes, or No on one of the client's appointments."""
+    """Move, Cancel (ask), Yes, Cancel anyway (late), No, or Keep as is on one of the client's appointments."""
     query = update.callback_query
     assert query is not None and query.data is not None and query.message is not None
     d = deps(context)
@@ -41,7 +52,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = gettext_for(lang)
     parts = query.data.split("|")
     appt = None
-    if len(parts) == 3 and parts[1] in ("c", "y", "n") and parts[2].isdigit() and len(parts[2]) < 12:
+    if len(parts) == 3 and parts[1] in _VERBS and parts[2].isdigit() and len(parts[2]) < 12:
         async with d.store.tx() as tx:
             appt = await tx.get_appointment(int(parts[2]))
     if appt is None or appt.client_id != client.id:
@@ -59,14 +70,38 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = mine.confirm_cancel(d.practice, appt, lang, d.booking.may_cancel(appt))
         await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
         return
+    if verb == "mv":
+        await answer(query)
+        if not d.changes.may_move(appt):
+            await edit_quietly(context.bot, chat_id, message_id, text=mine.move_closed(d.practice, appt, lang))
+            return
+        await edit_quietly(context.bot, chat_id, message_id, markup=None)
+        await client_handlers.begin_move(update, context, d, client, appt)
+        return
+    if verb == "w":
+        try:
+            await d.changes.withdraw_move(appt.id, client.id)
+        except (AlreadyDecided, NotAllowed) as exc:
+            await answer(query, texts.already(lang, getattr(exc, "status", appt.status)), alert=True)
+            return
+        await answer(query)
+        await edit_quietly(context.bot, chat_id, message_id, text=mine.move_withdrawn(lang))
+        await notify.refresh_request(context.bot, d, appt)
+        return
     try:
-        appt = await d.booking.cancel_by_client(appt.id, client.id)
+        appt = await d.booking.cancel_by_client(appt.id, client.id, late=verb == "l")
     except AlreadyDecided as exc:
         await answer(query, texts.already(lang, exc.status), alert=True)
         return
-    except (CancellationClosed, NotAllowed):
-        await answer(query, _("Free cancellation is no longer possible; please contact the practice."), alert=True)
+    except NotAllowed:
+        await answer(query, _("This button is not valid."), alert=True)
+        return
+    except CancellationClosed:
+        # The limit passed while the question was open: ask again, now as a late cancellation.
+        await answer(query)
+        msg = mine.confirm_cancel(d.practice, appt, lang, free=False)
+        await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
         return
     await answer(query)
-    await edit_quietly(context.bot, chat_id, message_id, text=mine.cancelled_for_client(lang))
+    await edit_quietly(context.bot, chat_id, message_id, text=mine.cancelled_for_client(lang, appt.cancelled_late))
     await notify.cancelled(context.bot, d, appt)

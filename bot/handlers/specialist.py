@@ -76,11 +76,11 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _decided(update, context, d, lambda: d.booking.approve(appt_id, query.from_user.id), notify.confirmed)
     elif verb == "d":
         await answer(query)
-        msg = texts.reasons_message(d.practice, appt, client, lang)
+        msg = texts.reasons_message(d.practice, appt, client, lang, await notify.replaced(d, appt))
         await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
     elif verb == "b":
         await answer(query)
-        msg = texts.request_message(d.practice, appt, client, lang)
+        msg = texts.request_message(d.practice, appt, client, lang, await notify.replaced(d, appt))
         await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
     elif verb == "r":
         presets = texts.decline_presets(_)
