@@ -108,9 +108,7 @@ class CalDAVGateway:
         return await self._connect_account(spec, _resolve(spec, self.accounts.get(spec.id)))
 
     async def _connect_account(self, spec: Specialist, account: Account) -> _State:
-        conn = Connection(
-            account.url, account.username, account.password, timeout=self.timeout, bearer=account.bearer
-        )
+        conn = Connection(account.url, account.username, account.password, timeout=self.timeout, bearer=account.bearer)
         try:
             found = await discover(conn)
             where = f"specialist {spec.id} at {account.url}"
