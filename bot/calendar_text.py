@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 from bot.dialogs.render import channel_label
 from bot.i18n import gettext_for
-from scheduling.calendar import EventSpec
+from scheduling.calendar import EventSpec, OverrideSpec, RecurrenceSpec
 from scheduling.config import Practice
 from scheduling.model import Status
+from scheduling.series import series_layout, shown
 from scheduling.store import AppointmentRow, ClientRow
+from scheduling.store_series import SeriesRow
 
 
 def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None) -> EventSpec:
@@ -39,4 +44,35 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
         status="TENTATIVE" if appt.status == Status.REQUESTED else "CONFIRMED",
         sequence=appt.sequence,
         appointment_id=appt.id,
+    )
+
+
+def series_event_for(practice: Practice, series: SeriesRow, rows: list[AppointmentRow]) -> EventSpec | None:
+    """The recurring event of a series (RRULE, EXDATE, overrides), or None when none of its visits is left."""
+    plan = series_layout(series, rows)
+    if plan is None:
+        return None
+    # The texts of the visit that reads like the rule: its status is the master's.
+    visible = {o.recurrence_id for o in shown(rows)}
+    model = next(r for r in rows if r.recurrence_id in visible and (r.status == Status.REQUESTED) == plan.tentative)
+    base = event_for(practice, model, series.client)
+    status = "TENTATIVE" if plan.tentative else "CONFIRMED"
+    return replace(
+        base,
+        uid=series.uid,
+        start=series.first_start,
+        end=series.first_start + timedelta(minutes=series.duration_minutes),
+        status=status,
+        sequence=series.sequence,
+        appointment_id=min(r.id for r in rows),
+        recurrence=RecurrenceSpec(
+            interval_weeks=series.interval_weeks,
+            count=series.count,
+            until=series.until,
+            exdates=plan.exdates,
+            overrides=tuple(
+                OverrideSpec(o.recurrence_id, o.start, o.end, "TENTATIVE" if o.tentative else "CONFIRMED")
+                for o in plan.overrides
+            ),
+        ),
     )

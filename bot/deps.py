@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from telegram.ext import Application, ContextTypes
 
 from scheduling.booking import BookingService
 from scheduling.changes import ChangeService
 from scheduling.config import Practice
+from scheduling.series import SeriesService
 from scheduling.store import ClientRow, Store
 
 
@@ -22,6 +24,11 @@ class Deps:
     def changes(self) -> ChangeService:
         """Moves the client asks for (stateless: made on demand)."""
         return ChangeService(self.booking)
+
+    @cached_property
+    def series(self) -> SeriesService:
+        """Recurring visits, on the same store and calendar as single ones."""
+        return SeriesService(self.booking)
 
     def language(self, client: ClientRow | None) -> str:
         """The language a client is answered in: theirs, else the practice's."""

@@ -9,14 +9,16 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from bot.calendar_text import event_for
+from bot.calendar_text import event_for, series_event_for
 from bot.deps import Deps
+from bot.dialogs import series as series_texts
 from bot.dialogs import specialist as texts
 from bot.dialogs.mine import cancelled_for_specialist
 from bot.handlers.common import edit_quietly
 from caldav_bridge.ical import ics_bytes
 from scheduling.booking import CalendarChange
 from scheduling.model import Status
+from scheduling.series import SeriesChange
 from scheduling.store import AppointmentRow, ClientRow
 
 log = logging.getLogger(__name__)
@@ -157,13 +159,34 @@ async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
     await refresh_request(bot, d, appt)
 
 
+async def series_changed(bot: Bot, d: Deps, change: SeriesChange) -> None:
+    """One message for one change to a series, with one .ics of its new state."""
+    client = await _client_of(d, change.visits[0].appointment)
+    await _to_client(bot, client, series_texts.change_for_client(d.practice, change, d.language(client)))
+    specs = []
+    async with d.store.tx() as tx:
+        for series in change.series:
+            spec = series_event_for(d.practice, series, await tx.series_rows(series.id))
+            if spec is not None:
+                specs.append(spec)
+    if specs and client.telegram_id is not None:
+        try:
+            await bot.send_document(client.telegram_id, ics_bytes(*specs), filename="appointments.ics")
+        except TelegramError as exc:
+            log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+
+
 async def sweep(bot: Bot, d: Deps) -> None:
     """Expire requests, carry calendar edits back, remind clients, re-send requests that did not go out."""
     for appt in await d.booking.expire_due():
         await expired(bot, d, appt)
+    for _series, lapsed in await d.series.expire_due():
+        await expired(bot, d, lapsed[0])
     for spec in d.practice.specialists:
         for change in await d.booking.reconcile(spec.id):
             await calendar_changed(bot, d, change)
+        for series_change in await d.series.reconcile(spec.id):
+            await series_changed(bot, d, series_change)
     for appt in await d.booking.claim_reminders():
         client = await _client_of(d, appt)
         msg = texts.reminder_for_client(d.practice, appt, d.language(client))

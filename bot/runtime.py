@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.calendar_text import event_for
+from bot.calendar_text import event_for, series_event_for
 from bot.deps import Deps
 from bot.settings import Settings
 from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV
@@ -22,6 +22,7 @@ from scheduling.calendar import EventSpec
 from scheduling.config import Practice
 from scheduling.db import create_schema, make_engine
 from scheduling.store import AppointmentRow, Store
+from scheduling.store_series import SeriesRow
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,10 @@ async def start_runtime(
     def event(appt: AppointmentRow) -> EventSpec:
         return event_for(practice, appt, appt.client)
 
+    def series_event(series: SeriesRow, rows: list[AppointmentRow]) -> EventSpec | None:
+        return series_event_for(practice, series, rows)
+
     calendars = CalendarRouter(gateway, BusyFeeds(practice, clock=clock))
-    worker = OutboxWorker(store, calendars, event, clock)
+    worker = OutboxWorker(store, calendars, event, clock, series_event_for=series_event)
     booking = BookingService(practice, store, calendars, clock=clock, on_calendar_change=worker.wake)
     return Runtime(settings, practice, engine, store, gateway, calendars, worker, booking, embedded, accounts)

@@ -23,10 +23,11 @@ from caldav_bridge.client import (
     discover,
     pick,
 )
-from caldav_bridge.ical import event_times, merge, to_ical
+from caldav_bridge.ical import event_times, merge, series_seen, to_ical
 from scheduling.calendar import CalendarUnavailable, EventSpec
 from scheduling.config import Practice, Specialist
 from scheduling.model import Busy
+from scheduling.recurrence import SeenSeries
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,31 @@ class CalDAVGateway:
             elif r.status != 404:
                 raise CalendarUnavailable(f"{st.booking.url}: reading an event answered {r.status}")
         return seen
+
+    async def series_state(self, specialist_id: str, uids: Collection[str]) -> dict[str, SeenSeries | None]:
+        """Our recurring events after a fresh read, expanded; a resource not in the window is fetched by name."""
+        st = self._state(specialist_id)
+        async with st.lock:
+            lo, hi = self._window(st, self.clock(), self.clock())
+            await self._ensure(st, st.booking, lo, hi, fresh=True)
+            texts = {
+                uid: entry.text for uid in uids if (entry := st.booking.entries.get(href_key(self._event_url(st, uid))))
+            }
+        out: dict[str, SeenSeries | None] = {}
+        for uid in uids:
+            text = texts.get(uid)
+            if text is None:
+                r = await st.conn.request("GET", self._event_url(st, uid))
+                if r.status == 404:
+                    continue
+                if r.status != 200:
+                    raise CalendarUnavailable(f"{st.booking.url}: reading an event answered {r.status}")
+                text = r.body.decode("utf-8", "replace")
+            try:
+                out[uid] = series_seen(text, self.zone)
+            except Exception:
+                out[uid] = None
+        return out
 
     def _event_url(self, st: _State, uid: str) -> str:
         return st.booking.url + quote(uid, safe="@-_.") + ".ics"

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import recurring_ical_events
 from icalendar import Calendar, Event
 
 from scheduling.calendar import EventSpec
+from scheduling.recurrence import SeenSeries
 
 PRODID = "-//bookingbot//caldav_bridge//EN"
 LINK = "X-BOOKINGBOT-ID"
 # Properties the bot owns: on a conflicting edit ours win, everything else the user added is kept.
-OWNED = ("DTSTART", "DTEND", "DURATION", "STATUS", "SEQUENCE", "SUMMARY", "DESCRIPTION", "LOCATION", LINK)
+OWNED = (
+    "DTSTART",
+    "DTEND",
+    "DURATION",
+    "STATUS",
+    "SEQUENCE",
+    "SUMMARY",
+    "DESCRIPTION",
+    "LOCATION",
+    LINK,
+    "RRULE",
+    "RDATE",
+    "EXDATE",
+    "RECURRENCE-ID",
+)
+# Recurring events: how far ahead an unbounded rule someone else wrote is expanded when reading it back.
+READ_AHEAD = timedelta(days=2 * 366)
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -38,6 +57,42 @@ def _fill(ev: Event, spec: EventSpec) -> None:
     ev.add("DESCRIPTION", spec.description)
     ev.add("LOCATION", spec.location)
     ev.add(LINK, str(spec.appointment_id))
+    rec = spec.recurrence
+    if rec is None:
+        return
+    rule: dict[str, object] = {"FREQ": "WEEKLY", "INTERVAL": rec.interval_weeks}
+    if rec.count is not None:
+        rule["COUNT"] = rec.count
+    else:
+        # With a TZID DTSTART, UNTIL must be in UTC (RFC 5545 3.3.10).
+        rule["UNTIL"] = rec.until.astimezone(UTC) if rec.until else None
+    ev.add("RRULE", rule)
+    if rec.exdates:
+        # The same form as DTSTART, or expanders do not match them to instances.
+        ev.add("EXDATE", [m.astimezone(zone) for m in rec.exdates])
+
+
+def _overrides(spec: EventSpec) -> list[Event]:
+    """One VEVENT per instance shown differently from the rule, same UID, with RECURRENCE-ID."""
+    if spec.recurrence is None:
+        return []
+    zone = ZoneInfo(spec.tzid)
+    out: list[Event] = []
+    for o in spec.recurrence.overrides:
+        ev = Event()
+        ev.add("UID", spec.uid)
+        ev.add("DTSTAMP", datetime.now(UTC).replace(microsecond=0))
+        ev.add("RECURRENCE-ID", o.recurrence_id.astimezone(zone))
+        ev.add("DTSTART", _local(o.start, zone))
+        ev.add("DTEND", _local(o.end, zone))
+        ev.add("STATUS", o.status)
+        ev.add("SEQUENCE", spec.sequence)
+        ev.add("SUMMARY", spec.summary)
+        ev.add("DESCRIPTION", spec.description)
+        ev.add("LOCATION", spec.location)
+        ev.add(LINK, str(spec.appointment_id))
+        out.append(ev)
+    return out
 
 
 def _calendar(method: str | None = None) -> Calendar:
@@ -49,24 +104,36 @@ def _calendar(method: str | None = None) -> Calendar:
     return cal
 
 
+def _object(spec: EventSpec, method: str | None = None) -> Calendar:
+    cal = _calendar(method)
+    ev = Event()
+    _fill(ev, spec)
+    cal.add_component(ev)
+    for override in _overrides(spec):
+        cal.add_component(override)
+    cal.add_missing_timezones()
+    return cal
+
+
 def to_ical(spec: EventSpec) -> str:
     """The calendar object stored at `<uid>.ics` in the booking calendar."""
-    cal = _calendar()
-    ev = Event()
-    _fill(ev, spec)
-    cal.add_component(ev)
-    cal.add_missing_timezones()
-    return cal.to_ical().decode("utf-8")
+    return _object(spec).to_ical().decode("utf-8")
 
 
-def ics_bytes(spec: EventSpec) -> bytes:
-    """The .ics file a client gets attached (METHOD:PUBLISH, imports into any calendar app)."""
-    cal = _calendar("PUBLISH")
-    ev = Event()
-    _fill(ev, spec)
-    cal.add_component(ev)
+def ics_bytes(spec: EventSpec, *more: EventSpec) -> bytes:
+    """The .ics file a client gets attached (METHOD:PUBLISH, imports into any calendar app); several events
+    when a series was split in two."""
+    cal = _object(spec, "PUBLISH")
+    for other in more:
+        extra = _object(other)
+        cal.subcomponents += [c for c in extra.subcomponents if c.name == "VEVENT"]
+    cal.subcomponents = [c for c in cal.subcomponents if c.name != "VTIMEZONE"]
     cal.add_missing_timezones()
     return cal.to_ical()
+
+
+def _override_of(component: Any, uid: str) -> bool:
+    return component.name == "VEVENT" and "RECURRENCE-ID" in component and str(component.get("UID", "")) == uid
 
 
 def merge(existing: str, spec: EventSpec) -> str:
@@ -76,6 +143,10 @@ def merge(existing: str, spec: EventSpec) -> str:
     if not events:
         return to_ical(spec)
     _fill(events[0], spec)
+    # Our rows are the truth about every instance: their overrides replace whatever stood there.
+    cal.subcomponents = [c for c in cal.subcomponents if not _override_of(c, spec.uid)]
+    for override in _overrides(spec):
+        cal.add_component(override)
     # The zone may have changed with the location; keep only the VTIMEZONEs still referenced.
     cal.subcomponents = [c for c in cal.subcomponents if c.name != "VTIMEZONE"]
     cal.add_missing_timezones()
@@ -113,3 +184,52 @@ def from_ical(text: str | bytes) -> EventSpec:
         sequence=int(ev.get("SEQUENCE", 0)),
         appointment_id=int(str(link)) if link is not None and str(link).strip().isdigit() else 0,
     )
+
+
+def _utc(value: date | datetime, zone: ZoneInfo) -> datetime:
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(23, 59, 59), zone).astimezone(UTC)  # an all-day UNTIL: that whole day
+    if value.tzinfo is None:
+        return value.replace(tzinfo=zone).astimezone(UTC)
+    return value.astimezone(UTC)
+
+
+def series_seen(text: str | bytes, zone: ZoneInfo) -> SeenSeries:
+    """A recurring event as it stands: the master's start and weekly rule, and every instance it expands to.
+
+    Instances marked cancelled are left out, as a calendar app shows them. Raises on data that does not parse.
+    """
+    cal = Calendar.from_ical(text)
+    master = next(c for c in cal.walk("VEVENT") if "RECURRENCE-ID" not in c)
+    start = _utc(master.decoded("DTSTART"), zone)
+    rrule = master.get("RRULE")
+    interval: int | None = None
+    count: int | None = None
+    until: datetime | None = None
+    if rrule is not None:
+        if isinstance(rrule, list):
+            rrule = rrule[0]
+        freq = [str(f).upper() for f in rrule.get("FREQ", [])]
+        extra = set(rrule) - {"FREQ", "INTERVAL", "COUNT", "UNTIL", "WKST", "BYDAY"}
+        if freq == ["WEEKLY"] and not extra:
+            interval = int(rrule.get("INTERVAL", [1])[0])
+        if rrule.get("COUNT"):
+            count = int(rrule["COUNT"][0])
+        if rrule.get("UNTIL"):
+            until = _utc(rrule["UNTIL"][0], zone)
+    occurrences: dict[datetime, tuple[datetime, datetime]] = {}
+    for comp in recurring_ical_events.of(cal, components=["VEVENT"]).between(
+        start - timedelta(days=1), start + READ_AHEAD
+    ):
+        if str(comp.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        rid = comp.decoded("RECURRENCE-ID") if "RECURRENCE-ID" in comp else comp.decoded("DTSTART")
+        begin = _utc(comp.decoded("DTSTART"), zone)
+        if "DTEND" in comp:
+            end = _utc(comp.decoded("DTEND"), zone)
+        elif "DURATION" in comp:
+            end = begin + comp.decoded("DURATION")
+        else:
+            end = begin
+        occurrences[_utc(rid, zone)] = (begin, end)
+    return SeenSeries(start, interval, count, until, occurrences)

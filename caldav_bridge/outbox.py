@@ -34,10 +34,12 @@ class OutboxWorker:
         clock: Callable[[], datetime],
         *,
         batch: int = 20,
+        series_event_for: Callable[[Any, list[Any]], EventSpec | None] | None = None,
     ) -> None:
         self.store = store
         self.calendar = calendar
         self.event_for = event_for
+        self.series_event_for = series_event_for
         self.clock = clock
         self.batch = batch
         self._wake = asyncio.Event()
@@ -54,15 +56,28 @@ class OutboxWorker:
         return done
 
     async def _process(self, row: Any) -> bool:
+        series: Any = None
         async with self.store.tx() as tx:
             appt = await tx.get_appointment(row.appointment_id)
+            if appt is not None and appt.series_id is not None:
+                series = await tx.get_series(appt.series_id)
+                occurrences = await tx.series_rows(appt.series_id)
         # The transaction is closed here: no HTTP call while the database is locked.
         error: BaseException | None = None
         try:
             if appt is None:
                 raise LookupError("appointment missing")
+            if series is not None:
+                # One resource for the whole series, written from all its rows as they are now.
+                if self.series_event_for is None:
+                    raise LookupError("no writer for series")
+                spec = self.series_event_for(series, occurrences)
+                if spec is None:
+                    await self.calendar.remove(row.specialist_id, series.uid)
+                else:
+                    await self.calendar.put(row.specialist_id, spec)
             # A row for a specialist the appointment has left (reassigned) removes it from that calendar.
-            if Status(appt.status) in IN_CALENDAR and appt.specialist_id == row.specialist_id:
+            elif Status(appt.status) in IN_CALENDAR and appt.specialist_id == row.specialist_id:
                 await self.calendar.put(row.specialist_id, self.event_for(appt))
             else:
                 await self.calendar.remove(row.specialist_id, appt.uid)

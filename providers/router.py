@@ -9,6 +9,7 @@ from datetime import datetime
 from providers.feeds import BusyFeeds
 from scheduling.calendar import CalendarPort, EventSpec
 from scheduling.model import Busy
+from scheduling.recurrence import SeenSeries
 
 
 class CalendarRouter:
@@ -36,6 +37,9 @@ class CalendarRouter:
         self, specialist_id: str, uids: Collection[str]
     ) -> dict[str, tuple[datetime, datetime] | None]:
         return await self.port(specialist_id).appointment_times(specialist_id, uids)
+
+    async def series_state(self, specialist_id: str, uids: Collection[str]) -> dict[str, SeenSeries | None]:
+        return await self.port(specialist_id).series_state(specialist_id, uids)
 
     async def put(self, specialist_id: str, event: EventSpec) -> None:
         await self.port(specialist_id).put(specialist_id, event)

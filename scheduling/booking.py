@@ -380,7 +380,8 @@ class BookingService:
         expired: list[AppointmentRow] = []
         async with self.store.tx() as tx:
             due = await tx.due_expiries(now)
-        for candidate in due:
+        # A series' requests expire together (SeriesService.expire_due), so its client is told once.
+        for candidate in (a for a in due if a.series_id is None):
             async with self.store.tx() as tx:
                 appt = await tx.get_appointment(candidate.id, for_update=True)
                 if appt is None or appt.status != Status.REQUESTED:
@@ -420,7 +421,8 @@ class BookingService:
         async with self.store.tx() as tx:
             active = await tx.active_appointments(specialist_id, now, now + horizon)
             pending = {row.appointment_id for row in await tx.outbox_pending()}
-        watched = [a for a in active if a.id not in pending and a.start > now]
+        # Occurrences of a series live in the series' resource: SeriesService.reconcile reads those.
+        watched = [a for a in active if a.id not in pending and a.start > now and a.series_id is None]
         if not watched:
             return []
         try:

@@ -8,10 +8,32 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from scheduling.model import Busy
+from scheduling.recurrence import SeenSeries
 
 
 class CalendarUnavailable(Exception):
     """The calendar server could not be reached, refused us, or answered something unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideSpec:
+    """One instance of a recurring event shown differently from its rule (RECURRENCE-ID)."""
+
+    recurrence_id: datetime  # aware UTC: the instance's start under the rule
+    start: datetime
+    end: datetime
+    status: Literal["TENTATIVE", "CONFIRMED"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecurrenceSpec:
+    """A weekly rule (COUNT or UNTIL), dates taken out of it (EXDATE) and changed instances (overrides)."""
+
+    interval_weeks: int
+    count: int | None
+    until: datetime | None  # aware UTC, inclusive
+    exdates: tuple[datetime, ...] = ()
+    overrides: tuple[OverrideSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +50,7 @@ class EventSpec:
     status: Literal["TENTATIVE", "CONFIRMED"]
     sequence: int
     appointment_id: int
+    recurrence: RecurrenceSpec | None = None  # a series: start/end are its first instance under the rule
 
 
 class CalendarPort(Protocol):
@@ -45,6 +68,14 @@ class CalendarPort(Protocol):
         """Where our events stand in the booking calendar now, read fresh: uid -> (start, end) in UTC.
 
         A uid whose event was deleted or marked cancelled is missing; None means present but unreadable.
+        Raises CalendarUnavailable when the server cannot tell.
+        """
+        ...
+
+    async def series_state(self, specialist_id: str, uids: Collection[str]) -> dict[str, SeenSeries | None]:
+        """Our recurring events as they stand in the booking calendar now, read fresh and expanded.
+
+        A uid whose resource is not there is missing; None means present but unreadable.
         Raises CalendarUnavailable when the server cannot tell.
         """
         ...

@@ -119,6 +119,33 @@ class ConsentRow(Base):
     accepted_at: Mapped[datetime]
 
 
+class SeriesRow(Base):
+    """A recurring visit: the rule of one calendar resource whose occurrences are appointment rows."""
+
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255), unique=True)  # the calendar resource's UID
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    specialist_id: Mapped[str] = mapped_column(String(64), index=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    tzid: Mapped[str] = mapped_column(String(64))
+    first_start: Mapped[datetime]  # the rule's DTSTART
+    duration_minutes: Mapped[int]
+    interval_weeks: Mapped[int]
+    count: Mapped[int | None]
+    until: Mapped[datetime | None]
+    sequence: Mapped[int] = mapped_column(default=0)
+    # The series this one was split from ("this and the following"), for the history.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
+
+
 class AppointmentRow(Base):
     __tablename__ = "appointments"
     __table_args__ = (
@@ -151,6 +178,9 @@ class AppointmentRow(Base):
     cancelled_late: Mapped[bool] = mapped_column(default=False, server_default=false())
     # A request to move that appointment here; it holds the new time until the specialist decides.
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), index=True)
+    # An occurrence of a series: the series, and the instance of its rule this row is (its RECURRENCE-ID).
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), index=True)
+    recurrence_id: Mapped[datetime | None]
     # Loaded with the appointment (inner join): rows are used after their transaction has closed.
     client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
 

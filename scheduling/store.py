@@ -22,11 +22,13 @@ from scheduling.db import (
     DraftRow,
     OutboxRow,
     ReminderRow,
+    SeriesRow,
     SpecialistLockRow,
     TransitionRow,
 )
 from scheduling.lifecycle import InvalidTransition, check_transition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Status
+from scheduling.store_series import SeriesQueries
 
 RETRY_FIRST = timedelta(seconds=5)
 RETRY_MAX = timedelta(minutes=10)
@@ -44,7 +46,7 @@ def _overlapping(start: datetime, end: datetime) -> Any:
     return and_(AppointmentRow.start < end, AppointmentRow.end > start)
 
 
-class Tx:
+class Tx(SeriesQueries):
     """One open transaction; every method runs inside it."""
 
     def __init__(self, session: AsyncSession):
@@ -142,6 +144,8 @@ class Tx:
         at: datetime,
         first_available: bool = False,
         replaces_id: int | None = None,
+        series_id: int | None = None,
+        recurrence_id: datetime | None = None,
     ) -> AppointmentRow:
         """A new `requested` appointment with a fresh uid, its creation recorded as a transition.
 
@@ -168,6 +172,8 @@ class Tx:
             expires_at=expires_at,
             first_available=first_available,
             replaces_id=replaces_id,
+            series_id=series_id,
+            recurrence_id=recurrence_id,
         )
         self.session.add(appt)
         await self.session.flush()
@@ -213,11 +219,13 @@ class Tx:
         return list(rows)
 
     async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
-        """Uids of all our appointments overlapping the range, whatever their status."""
-        rows = await self.session.scalars(
-            select(AppointmentRow.uid).where(AppointmentRow.specialist_id == specialist_id, _overlapping(start, end))
+        """Uids of our appointments overlapping the range and of their series, whatever their status."""
+        rows = await self.session.execute(
+            select(AppointmentRow.uid, SeriesRow.uid)
+            .outerjoin(SeriesRow, SeriesRow.id == AppointmentRow.series_id)
+            .where(AppointmentRow.specialist_id == specialist_id, _overlapping(start, end))
         )
-        return set(rows)
+        return {uid for row in rows for uid in row if uid is not None}
 
     async def client_appointments(
         self, client_id: int, *, upcoming_from: datetime | None = None
@@ -468,6 +476,8 @@ class Tx:
 
     async def enqueue_sync(self, appointment_id: int, specialist_id: str, at: datetime) -> None:
         """Ask for the appointment to be written to the calendar at `at` (or now, if earlier pending)."""
+        # All occurrences of a series share one calendar resource: one queue for it, so its writes stay in order.
+        appointment_id = await self.calendar_anchor(appointment_id)
         # Coalesce only into a row no worker holds: a held row may already have read the
         # appointment, and marking it done would lose this newer change.
         pending = await self.session.scalar(

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.practice",
     "tests.fixtures.bot",
     "tests.fixtures.feeds",
+    "tests.fixtures.series",
 ]

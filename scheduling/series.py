@@ -1,0 +1,670 @@
+"""Recurring visits: plan and book a series, approve or decline it whole, move or cancel its visits by scope,
+and carry edits made in the calendar app back to the right occurrence rows.
+
+A series row holds the rule; every occurrence is an appointment row with its own status, reminders and
+attendance. The calendar holds one resource per series, written by the outbox from the rows (see `shown`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from scheduling.booking import AlreadyDecided, BookingService, CancellationClosed, InvalidRequest, NotAllowed
+from scheduling.calendar import CalendarUnavailable
+from scheduling.conflicts import Problem, ProblemKind, check_appointment
+from scheduling.lifecycle import InvalidTransition
+from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Busy, Channel, Status
+from scheduling.recurrence import (
+    MAX_OCCURRENCES,
+    FlowBack,
+    Layout,
+    Occurrence,
+    RowState,
+    Rule,
+    Scope,
+    Unclear,
+    flow_back,
+    layout,
+    local_shift,
+    until_date,
+)
+from scheduling.store import AppointmentRow, Tx
+from scheduling.store_series import SeriesRow, rule_of
+
+log = logging.getLogger(__name__)
+
+# Problems a specialist may knowingly accept for some dates by skipping them; anything else refuses the series.
+_SKIPPABLE = frozenset(
+    {
+        ProblemKind.COLLISION,
+        ProblemKind.OUTSIDE_LOCATION_SCHEDULE,
+        ProblemKind.OUTSIDE_ANY_SCHEDULE,
+        ProblemKind.CHANNEL_NOT_ALLOWED,
+        ProblemKind.LEAD_TIME,
+        ProblemKind.PAST,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRequest:
+    """A course of visits: the first visit's time, every `interval_weeks` weeks, `count` visits or until a date."""
+
+    client_id: int
+    service_id: str
+    location_id: str
+    specialist_id: str
+    channel: Channel
+    start: datetime
+    interval_weeks: int = 1
+    count: int | None = None
+    until: date | None = None  # local date of the last possible visit
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DateConflict:
+    """One date of a series that cannot be booked, and why."""
+
+    start: datetime
+    problems: tuple[Problem, ...]
+
+
+class SeriesConflicts(Exception):
+    """Some dates of a series collide; nothing was saved. Skip them (pass their starts as `skip`) or give up."""
+
+    def __init__(self, total: int, conflicts: Sequence[DateConflict]):
+        super().__init__(f"{len(conflicts)} of {total} dates collide")
+        self.total = total
+        self.conflicts = list(conflicts)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPlan:
+    rule: Rule
+    starts: list[datetime]
+    conflicts: list[DateConflict]
+
+    @property
+    def free(self) -> list[datetime]:
+        taken = {c.start for c in self.conflicts}
+        return [s for s in self.starts if s not in taken]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedVisit:
+    appointment: AppointmentRow
+    old_start: datetime
+    removed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesChange:
+    """One change to a series, to be told to the client in one message: the visits concerned and the new state."""
+
+    series: list[SeriesRow]  # the resources as they now stand (after a split: the old and the new one)
+    visits: list[ChangedVisit]
+    scope: Scope
+    by_calendar: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def shown(rows: Sequence[AppointmentRow]) -> list[Occurrence]:
+    """The occurrences the series' calendar resource shows: every row still in the calendar, at its real time."""
+    return [
+        Occurrence(r.recurrence_id, r.start, r.end, tentative=r.status == Status.REQUESTED)
+        for r in rows
+        if r.recurrence_id is not None and Status(r.status) in IN_CALENDAR
+    ]
+
+
+def series_layout(series: SeriesRow, rows: Sequence[AppointmentRow]) -> Layout | None:
+    """The series as RRULE + EXDATE + overrides; None when no occurrence is left to show."""
+    return layout(rule_of(series), timedelta(minutes=series.duration_minutes), shown(rows))
+
+
+class SeriesService:
+    """Every rule about series goes through here; single visits stay with the booking service."""
+
+    def __init__(self, booking: BookingService):
+        self.booking = booking
+        self.practice = booking.practice
+        self.store = booking.store
+        self.calendar = booking.calendar
+
+    @property
+    def clock(self):  # type: ignore[no-untyped-def]
+        return self.booking.clock
+
+    # --- planning and booking ----------------------------------------------------------------------
+
+    def rule_for(self, req: SeriesRequest) -> Rule:
+        """The request's rule; raises InvalidRequest for a rule we do not book (too long, too sparse, one visit)."""
+        zone = self.practice.zone(req.location_id)
+        try:
+            until = None
+            if req.until is not None:
+                until = until_date(req.until, req.start.astimezone(zone).timetz().replace(tzinfo=None), zone)
+            rule = Rule(req.start, zone.key, req.interval_weeks, count=req.count, until=until)
+        except ValueError:
+            raise InvalidRequest([Problem(ProblemKind.OFF_GRID)]) from None
+        instances = rule.instances()
+        if len(instances) < 2 or (req.count is not None and req.count > MAX_OCCURRENCES):
+            raise InvalidRequest([Problem(ProblemKind.BEYOND_HORIZON)])
+        return rule
+
+    async def _read_busy(self, specialist_id: str, starts: Sequence[datetime], duration: timedelta) -> list[Busy]:
+        """Foreign calendar events over the series' span, read fresh (raises CalendarUnavailable)."""
+        lo, hi = starts[0] - timedelta(days=1), max(starts) + duration + timedelta(days=1)
+        return await self.calendar.busy(specialist_id, lo, hi, fresh=True)
+
+    async def _busy_now(
+        self, tx: Tx, specialist_id: str, events: list[Busy], starts: Sequence[datetime], exclude: Collection[int] = ()
+    ) -> list[Busy]:
+        """Foreign events plus our active appointments (but those in `exclude`) over the span."""
+        lo, hi = starts[0] - timedelta(days=1), max(starts) + timedelta(days=2)
+        ours = await tx.known_uids(specialist_id, lo, hi)
+        active = await tx.active_appointments(specialist_id, lo, hi)
+        return [b for b in events if b.uid not in ours] + [
+            self.booking._appointment_busy(a) for a in active if a.id not in exclude
+        ]
+
+    def _conflicts(
+        self,
+        specialist_id: str,
+        service_id: str,
+        location_id: str,
+        channel: Channel | str | None,
+        starts: Sequence[datetime],
+        busy: list[Busy],
+    ) -> list[DateConflict]:
+        now = self.clock()
+        out: list[DateConflict] = []
+        for i, start in enumerate(starts):
+            problems = check_appointment(
+                self.practice,
+                specialist_id=specialist_id,
+                service_id=service_id,
+                location_id=location_id,
+                start=start,
+                busy=busy,
+                now=now,
+                channel=Channel(channel) if channel else None,
+            )
+            # A course runs past the booking horizon by design; only its first visit must be within it.
+            problems = [p for p in problems if not (i > 0 and p.kind == ProblemKind.BEYOND_HORIZON)]
+            if problems:
+                out.append(DateConflict(start, tuple(problems)))
+        return out
+
+    def _validate(self, req: SeriesRequest) -> timedelta:
+        service = self.practice.service_by_id.get(req.service_id)
+        spec = self.practice.specialist_by_id.get(req.specialist_id)
+        if service is None or spec is None or req.service_id not in spec.services:
+            raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
+        if req.location_id not in self.practice.location_by_id:
+            raise InvalidRequest([Problem(ProblemKind.OUTSIDE_ANY_SCHEDULE)])
+        return timedelta(minutes=service.duration)
+
+    async def plan(self, req: SeriesRequest) -> SeriesPlan:
+        """Every date of the series checked against the calendar (read fresh) and our bookings."""
+        duration = self._validate(req)
+        rule = self.rule_for(req)
+        starts = rule.instances()
+        events = await self._read_busy(req.specialist_id, starts, duration)
+        async with self.store.tx() as tx:
+            busy = await self._busy_now(tx, req.specialist_id, events, starts)
+        return SeriesPlan(
+            rule, starts, self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
+        )
+
+    async def create(
+        self, req: SeriesRequest, *, actor: str, confirmed: bool, skip: Collection[datetime] = ()
+    ) -> tuple[SeriesRow, list[AppointmentRow]]:
+        """Book the series: every date re-checked under the specialist's lock; all or nothing.
+
+        Dates in `skip` that collide are left out (EXDATE); any other collision raises SeriesConflicts and
+        saves nothing. `confirmed` books it approved (the specialist's own booking), else it awaits approval.
+        """
+        duration = self._validate(req)
+        rule = self.rule_for(req)
+        starts = rule.instances()
+        events = await self._read_busy(req.specialist_id, starts, duration)
+        skipped = set(skip)
+        now = self.clock()
+        async with self.store.tx() as tx:
+            await tx.lock_specialist(req.specialist_id)
+            busy = await self._busy_now(tx, req.specialist_id, events, starts)
+            conflicts = self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
+            blocking = [
+                c for c in conflicts if c.start not in skipped or any(p.kind not in _SKIPPABLE for p in c.problems)
+            ]
+            if blocking or len(conflicts) == len(starts):
+                raise SeriesConflicts(len(starts), conflicts)
+            taken = {c.start for c in conflicts}
+            series = await tx.add_series(
+                client_id=req.client_id,
+                specialist_id=req.specialist_id,
+                service_id=req.service_id,
+                location_id=req.location_id,
+                channel=str(req.channel),
+                rule=rule,
+                duration_minutes=int(duration.total_seconds() // 60),
+                note=req.note or None,
+                at=now,
+            )
+            rows: list[AppointmentRow] = []
+            expires = self.booking._expiry(now, min(s for s in starts if s not in taken))
+            for start in starts:
+                if start in taken:
+                    continue
+                appt = await tx.add_appointment(
+                    client_id=req.client_id,
+                    specialist_id=req.specialist_id,
+                    service_id=req.service_id,
+                    location_id=req.location_id,
+                    channel=str(req.channel),
+                    start=start,
+                    end=start + duration,
+                    note=req.note,
+                    source=None,
+                    expires_at=None if confirmed else expires,
+                    actor=actor,
+                    at=now,
+                    series_id=series.id,
+                    recurrence_id=start,
+                )
+                if confirmed:
+                    await tx.transition(appt, Status.CONFIRMED, actor=actor, at=now)
+                rows.append(appt)
+            await tx.enqueue_sync(rows[0].id, req.specialist_id, now)
+        self.booking._wake_outbox()
+        return series, rows
+
+    # --- deciding a requested series as a whole ---------------------------------------------------
+
+    async def decide(
+        self, series_id: int, telegram_id: int, approve: bool, reason: str | None = None
+    ) -> tuple[SeriesRow, list[AppointmentRow]]:
+        """Approve or decline every requested visit of the series at once; raises AlreadyDecided if none is left."""
+        now = self.clock()
+        target = Status.CONFIRMED if approve else Status.DECLINED
+        async with self.store.tx() as tx:
+            series = await tx.get_series(series_id, for_update=True)
+            rows = await tx.series_rows(series_id) if series is not None else []
+            if series is None or not rows or not self.booking.may_decide(rows[0], telegram_id):
+                raise NotAllowed(series_id)
+            role = "admin" if telegram_id in self.practice.practice.admins else "specialist"
+            decided: list[AppointmentRow] = []
+            for appt in rows:
+                if appt.status != Status.REQUESTED:
+                    continue
+                try:
+                    await tx.transition(appt, target, actor=f"{role}:{telegram_id}", at=now, reason=reason)
+                except InvalidTransition:
+                    continue
+                if not approve:
+                    appt.decline_reason = reason
+                decided.append(appt)
+            if not decided:
+                raise AlreadyDecided(Status(rows[0].status))
+            await tx.touch_series(series, now)
+            await tx.enqueue_sync(rows[0].id, series.specialist_id, now)
+        self.booking._wake_outbox()
+        return series, decided
+
+    async def expire_due(self) -> list[tuple[SeriesRow, list[AppointmentRow]]]:
+        """Requests of series nobody decided in time expire together."""
+        now = self.clock()
+        async with self.store.tx() as tx:
+            due = [a for a in await tx.due_expiries(now) if a.series_id is not None]
+        out: list[tuple[SeriesRow, list[AppointmentRow]]] = []
+        for series_id in sorted({a.series_id for a in due if a.series_id is not None}):
+            async with self.store.tx() as tx:
+                series = await tx.get_series(series_id, for_update=True)
+                if series is None:
+                    continue
+                expired: list[AppointmentRow] = []
+                for appt in await tx.series_rows(series_id):
+                    if appt.status != Status.REQUESTED:
+                        continue
+                    try:
+                        await tx.transition(appt, Status.EXPIRED, actor="system", at=now)
+                    except InvalidTransition:
+                        continue
+                    expired.append(appt)
+                if expired:
+                    await tx.touch_series(series, now)
+                    await tx.enqueue_sync(expired[0].id, series.specialist_id, now)
+                    out.append((series, expired))
+        if out:
+            self.booking._wake_outbox()
+        return out
+
+    # --- changes by scope --------------------------------------------------------------------------
+
+    async def _load(self, tx: Tx, appointment_id: int) -> tuple[AppointmentRow, SeriesRow, list[AppointmentRow]]:
+        appt = await tx.get_appointment(appointment_id, for_update=True)
+        if appt is None or appt.series_id is None:
+            raise NotAllowed(appointment_id)
+        series = await tx.get_series(appt.series_id, for_update=True)
+        assert series is not None
+        rows = await tx.series_rows(series.id)
+        return next(r for r in rows if r.id == appt.id), series, rows
+
+    def _targets(self, appt: AppointmentRow, rows: list[AppointmentRow], scope: Scope) -> list[AppointmentRow]:
+        """The active visits a change by `scope` concerns; "all" leaves past visits as they were."""
+        now = self.clock()
+        active = [r for r in rows if r.status in ACTIVE_STATUSES]
+        if scope == Scope.THIS:
+            return [appt] if appt.status in ACTIVE_STATUSES else []
+        assert appt.recurrence_id is not None
+        if scope == Scope.FOLLOWING:
+            return [r for r in active if r.recurrence_id is not None and r.recurrence_id >= appt.recurrence_id]
+        return [r for r in active if r.start > now]
+
+    def _permit(self, appt: AppointmentRow, who: str, telegram_id: int | None, client_id: int | None, scope: Scope):  # type: ignore[no-untyped-def]
+        """Staff may change any scope; a client one visit at a time, within the cancellation policy."""
+        if who == "client":
+            if client_id is None or appt.client_id != client_id or scope != Scope.THIS:
+                raise NotAllowed(appt.id)
+            if not self.booking.may_cancel(appt):
+                raise CancellationClosed(appt.id)
+            return f"client:{client_id}"
+        if telegram_id is None or not self.booking.may_decide(appt, telegram_id):
+            raise NotAllowed(appt.id)
+        role = "admin" if telegram_id in self.practice.practice.admins else "specialist"
+        return f"{role}:{telegram_id}"
+
+    async def cancel(
+        self,
+        appointment_id: int,
+        scope: Scope,
+        *,
+        telegram_id: int | None = None,
+        client_id: int | None = None,
+        reason: str | None = None,
+    ) -> SeriesChange:
+        """Cancel this visit (EXDATE), this and the following (the series ends before it) or all future visits."""
+        now = self.clock()
+        async with self.store.tx() as tx:
+            appt, series, rows = await self._load(tx, appointment_id)
+            actor = self._permit(appt, "client" if client_id is not None else "staff", telegram_id, client_id, scope)
+            targets = self._targets(appt, rows, scope)
+            if not targets:
+                raise AlreadyDecided(Status(appt.status))
+            await tx.lock_specialist(series.specialist_id)
+            visits: list[ChangedVisit] = []
+            for row in targets:
+                try:
+                    await tx.transition(row, Status.CANCELLED, actor=actor, at=now, reason=reason)
+                except InvalidTransition:
+                    continue
+                visits.append(ChangedVisit(row, row.start, removed=True))
+            if not visits:
+                raise AlreadyDecided(Status(appt.status))
+            if scope != Scope.THIS:
+                await self._end_before(tx, series, rows, min(v.appointment.recurrence_id for v in visits), now)  # type: ignore[type-var]
+            else:
+                await tx.touch_series(series, now)
+            await tx.enqueue_sync(rows[0].id, series.specialist_id, now)
+        self.booking._wake_outbox()
+        return SeriesChange([series], visits, scope)
+
+    async def _end_before(
+        self, tx: Tx, series: SeriesRow, rows: list[AppointmentRow], cut: datetime, now: datetime
+    ) -> None:
+        """End the rule before `cut` (UNTIL) when what stays in the calendar all lies before it; else EXDATEs do."""
+        rule = rule_of(series)
+        staying = [o for o in shown(rows) if o.recurrence_id >= cut]
+        if staying or not any(m < cut for m in rule.instances()):
+            await tx.touch_series(series, now)
+            return
+        await tx.set_rule(series, rule.ended_before(cut), now)
+
+    async def move(
+        self,
+        appointment_id: int,
+        scope: Scope,
+        new_start: datetime,
+        *,
+        telegram_id: int | None = None,
+        client_id: int | None = None,
+        skip: Collection[datetime] = (),
+    ) -> SeriesChange:
+        """Move this visit (an override), this and the following (a split: the old series ends, a new one starts)
+        or every future visit. Visits already moved on their own keep their moves. All or nothing: collisions
+        raise SeriesConflicts unless their (new) starts are in `skip`, and those visits are then cancelled."""
+        now = self.clock()
+        async with self.store.tx() as tx:
+            appt, series, rows = await self._load(tx, appointment_id)
+        duration = appt.end - appt.start
+        pivot = appt
+        if scope == Scope.ALL:
+            future = self._targets(appt, rows, Scope.ALL)
+            if not future:
+                raise AlreadyDecided(Status(appt.status))
+            pivot = future[0]
+            if pivot.id != appt.id:
+                # The visit the specialist moved sets the new wall time for all of them.
+                new_start = local_shift(pivot.start, appt.start, new_start, series_zone(series))
+        plan = self._move_plan(series, rows, pivot, scope, new_start, duration)
+        starts = sorted(s for s, _ in plan.values())
+        events = await self._read_busy(series.specialist_id, starts, duration)
+        skipped = set(skip)
+        async with self.store.tx() as tx:
+            appt, series, rows = await self._load(tx, appointment_id)
+            actor = self._permit(appt, "client" if client_id is not None else "staff", telegram_id, client_id, scope)
+            await tx.lock_specialist(series.specialist_id)
+            by_id = {r.id: r for r in rows}
+            pivot = by_id[pivot.id]
+            if self._move_plan(series, rows, pivot, scope, new_start, duration) != plan:
+                raise AlreadyDecided(Status(appt.status))  # changed meanwhile: the caller shows it again
+            busy = await self._busy_now(tx, series.specialist_id, events, starts, exclude=plan.keys())
+            conflicts: list[DateConflict] = []
+            for row_id, (start, _key) in plan.items():
+                row = by_id[row_id]
+                if start == row.start:
+                    continue  # a visit keeping its own move is not re-checked
+                conflicts += self._conflicts(
+                    series.specialist_id, series.service_id, series.location_id, row.channel, [start], busy
+                )
+            blocking = [c for c in conflicts if c.start not in skipped or scope == Scope.THIS]
+            if blocking or len(conflicts) == len(plan):
+                raise SeriesConflicts(len(plan), conflicts)
+            dropped = {c.start for c in conflicts}
+            target_series = series
+            if scope != Scope.THIS:
+                target_series = await self._rehome(tx, series, rows, pivot, new_start, now)
+            visits: list[ChangedVisit] = []
+            for row_id, (start, key) in plan.items():
+                row = by_id[row_id]
+                old = row.start
+                if scope != Scope.THIS:
+                    await tx.place_occurrence(row, target_series.id, key)
+                if start in dropped:
+                    await tx.transition(row, Status.CANCELLED, actor=actor, at=now, reason="collides after the move")
+                    visits.append(ChangedVisit(row, old, removed=True))
+                elif start != old:
+                    if not await tx.move(row, start, start + duration, actor=actor, at=now):
+                        raise AlreadyDecided(Status(row.status))
+                    visits.append(ChangedVisit(row, old, removed=False))
+            await tx.touch_series(series, now)
+            await tx.enqueue_sync(min(r.id for r in rows if r.series_id == series.id), series.specialist_id, now)
+            if target_series is not series:
+                await tx.enqueue_sync(min(plan), series.specialist_id, now)
+        self.booking._wake_outbox()
+        touched = [series] if target_series is series else [series, target_series]
+        return SeriesChange(touched, visits, scope)
+
+    def _move_plan(
+        self,
+        series: SeriesRow,
+        rows: list[AppointmentRow],
+        pivot: AppointmentRow,
+        scope: Scope,
+        new_start: datetime,
+        duration: timedelta,
+    ) -> dict[int, tuple[datetime, datetime]]:
+        """Row id -> (new start, new recurrence id) for every active visit the move concerns."""
+        if scope == Scope.THIS:
+            if pivot.status not in ACTIVE_STATUSES:
+                return {}
+            assert pivot.recurrence_id is not None
+            return {pivot.id: (new_start, pivot.recurrence_id)}
+        rule = rule_of(series)
+        zone = series_zone(series)
+        assert pivot.recurrence_id is not None
+        new_first = local_shift(pivot.recurrence_id, pivot.start, new_start, zone)
+        old_rest = [m for m in rule.instances() if m >= pivot.recurrence_id]
+        new_rest = rule.from_instance(pivot.recurrence_id, new_first).instances()
+        renamed = dict(zip(old_rest, new_rest, strict=True))
+        plan: dict[int, tuple[datetime, datetime]] = {}
+        for row in rows:
+            if row.status not in ACTIVE_STATUSES or row.recurrence_id not in renamed:
+                continue
+            key = renamed[row.recurrence_id]
+            follows_rule = row.start == row.recurrence_id
+            start = new_start if row.id == pivot.id else key if follows_rule else row.start
+            plan[row.id] = (start, key)
+        return plan
+
+    async def _rehome(
+        self,
+        tx: Tx,
+        series: SeriesRow,
+        rows: list[AppointmentRow],
+        pivot: AppointmentRow,
+        new_start: datetime,
+        now: datetime,
+    ) -> SeriesRow:
+        """The series that holds the visits from the pivot on: the same one with a new rule, or a new one (split)."""
+        rule = rule_of(series)
+        assert pivot.recurrence_id is not None
+        new_first = local_shift(pivot.recurrence_id, pivot.start, new_start, series_zone(series))
+        new_rule = rule.from_instance(pivot.recurrence_id, new_first)
+        before = [o for o in shown(rows) if o.recurrence_id < pivot.recurrence_id]
+        if not before:
+            # Nothing earlier to keep: the whole resource takes the new rule (same UID, SEQUENCE+1).
+            await tx.set_rule(series, new_rule, now)
+            return series
+        await tx.set_rule(series, rule.ended_before(pivot.recurrence_id), now)
+        new_series = await tx.add_series(
+            client_id=series.client_id,
+            specialist_id=series.specialist_id,
+            service_id=series.service_id,
+            location_id=series.location_id,
+            channel=series.channel,
+            rule=new_rule,
+            duration_minutes=series.duration_minutes,
+            note=series.note,
+            at=now,
+            parent_id=series.id,
+        )
+        # Visits after the pivot that no longer take place go along, so the history stays with the new series.
+        renamed = dict(
+            zip([m for m in rule.instances() if m >= pivot.recurrence_id], new_rule.instances(), strict=True)
+        )
+        for row in rows:
+            if row.status not in ACTIVE_STATUSES and row.recurrence_id in renamed:
+                await tx.place_occurrence(row, new_series.id, renamed[row.recurrence_id])
+        return new_series
+
+    # --- edits made in the calendar app ----------------------------------------------------------
+
+    async def reconcile(self, specialist_id: str) -> list[SeriesChange]:
+        """Carry what the specialist did to a series in their calendar app back to its rows.
+
+        Acts only on a fresh, readable copy of a resource whose writes are all done. A resource that is not
+        there at all is not taken as a deletion here (a read that does not show an event is not a deletion).
+        """
+        now = self.clock()
+        horizon = timedelta(days=self.practice.specialist_by_id[specialist_id].horizon_days + 1)
+        async with self.store.tx() as tx:
+            candidates = await tx.watched_series(specialist_id, now, now + horizon)
+            pending = {row.appointment_id for row in await tx.outbox_pending()}
+            snapshot: dict[int, tuple[SeriesRow, list[AppointmentRow]]] = {}
+            for series in candidates:
+                rows = await tx.series_rows(series.id)
+                if rows and min(r.id for r in rows) not in pending:
+                    snapshot[series.id] = (series, rows)
+        if not snapshot:
+            return []
+        try:
+            seen = await self.calendar.series_state(specialist_id, [s.uid for s, _ in snapshot.values()])
+        except CalendarUnavailable:
+            return []
+        changes: list[SeriesChange] = []
+        for series, rows in snapshot.values():
+            state = seen.get(series.uid)
+            if state is None:
+                if series.uid not in seen:
+                    log.info("series %s not found in the calendar; left as it is", series.id)
+                continue
+            try:
+                result = flow_back(rule_of(series), _row_states(rows, now), state)
+            except Unclear as exc:
+                log.warning("series %s: calendar copy left as it is (%s)", series.id, exc)
+                continue
+            if result.empty and result.rule == rule_of(series):
+                continue
+            change = await self._apply_flow_back(series, rows, result, now)
+            if change is not None:
+                changes.append(change)
+        if changes:
+            self.booking._wake_outbox()
+        return changes
+
+    async def _apply_flow_back(
+        self, series: SeriesRow, before: list[AppointmentRow], result: FlowBack, now: datetime
+    ) -> SeriesChange | None:
+        actor = f"calendar:{series.specialist_id}"
+        state = {(r.id, r.start, r.status, r.recurrence_id) for r in before}
+        async with self.store.tx() as tx:
+            await tx.lock_specialist(series.specialist_id)
+            fresh = await tx.get_series(series.id, for_update=True)
+            rows = await tx.series_rows(series.id)
+            if fresh is None or {(r.id, r.start, r.status, r.recurrence_id) for r in rows} != state:
+                return None  # changed meanwhile; the next pass sees the new state
+            by_id = {r.id: r for r in rows}
+            visits: list[ChangedVisit] = []
+            for row_id in result.removed:
+                row = by_id[row_id]
+                target = Status.DECLINED if row.status == Status.REQUESTED else Status.CANCELLED
+                await tx.transition(row, target, actor=actor, at=now, reason="removed from the calendar")
+                visits.append(ChangedVisit(row, row.start, removed=True))
+            for row_id, key in result.rekeyed.items():
+                await tx.place_occurrence(by_id[row_id], series.id, key)
+            for row_id, (key, start, end) in result.moved.items():
+                row = by_id[row_id]
+                old = row.start
+                await tx.place_occurrence(row, series.id, key)
+                if await tx.move(row, start, end, actor=actor, at=now):
+                    visits.append(ChangedVisit(row, old, removed=False))
+            if result.rule != rule_of(fresh):
+                await tx.set_rule(fresh, result.rule, now)
+            else:
+                await tx.touch_series(fresh, now)
+            # Rewrites the resource in our canonical form (our texts, SEQUENCE+1) around what the specialist did.
+            await tx.enqueue_sync(rows[0].id, series.specialist_id, now)
+        if not visits:
+            return None
+        scope = Scope.THIS if len(visits) == 1 else Scope.FOLLOWING
+        return SeriesChange([fresh], visits, scope, by_calendar=True)
+
+
+def series_zone(series: SeriesRow) -> ZoneInfo:
+    return ZoneInfo(series.tzid)
+
+
+def _row_states(rows: Sequence[AppointmentRow], now: datetime) -> list[RowState]:
+    """Every row still in the calendar; the calendar may change only the active ones not yet begun."""
+    return [
+        RowState(r.id, r.recurrence_id, r.start, r.end, r.status in ACTIVE_STATUSES and r.start > now)
+        for r in rows
+        if r.recurrence_id is not None and Status(r.status) in IN_CALENDAR
+    ]
