@@ -1,7 +1,7 @@
 """Recurring visits: the series table, and each appointment's series and instance (RECURRENCE-ID)
 
 Revision ID: 6bd3b3423df0
-Revises: 5f0c2a7e91d4
+Revises: 3d50ca561607
 Create Date: 2026-11-26 05:27:34.006353
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "6bd3b3423df0"
-down_revision = "5f0c2a7e91d4"
+down_revision = "3d50ca561607"
 branch_labels = None
 depends_on = None
 
