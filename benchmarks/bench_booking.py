@@ -31,8 +31,9 @@ import httpx
 from icalendar import Calendar
 
 from bot.local import local_bot
-from bot.runtime import Runtime
+from caldav_bridge.embedded import EmbeddedAccount
 from scheduling.config import Practice, parse_practice
+from scheduling.store import Store
 from tgemu import BotApiEmulator, ChatMessage, TelegramUser
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "practice.example.toml"
@@ -349,20 +350,20 @@ def _as_utc(value: object) -> datetime:
     return value.astimezone(UTC)
 
 
-async def double_bookings(runtime: Runtime) -> Overlaps:
+async def double_bookings(store: Store, practice: Practice, accounts: dict[str, EmbeddedAccount]) -> Overlaps:
     """Overlaps (buffers included) among active appointments in the database and among calendar events."""
-    practice, found = runtime.practice, Overlaps()
+    found = Overlaps()
     buffers = {s.id: timedelta(minutes=s.buffer_after) for s in practice.services}
     async with httpx.AsyncClient(timeout=30) as http:
         for spec in practice.specialists:
-            async with runtime.store.tx() as tx:
+            async with store.tx() as tx:
                 active = await tx.active_appointments(spec.id, START - timedelta(days=1), START + timedelta(days=400))
             buffer = {a.uid: buffers[a.service_id] for a in active}
             busy = {a.uid: (a.start, a.end + buffer[a.uid]) for a in active}
             found.active += len(active)
             found.database += _pairs(list(busy.values()))
             # Read back independently of the bot's CalDAV code: one GET of the whole collection.
-            account = runtime.accounts[spec.id]
+            account = accounts[spec.id]
             response = await http.get(account.calendar_url, auth=(account.username, account.password))
             response.raise_for_status()
             events = {}
@@ -424,6 +425,7 @@ class Report:
     approve_seconds: float = 0.0
     approvals: int = 0
     unanswered: int = 0
+    refused_taps: int = 0  # taps answered with an alert ("out of date", "not valid")
     api_calls: Counter[str] = field(default_factory=Counter)
     api_errors: Counter[str] = field(default_factory=Counter)
     logs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -444,11 +446,12 @@ class Report:
             and self.booked > 0
             and self.final["failed"] + self.final["stuck"] + self.final["unfinished"] == 0
             and self.unanswered == 0
+            and self.refused_taps == 0
         )
 
     def lines(self) -> list[str]:
         limits = (
-            "Telegram-like flood limits in the emulator, the bot's AIORateLimiter on"
+            "Telegram-like flood limits in the emulator, the bot's rate limiter on"
             if self.realistic
             else "emulator flood limits off and the bot's rate limiter off (neither is the bottleneck)"
         )
@@ -480,7 +483,7 @@ class Report:
                     ("unfinished", "unfinished"),
                 )
             )
-            + f"; taps never answered: {self.unanswered}"
+            + f"; taps never answered: {self.unanswered}; taps refused: {self.refused_taps}"
         )
         for reason, count in self.failures.most_common(5):
             out.append(f"  failure x{count}: {reason}")
@@ -547,16 +550,16 @@ def _latency(label: str, steps: list[Step]) -> str:
     )
 
 
-async def _outbox_drained(runtime: Runtime) -> None:
+async def outbox_drained(store: Store) -> None:
     """Wait until every calendar write the bookings queued has been done."""
     while True:
-        async with runtime.store.tx() as tx:
+        async with store.tx() as tx:
             if not await tx.outbox_pending():
                 return
         await asyncio.sleep(0.05)
 
 
-async def _approve_all(runtime: Runtime, staff: dict[str, Person], report: Report) -> None:
+async def approve_all(staff: dict[str, Person], report: Report) -> None:
     """Each specialist approves every request in their chat, one after another; the two work in parallel."""
 
     async def approve(person: Person) -> None:
@@ -637,11 +640,11 @@ async def run(
                         await p.act(
                             "start", "staff", lambda p=p: p.user.send("/start", wait=False), lambda: True, tap=False
                         )
-                    await _booking(runtime, crowd, report)
+                    await booking_rounds(runtime.store, lambda: runtime.gateway.requests, crowd, report)
                     if approve:
                         before, started = runtime.gateway.requests, time.perf_counter()
-                        await _approve_all(runtime, staff, report)
-                        await _outbox_drained(runtime)
+                        await approve_all(staff, report)
+                        await outbox_drained(runtime.store)
                         report.approve_seconds = time.perf_counter() - started
                         report.caldav["approve"] = runtime.gateway.requests - before
             except TimeoutError:
@@ -654,13 +657,18 @@ async def run(
                     report.failures[_generic(c.reason)] += 1
                 report.updates.update(c.updates)
             report.unanswered = sum(len(c.user.unanswered) for c in crowd)
+            report.refused_taps = refused_taps(crowd)
             report.api_calls, report.api_errors = Counter(emulator.requests), Counter(emulator.errors)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(60):
-                    await _outbox_drained(runtime)
-            report.overlaps = await double_bookings(runtime)
+                    await outbox_drained(runtime.store)
+            report.overlaps = await double_bookings(runtime.store, practice, runtime.accounts)
         report.logs = Counter(logs.seen)
     return report
+
+
+def refused_taps(crowd: list[Client]) -> int:
+    return sum(1 for c in crowd for answer in c.user.answers if answer.show_alert)
 
 
 def _generic(reason: str) -> str:
@@ -668,7 +676,9 @@ def _generic(reason: str) -> str:
     return reason.split(" (last:")[0]
 
 
-async def _booking(runtime: Runtime, crowd: list[Client], report: Report) -> None:
+async def booking_rounds(
+    store: Store, caldav_requests: Callable[[], int], crowd: list[Client], report: Report
+) -> None:
     """Rounds of browsing up to the summary, then everyone presses Send at once, until all are done."""
     started, cpu = time.perf_counter(), time.process_time()
     try:
@@ -677,14 +687,14 @@ async def _booking(runtime: Runtime, crowd: list[Client], report: Report) -> Non
             if not waiting:
                 break
             report.rounds += 1
-            before = runtime.gateway.requests
+            before = caldav_requests()
             await asyncio.gather(*(c.browse() for c in waiting))
-            report.caldav["browse"] += runtime.gateway.requests - before
-            before = runtime.gateway.requests
+            report.caldav["browse"] += caldav_requests() - before
+            before = caldav_requests()
             ready = [c for c in crowd if c.state == "summary"]
             report.outcomes.update(await asyncio.gather(*(c.send() for c in ready)))
-            await _outbox_drained(runtime)
-            report.caldav["commit"] += runtime.gateway.requests - before
+            await outbox_drained(store)
+            report.caldav["commit"] += caldav_requests() - before
     finally:
         report.booking_seconds = time.perf_counter() - started
         report.booking_cpu = time.process_time() - cpu
@@ -696,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--realistic-limits",
         action="store_true",
-        help="Telegram-like flood limits in the emulator and the bot's AIORateLimiter on",
+        help="Telegram-like flood limits in the emulator and the bot's rate limiter on",
     )
     parser.add_argument("--approve", action="store_true", help="the specialists approve every request afterwards")
     parser.add_argument("--seed", type=int, default=1)

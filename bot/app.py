@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     BaseUpdateProcessor,
@@ -21,11 +19,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot import notify
+from bot import notify, webhook_reply
 from bot.deps import Deps, deps
 from bot.handlers import account, client, mine, specialist
 from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
+from bot.ratelimit import ChatRateLimiter, bulk_sends
+from scheduling.locks import KeyLocks
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +33,19 @@ SWEEP_SECONDS = 20.0
 
 
 class PerChatProcessor(BaseUpdateProcessor):
-    """Updates run concurrently, except that one chat's updates run in the order they came."""
+    """Updates run concurrently, except that one chat's updates run one at a time, whichever process gets them."""
 
-    def __init__(self, max_concurrent_updates: int = 64):
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # chat id -> (lock, updates holding or awaiting it)
+    def __init__(self, chats: KeyLocks):
+        super().__init__(chats.capacity)
+        self._chats = chats
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
             await coroutine
             return
-        lock, users = self._locks.get(chat.id, (asyncio.Lock(), 0))
-        self._locks[chat.id] = (lock, users + 1)
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            lock, users = self._locks[chat.id]
-            if users == 1:
-                del self._locks[chat.id]  # forget idle chats so the map stays small
-            else:
-                self._locks[chat.id] = (lock, users - 1)
+        async with self._chats.hold(chat.id):
+            await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -75,6 +66,8 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the failure without personal data and tell the person that nothing was lost."""
     err = context.error
+    if isinstance(update, Update) and update.callback_query is not None:
+        webhook_reply.give_up(update.callback_query.id)
     if isinstance(err, BadRequest) and harmless(err):
         return
     log.error("update failed: %s", type(err).__name__, exc_info=err)
@@ -91,7 +84,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Expire undecided requests and re-send specialist requests that did not go out."""
-    await notify.sweep(context.bot, deps(context))
+    with bulk_sends():
+        await notify.sweep(context.bot, deps(context))
 
 
 async def set_commands(app: Application) -> None:
@@ -126,12 +120,12 @@ def build_application(
         .token(token)
         .base_url(base_url)
         .base_file_url(base_file_url)
-        .concurrent_updates(PerChatProcessor())
+        .concurrent_updates(PerChatProcessor(d.chats))
         .connection_pool_size(64)
         .get_updates_connection_pool_size(2)
     )
     if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        builder = builder.rate_limiter(ChatRateLimiter())
     app = builder.build()
     app.bot_data["deps"] = d
     app.add_handler(CommandHandler("start", client.start))

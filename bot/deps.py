@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from telegram.ext import Application, ContextTypes
@@ -10,6 +10,7 @@ from telegram.ext import Application, ContextTypes
 from scheduling.booking import BookingService
 from scheduling.changes import ChangeService
 from scheduling.config import Practice
+from scheduling.locks import KeyLocks
 from scheduling.series import SeriesService
 from scheduling.store import ClientRow, Store
 
@@ -19,6 +20,7 @@ class Deps:
     practice: Practice
     store: Store
     booking: BookingService
+    chats: KeyLocks = field(default_factory=KeyLocks)  # one chat's updates one at a time, across processes
 
     @property
     def changes(self) -> ChangeService:

@@ -1,19 +1,33 @@
-"""Run the real bot against the local Bot API emulator: for the demo, the benchmarks and the tests."""
+"""Run the real bot against the local Bot API emulator: for the demo, the benchmarks and the tests.
+
+`python -m bot.local --start 2026-11-30T07:00:00Z --accounts calendars.json` runs one bot process like
+`bookingbot run` (settings from the same BOOKINGBOT_* variables, long polling or webhook), with a clock
+that starts at `--start` and runs on, and calendars another process serves: replicas of one practice on
+one machine, for end-to-end tests and benchmarks that need the bot as a process of its own.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
+import json
+import logging
+import sys
+import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from telegram.ext import Application
 
 from bot.app import SWEEP_SECONDS, build_application, set_commands
 from bot.runtime import Runtime, start_runtime
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from caldav_bridge.embedded import EmbeddedAccount
 from scheduling.booking import Clock, utcnow
-from scheduling.config import Practice
+from scheduling.config import Practice, load_practice
 from tgemu import BotApiEmulator
 
 
@@ -74,3 +88,39 @@ async def local_bot(
             yield runtime, app
     finally:
         await runtime.close()
+
+
+def running_clock(start: datetime) -> Clock:
+    """A clock that reads `start` now and runs on in real time."""
+    began = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
+
+
+def write_accounts(path: Path, accounts: dict[str, EmbeddedAccount]) -> None:
+    """Hand embedded calendars to other processes (the file holds their passwords: mode 0600)."""
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({spec: asdict(acc) for spec, acc in accounts.items()}), encoding="utf-8")
+
+
+def read_accounts(path: Path) -> dict[str, EmbeddedAccount]:
+    return {spec: EmbeddedAccount(**acc) for spec, acc in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One bot process on the emulator: `bookingbot run` with a chosen start time and shared calendars."""
+    from bot.serve import serve
+
+    parser = argparse.ArgumentParser(prog="python -m bot.local", description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=datetime.fromisoformat, help="what the clock reads now (ISO, with zone)")
+    parser.add_argument("--accounts", type=Path, help="calendars another process serves (see write_accounts)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    practice = load_practice(settings.config)
+    clock = running_clock(args.start) if args.start else utcnow
+    accounts = read_accounts(args.accounts) if args.accounts else None
+    return asyncio.run(serve(settings, practice, clock=clock, accounts=accounts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,6 +21,7 @@ from scheduling.booking import BookingService, Clock, utcnow
 from scheduling.calendar import EventSpec
 from scheduling.config import Practice
 from scheduling.db import create_schema, make_engine
+from scheduling.locks import KeyLocks, key_locks
 from scheduling.store import AppointmentRow, Store
 from scheduling.store_series import SeriesRow
 
@@ -41,6 +42,7 @@ class Runtime:
     booking: BookingService
     embedded: EmbeddedCalDAV | None = None
     accounts: dict[str, EmbeddedAccount] = field(default_factory=dict)
+    chats: KeyLocks = field(default_factory=KeyLocks)
     _worker_task: asyncio.Task[None] | None = None
     _feeds_task: asyncio.Task[None] | None = None
 
@@ -50,7 +52,7 @@ class Runtime:
 
     @property
     def deps(self) -> Deps:
-        return Deps(self.practice, self.store, self.booking)
+        return Deps(self.practice, self.store, self.booking, self.chats)
 
     def start_outbox(self, poll: float = 2.0) -> None:
         """Drain the outbox, and keep busy feeds fresh, in the background until close()."""
@@ -71,6 +73,7 @@ class Runtime:
         await self.gateway.close()
         if self.embedded is not None:
             await self.embedded.stop()
+        await self.chats.close()
         await self.engine.dispose()
 
 
@@ -112,4 +115,5 @@ async def start_runtime(
     calendars = CalendarRouter(gateway, BusyFeeds(practice, clock=clock))
     worker = OutboxWorker(store, calendars, event, clock, series_event_for=series_event)
     booking = BookingService(practice, store, calendars, clock=clock, on_calendar_change=worker.wake)
-    return Runtime(settings, practice, engine, store, gateway, calendars, worker, booking, embedded, accounts)
+    chats = key_locks(engine)
+    return Runtime(settings, practice, engine, store, gateway, calendars, worker, booking, embedded, accounts, chats)

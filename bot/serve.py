@@ -16,6 +16,8 @@ from bot.app import build_application, set_commands
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings, require_token
 from bot.web import RedactingAccessLogger, feed_key, feed_url, make_web_app
+from caldav_bridge.embedded import EmbeddedAccount
+from scheduling.booking import Clock, utcnow
 from scheduling.config import Practice
 
 log = logging.getLogger(__name__)
@@ -52,10 +54,19 @@ def print_calendars(runtime: Runtime, out: TextIO | None = None, feed_base: str 
         print(f"  {spec.id}: {feed_url(runtime.settings, key, spec.id, feed_base)}", file=out)
 
 
-async def serve(settings: Settings, practice: Practice) -> int:
-    """Run until SIGTERM or SIGINT; the update being handled finishes and the outbox is flushed first."""
+async def serve(
+    settings: Settings,
+    practice: Practice,
+    *,
+    clock: Clock = utcnow,
+    accounts: dict[str, EmbeddedAccount] | None = None,
+) -> int:
+    """Run until SIGTERM or SIGINT; the update being handled finishes and the outbox is flushed first.
+
+    `clock` and `accounts` are for replicas on one machine run by the tests and benchmarks (`bot.local`).
+    """
     token = require_token(settings)
-    runtime = await start_runtime(settings, practice)
+    runtime = await start_runtime(settings, practice, clock=clock, accounts=accounts)
     print_calendars(runtime)
     app = build_application(
         runtime.deps, token=token, base_url=settings.bot_base_url, base_file_url=settings.bot_file_url

@@ -21,6 +21,7 @@ from icalendar import Calendar
 from telegram import Update
 from telegram.ext import Application
 
+from bot import webhook_reply
 from bot.calendar_text import event_for
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -161,8 +162,13 @@ def webhook_handler(app: Application, secret: str) -> Any:
         except Exception as exc:
             log.warning("webhook: refused a body that is not an update: %s", type(exc).__name__)
             return web.Response(status=400)
+        query = update.callback_query
+        waiting = webhook_reply.expect(query.id) if query is not None else None
         await app.update_queue.put(update)
-        return web.Response(status=200)
+        if query is None or waiting is None:
+            return web.Response(status=200)
+        body = await webhook_reply.response_body(query.id, waiting)
+        return web.json_response(body) if body else web.Response(status=200)
 
     return webhook
 

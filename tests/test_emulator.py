@@ -523,3 +523,60 @@ async def test_flood_limits_per_chat_and_overall() -> None:
         emulator.advance(1.5)
         await bot.send_message(1, "x")
         assert emulator.errors["sendMessage"] == 2
+
+
+# --- webhook relay and flood control ------------------------------------------------------------------
+
+
+async def test_webhook_relay_alternates_a_chats_updates_and_runs_the_method_in_the_response(
+    emulator: BotApiEmulator, bot: Bot
+) -> None:
+    received: list[tuple[int, str, dict[str, object]]] = []
+
+    def replica(number: int) -> aiohttp.web.Application:
+        async def hook(request: aiohttp.web.Request) -> aiohttp.web.Response:
+            update = await request.json()
+            received.append((number, request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), update))
+            chat = update["message"]["chat"]["id"]
+            return aiohttp.web.json_response({"method": "sendMessage", "chat_id": chat, "text": f"replica {number}"})
+
+        app = aiohttp.web.Application()
+        app.router.add_post("/hook", hook)
+        return app
+
+    runners = [aiohttp.web.AppRunner(replica(n)) for n in (1, 2)]
+    targets = []
+    for runner in runners:
+        await runner.setup()
+        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        targets.append(f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
+    try:
+        await bot.set_webhook("https://bot.example.org/hook", secret_token="s3cret")
+        emulator.relay.to(*targets)
+        ada, bob = emulator.user(1101, "Ada"), emulator.user(1102, "Bob")
+        for text in ("one", "two", "three"):
+            await ada.send(text)
+        await bob.send("hi")
+        assert [number for number, _, update in received if update["message"]["chat"]["id"] == ada.id] == [1, 2, 1]
+        assert [number for number, _, update in received if update["message"]["chat"]["id"] == bob.id] == [1]
+        assert {secret for _, secret, _ in received} == {"s3cret"}
+        assert [m.text for m in ada.messages] == ["replica 1", "replica 2", "replica 1"]
+        assert emulator.relay.replies["sendMessage"] == 4
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def test_flood_answers_429_for_the_chosen_chat_until_calm(emulator: BotApiEmulator, bot: Bot) -> None:
+    ada, bob = emulator.user(1201, "Ada"), emulator.user(1202, "Bob")
+    await ada.send("hi", wait=False)
+    await bob.send("hi", wait=False)
+    emulator.flood(ada.id, retry_after=7)
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(ada.id, "hello")
+    assert caught.value.retry_after == 7
+    await bot.send_message(bob.id, "hello")
+    emulator.calm(ada.id)
+    await bot.send_message(ada.id, "hello again")
+    assert [m.text for m in ada.messages] == ["hello again"] and [m.text for m in bob.messages] == ["hello"]

@@ -29,6 +29,7 @@ from tgemu.errors import (
 from tgemu.params import Markup, Params, formatted, inline_only, markup_of
 from tgemu.state import CallbackAnswer, Chat, ChatMessage, Query, StoredFile
 from tgemu.users import TelegramUser
+from tgemu.webhook import WebhookRelay
 
 _CHAT_ACTIONS = frozenset(
     {
@@ -93,6 +94,8 @@ class BotApiEmulator:
         self.errors: Counter[str] = Counter()
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.webhook_url = ""
+        self.webhook_secret = ""
+        self.relay = WebhookRelay(self)
         self.listeners: list[MessageListener] = []
         self._skew = 0.0
         self._chats: dict[int, Chat] = {}
@@ -111,6 +114,7 @@ class BotApiEmulator:
         self._changed = asyncio.Event()
         self._closing = False
         self._queues: list[asyncio.Queue[Any]] = []
+        self._floods: dict[int, tuple[int, float | None]] = {}  # chat -> (retry_after, until or None)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._methods: dict[str, tuple[str, Callable[[Params], Awaitable[Any]]]] = {
@@ -171,6 +175,7 @@ class BotApiEmulator:
         self._wake()
         if self in BotApiEmulator._serving:
             BotApiEmulator._serving.remove(self)
+        await self.relay.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -241,13 +246,45 @@ class BotApiEmulator:
     # updates
 
     def push_update(self, kind: str, payload: dict[str, Any]) -> int:
-        """Queue an update for getUpdates; returns its update_id (0 if allowed_updates filters it out)."""
+        """Queue an update for getUpdates, or post it to the webhook relay's targets; returns its update_id.
+
+        0 if allowed_updates filters it out.
+        """
         if self._allowed_updates and kind not in self._allowed_updates:
             return 0
         self._last_update_id += 1
-        self._updates.append((self._last_update_id, {"update_id": self._last_update_id, kind: payload}))
-        self._wake()
+        update = {"update_id": self._last_update_id, kind: payload}
+        if self.webhook_url and self.relay.targets:
+            self._fetched_upto = max(self._fetched_upto, self._last_update_id)
+            self.relay.deliver(update)
+        else:
+            self._updates.append((self._last_update_id, update))
+            self._wake()
         return self._last_update_id
+
+    # flood control
+
+    def flood(self, chat_id: int, retry_after: int = 1, seconds: float | None = None) -> None:
+        """Answer every call for this chat with 429 and this retry_after, for `seconds` or until calm()."""
+        self._floods[chat_id] = (retry_after, None if seconds is None else self.now() + seconds)
+
+    def calm(self, chat_id: int) -> None:
+        """End a flood() for this chat."""
+        self._floods.pop(chat_id, None)
+
+    def _check_chat_flood(self, params: Params) -> None:
+        try:
+            chat_id = int(str(params.raw("chat_id")))
+        except ValueError:
+            return
+        flood = self._floods.get(chat_id)
+        if flood is None:
+            return
+        retry_after, until = flood
+        if until is not None and self.now() >= until:
+            del self._floods[chat_id]
+            return
+        raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
 
     def fetched(self, update_id: int) -> bool:
         """Whether the bot has received this update."""
@@ -307,6 +344,23 @@ class BotApiEmulator:
         entry = self._methods.get(match.group(2).lower())
         if entry is None:
             return _error_response(ApiError(404, "Not Found"))
+        try:
+            values = await _read_params(request)
+        except ApiError as error:
+            self.requests[entry[0]] += 1
+            self.errors[entry[0]] += 1
+            return _error_response(error)
+        try:
+            result = await self.call(entry[0], values)
+        except ApiError as error:
+            return _error_response(error)
+        return web.json_response({"ok": True, "result": result})
+
+    async def call(self, method: str, values: dict[str, Any]) -> Any:
+        """Run one Bot API method (any letter case) with these parameters; raises ApiError like Telegram answers."""
+        entry = self._methods.get(method.lower())
+        if entry is None:
+            raise ApiError(404, "Not Found")
         name, handler = entry
         self.requests[name] += 1
         busy = name != "getUpdates"
@@ -314,16 +368,26 @@ class BotApiEmulator:
             self._in_flight += 1
             self._touch()
         try:
-            params = Params(await _read_params(request))
-            result = await handler(params)
-        except ApiError as error:
+            params = Params(values)
+            if "chat_id" in params:
+                self._check_chat_flood(params)
+            return await handler(params)
+        except ApiError:
             self.errors[name] += 1
-            return _error_response(error)
+            raise
         finally:
             if busy:
                 self._in_flight -= 1
                 self._touch()
-        return web.json_response({"ok": True, "result": result})
+
+    def begin_delivery(self) -> None:
+        """A webhook post is under way: the bot is busy until it is answered."""
+        self._in_flight += 1
+        self._touch()
+
+    def end_delivery(self) -> None:
+        self._in_flight -= 1
+        self._touch()
 
     def _serve_file(self, tail: str) -> web.Response:
         token, _, file_path = tail.partition("/")
@@ -403,6 +467,7 @@ class BotApiEmulator:
         if url and not url.startswith("https://"):
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
         self.webhook_url = url
+        self.webhook_secret = params.str("secret_token") or ""
         allowed = params.json("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = [str(kind) for kind in allowed]

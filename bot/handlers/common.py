@@ -8,6 +8,8 @@ from telegram import Bot, CallbackQuery, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from bot import webhook_reply
+
 log = logging.getLogger(__name__)
 
 _HARMLESS = ("message is not modified", "message to edit not found", "query is too old")
@@ -20,6 +22,8 @@ def harmless(exc: BadRequest) -> bool:
 
 async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
     """Answer a button tap; a query Telegram already gave up on must not undo the work done for it."""
+    if webhook_reply.offer(query.id, text, alert):
+        return
     try:
         await query.answer(text, show_alert=alert)
     except BadRequest as exc:
