@@ -111,7 +111,12 @@ class CalDAVGateway:
     async def _connect_account(self, spec: Specialist, account: Account) -> _State:
         conn = Connection(account.url, account.username, account.password, timeout=self.timeout, bearer=account.bearer)
         try:
-            found = await discover(conn)
+            if account.bearer is not None:
+                # Signed-in calendars were chosen from the provider's own list: their URLs are known, and
+                # Google's CalDAV home lists only the one calendar it belongs to.
+                found = [CalendarInfo(u, u) for u in (account.booking_calendar, *account.busy_calendars)]
+            else:
+                found = await discover(conn)
             where = f"specialist {spec.id} at {account.url}"
             booking = pick(found, account.booking_calendar, where)
             chosen: dict[str, CalendarInfo] = {booking.url: booking}

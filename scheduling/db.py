@@ -238,6 +238,48 @@ class SpecialistLockRow(Base):
     version: Mapped[int] = mapped_column(default=0)
 
 
+class CalendarConnectionRow(Base):
+    """A specialist's sign-in to Google or Microsoft: sealed tokens and the calendars they chose."""
+
+    __tablename__ = "calendar_connections"
+
+    specialist_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    account: Mapped[str] = mapped_column(String(320), default="")
+    tokens: Mapped[str] = mapped_column(Text)  # sealed with BOOKINGBOT_TOKEN_KEY
+    # {"found": [{"id", "name", "writable"}], "booking": id, "busy": [ids]}
+    calendars: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16))  # choosing | connected | revoked
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_told: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime]
+
+
+class SignInRow(Base):
+    """A sign-in link handed out and not yet used; any process may complete it."""
+
+    __tablename__ = "oauth_sign_ins"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    specialist_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    verifier: Mapped[str] = mapped_column(Text)  # sealed
+    redirect_uri: Mapped[str] = mapped_column(String(512))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
+class RemoteEventRow(Base):
+    """Where a provider that names events itself (Microsoft Graph) keeps each appointment's event."""
+
+    __tablename__ = "remote_events"
+
+    uid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    specialist_id: Mapped[str] = mapped_column(String(64), index=True)
+    remote_id: Mapped[str] = mapped_column(String(512))
+    calendar_id: Mapped[str] = mapped_column(String(512))
+
+
 def async_url(url: str) -> URL:
     """Map plain `postgresql://` and `sqlite:///` URLs to their asyncio drivers."""
     parsed = make_url(url)

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.bot",
     "tests.fixtures.feeds",
     "tests.fixtures.series",
+    "tests.fixtures.providers",
 ]
