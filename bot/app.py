@@ -21,7 +21,7 @@ from telegram.ext import (
 
 from bot import notify, webhook_reply
 from bot.deps import Deps, deps
-from bot.handlers import account, client, mine, specialist
+from bot.handlers import account, client, connect, mine, specialist
 from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
@@ -139,10 +139,21 @@ def build_application(
     app.add_handler(CallbackQueryHandler(specialist.button, pattern=r"^s\|"))
     app.add_handler(CallbackQueryHandler(mine.button, pattern=r"^m\|"))
     app.add_handler(CallbackQueryHandler(account.language_button, pattern=r"^l\|"))
+    app.add_handler(CommandHandler("connect", connect.connect))
+    app.add_handler(CallbackQueryHandler(connect.button, pattern=r"^c\|"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.CONTACT, client.contact))
+    staff = [s.telegram_id for s in d.practice.specialists if s.telegram_id]
+    signed_in = filters.Regex(r"^\s*https?://\S*[?&](code|error)=") & filters.User(user_id=staff)
+    app.add_handler(MessageHandler(filters.TEXT & signed_in, connect.pasted))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, client.text))
     app.add_error_handler(on_error)
+    if d.connections is not None:
+
+        async def signed_out(specialist_id: str, provider: str) -> None:
+            await notify.calendar_signed_out(app.bot, d, specialist_id, provider)
+
+        d.connections.on_revoked = signed_out
     if sweep_seconds is not None:
         assert app.job_queue is not None
         app.job_queue.run_repeating(sweep_job, interval=sweep_seconds, first=1.0, name="sweep")

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from telegram.ext import Application, ContextTypes
 
+from providers.connections import Connections
 from scheduling.booking import BookingService
 from scheduling.changes import ChangeService
 from scheduling.config import Practice
@@ -21,6 +22,7 @@ class Deps:
     store: Store
     booking: BookingService
     chats: KeyLocks = field(default_factory=KeyLocks)  # one chat's updates one at a time, across processes
+    connections: Connections | None = None  # Google and Microsoft sign-ins
 
     @property
     def changes(self) -> ChangeService:

@@ -15,6 +15,7 @@ from bot.dialogs import series as series_texts
 from bot.dialogs import specialist as texts
 from bot.dialogs.mine import cancelled_for_specialist
 from bot.handlers.common import edit_quietly
+from bot.i18n import gettext_for
 from caldav_bridge.ical import ics_bytes
 from scheduling.booking import CalendarChange
 from scheduling.model import Status
@@ -196,3 +197,18 @@ async def sweep(bot: Bot, d: Deps) -> None:
         unsent = await tx.unsent_requests(now - timedelta(seconds=30))
     for appt in unsent:
         await ask_specialist(bot, d, appt)
+
+
+async def calendar_signed_out(bot: Bot, d: Deps, specialist_id: str, provider: str) -> None:
+    """Tell the specialist and the admins, once, that a calendar sign-in stopped working."""
+    spec = d.practice.specialist_by_id[specialist_id]
+    _ = gettext_for(staff_lang(d))
+    text = _(
+        "The bot can no longer use {name}'s {provider} calendar: access was withdrawn. Free times stay closed "
+        "and bookings wait until {name} sends /connect again."
+    ).format(name=spec.name, provider=provider.capitalize())
+    for chat_id in dict.fromkeys([*([spec.telegram_id] if spec.telegram_id else []), *d.practice.practice.admins]):
+        try:
+            await bot.send_message(chat_id, text)
+        except TelegramError:
+            log.warning("could not tell chat about the revoked %s sign-in of %s", provider, specialist_id)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,10 +16,14 @@ from bot.settings import Settings
 from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
+from providers.connections import Connections, ProviderAdapter
 from providers.feeds import BusyFeeds
+from providers.google import GoogleCalendars
+from providers.graph import GraphGateway
+from providers.oauth import TokenVault, providers_from_env
 from providers.router import CalendarRouter
 from scheduling.booking import BookingService, Clock, utcnow
-from scheduling.calendar import EventSpec
+from scheduling.calendar import CalendarPort, EventSpec
 from scheduling.config import Practice
 from scheduling.db import create_schema, make_engine
 from scheduling.locks import KeyLocks, key_locks
@@ -38,11 +43,13 @@ class Runtime:
     store: Store
     gateway: CalDAVGateway
     calendars: CalendarRouter
+    connections: Connections
     worker: OutboxWorker
     booking: BookingService
     embedded: EmbeddedCalDAV | None = None
     accounts: dict[str, EmbeddedAccount] = field(default_factory=dict)
     chats: KeyLocks = field(default_factory=KeyLocks)
+    graph: GraphGateway | None = None
     _worker_task: asyncio.Task[None] | None = None
     _feeds_task: asyncio.Task[None] | None = None
 
@@ -52,7 +59,7 @@ class Runtime:
 
     @property
     def deps(self) -> Deps:
-        return Deps(self.practice, self.store, self.booking, self.chats)
+        return Deps(self.practice, self.store, self.booking, self.chats, self.connections)
 
     def start_outbox(self, poll: float = 2.0) -> None:
         """Drain the outbox, and keep busy feeds fresh, in the background until close()."""
@@ -70,6 +77,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._feeds_task
         await self.feeds.close()
+        if self.graph is not None:
+            await self.graph.close()
         await self.gateway.close()
         if self.embedded is not None:
             await self.embedded.stop()
@@ -112,8 +121,54 @@ async def start_runtime(
     def series_event(series: SeriesRow, rows: list[AppointmentRow]) -> EventSpec | None:
         return series_event_for(practice, series, rows)
 
-    calendars = CalendarRouter(gateway, BusyFeeds(practice, clock=clock))
+    connections, graph, ports = _signed_in_calendars(settings, practice, store, gateway, clock)
+    calendars = CalendarRouter(gateway, BusyFeeds(practice, clock=clock), ports, before=connections.ensure)
+    await connections.start()
     worker = OutboxWorker(store, calendars, event, clock, series_event_for=series_event)
     booking = BookingService(practice, store, calendars, clock=clock, on_calendar_change=worker.wake)
     chats = key_locks(engine)
-    return Runtime(settings, practice, engine, store, gateway, calendars, worker, booking, embedded, accounts, chats)
+    return Runtime(
+        settings,
+        practice,
+        engine,
+        store,
+        gateway,
+        calendars,
+        connections,
+        worker,
+        booking,
+        embedded,
+        accounts,
+        graph=graph,
+        chats=chats,
+    )
+
+
+def _signed_in_calendars(
+    settings: Settings, practice: Practice, store: Store, gateway: CalDAVGateway, clock: Clock
+) -> tuple[Connections, GraphGateway | None, dict[str, CalendarPort]]:
+    """Google specialists go through the CalDAV gateway with their tokens; Microsoft ones through Graph."""
+    providers = providers_from_env()
+    adapters: dict[str, ProviderAdapter] = {}
+    graph: GraphGateway | None = None
+    if "google" in providers:
+        adapters["google"] = GoogleCalendars(providers["google"], gateway)
+    if "microsoft" in providers:
+        graph = adapters["microsoft"] = GraphGateway(practice, store, providers["microsoft"], clock=clock)
+    ports: dict[str, CalendarPort] = {
+        s.id: graph for s in practice.specialists if graph is not None and s.calendar_kind == "microsoft"
+    }
+    connections = Connections(
+        practice, store, providers, TokenVault.from_env(), adapters, clock=clock, callback_url=oauth_callback(settings)
+    )
+    return connections, graph, ports
+
+
+def oauth_callback(settings: Settings) -> str | None:
+    """Where a provider sends the browser after sign-in: the bot's public web address, when it has one."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + "/oauth/callback"
+    if settings.webhook_url:
+        parts = urlsplit(settings.webhook_url)
+        return f"{parts.scheme}://{parts.netloc}/oauth/callback"
+    return None

@@ -23,9 +23,12 @@ from telegram.ext import Application
 
 from bot import webhook_reply
 from bot.calendar_text import event_for
+from bot.handlers.connect import finish_sign_in
+from bot.i18n import gettext_for
 from bot.runtime import Runtime
 from bot.settings import Settings
 from caldav_bridge.ical import PRODID, ics_bytes
+from providers.oauth import SignInFailed, code_from_address
 from scheduling.calendar import CalendarUnavailable, EventSpec
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ HEALTH_TIMEOUT = 5.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+TELEGRAM_KEY: web.AppKey[Application] = web.AppKey("telegram", Application)
 FEED_KEY: web.AppKey[bytes] = web.AppKey("feed_key", bytes)
 
 _FEED_PATH = re.compile(r"^(/feeds/[^/]+/)[^/]+\.ics")
@@ -197,13 +201,28 @@ async def feed(request: web.Request) -> web.Response:
     )
 
 
+async def oauth_callback(request: web.Request) -> web.Response:
+    """Where Google or Microsoft send the specialist's browser after sign-in: finish it, continue in Telegram."""
+    runtime = request.app[RUNTIME_KEY]
+    _ = gettext_for(runtime.practice.practice.language)
+    try:
+        code, state = code_from_address(str(request.url))
+        await finish_sign_in(request.app[TELEGRAM_KEY].bot, runtime.deps, state, code)
+    except (SignInFailed, CalendarUnavailable) as exc:
+        log.warning("sign-in callback failed: %s", type(exc).__name__)
+        return web.Response(text=_("Signing in did not work. Send /connect in Telegram to try again."), status=400)
+    return web.Response(text=_("Signed in. Go back to Telegram to choose your calendar."))
+
+
 def make_web_app(runtime: Runtime, app: Application, settings: Settings) -> web.Application:
     """The aiohttp application serving /healthz, the webhook (in webhook mode) and the feeds."""
     web_app = web.Application(client_max_size=MAX_BODY)
     web_app[RUNTIME_KEY] = runtime
+    web_app[TELEGRAM_KEY] = app
     web_app[FEED_KEY] = feed_key(settings.data_dir)
     web_app.router.add_get("/healthz", health)
     web_app.router.add_get("/feeds/{specialist_id}/{token}.ics", feed)
+    web_app.router.add_get("/oauth/callback", oauth_callback)
     if settings.webhook_url:
         if not settings.webhook_secret:
             raise ValueError("webhook mode needs a webhook secret")

@@ -99,6 +99,7 @@ class Connections:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_revoked: Callable[[str, str], Awaitable[None]] | None = None,
+        callback_url: str | None = None,
     ) -> None:
         self.practice = practice
         self.store = store
@@ -107,6 +108,7 @@ class Connections:
         self.adapters = adapters
         self.clock = clock
         self.on_revoked = on_revoked
+        self.callback_url = callback_url  # the bot's own /oauth/callback, when it has a public address
         self._tokens: dict[str, Tokens] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._attached: set[str] = set()

@@ -1,0 +1,189 @@
+"""End to end: a specialist signs in to Google or Microsoft from Telegram, a client books, the calendar follows."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import tomllib
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from icalendar import Calendar
+
+from providers.oauth import TOKEN_KEY_ENV, TokenVault
+from scheduling.config import Practice, parse_practice
+from tests.fixtures.bot import ADMIN, ANNA, JONAS, Bot, running_bot
+from tests.fixtures.practice import EXAMPLE
+from tests.fixtures.providers import GoogleStandIn, GraphStandIn
+from tests.test_e2e_booking import _appointment, book_first_consultation
+from tgemu import BotApiEmulator, TelegramUser
+
+# Wednesday 2 December 2026, 09:00 in Warsaw: the slot book_first_consultation picks.
+WED_NINE = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+
+
+def practice_with(kind: str) -> Practice:
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["practice"]["admins"] = [ADMIN]
+    data["specialists"][0].update(telegram_id=ANNA, calendar=kind)
+    data["specialists"][1]["telegram_id"] = JONAS
+    return parse_practice(data)
+
+
+@pytest.fixture
+def provider_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    monkeypatch.setenv(TOKEN_KEY_ENV, TokenVault.new_key())
+    yield monkeypatch
+
+
+@pytest_asyncio.fixture
+async def google_bot(
+    tmp_path: Path, emulator: BotApiEmulator, google: GoogleStandIn, provider_env: pytest.MonkeyPatch
+) -> AsyncIterator[Bot]:
+    for name, value in google.env.items():
+        provider_env.setenv(name, value)
+    async with running_bot(tmp_path, emulator, practice=practice_with("google")) as b:
+        yield b
+
+
+@pytest_asyncio.fixture
+async def microsoft_bot(
+    tmp_path: Path, emulator: BotApiEmulator, graph: GraphStandIn, provider_env: pytest.MonkeyPatch
+) -> AsyncIterator[Bot]:
+    for name, value in graph.env.items():
+        provider_env.setenv(name, value)
+    async with running_bot(tmp_path, emulator, practice=practice_with("microsoft")) as b:
+        yield b
+
+
+async def connect(anna: TelegramUser, provider: str, calendar: str) -> None:
+    """Anna sends /connect, signs in in her browser, pastes the address and picks her calendar."""
+    await anna.send(f"/connect {provider}")
+    [[button]] = anna.last.inline_keyboard or [[{}]]
+    assert "copy that page's whole address" in anna.last.text.lower()
+    async with httpx.AsyncClient() as http:
+        consent = await http.get(button["url"], follow_redirects=False)
+    await anna.send(consent.headers["location"])
+    assert "Which calendar should bookings go to?" in anna.last.text
+    await anna.tap(calendar)
+    assert "Which calendars block your time?" in anna.last.text
+    await anna.tap("Done")
+    assert anna.last.text.startswith("Connected. Bookings go to")
+
+
+async def until(check: Callable[[], object], what: str, tries: int = 100) -> None:
+    """Wait for the outbox (running in the background) to have written what `check` looks for."""
+    for _ in range(tries):
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not written in time: {what}")
+
+
+async def google_has(http: httpx.AsyncClient, url: str, status: str) -> bool:
+    """Whether the event in Google (read straight from the stand-in's storage) has this STATUS."""
+    got = await http.get(url)
+    return got.status_code == 200 and str(Calendar.from_ical(got.text).walk("VEVENT")[0]["STATUS"]) == status
+
+
+async def test_a_google_specialist_signs_in_and_takes_bookings(google_bot: Bot, google: GoogleStandIn) -> None:
+    bot, anna = google_bot, google_bot.anna
+    await anna.send("/start")
+    client = bot.user(8101, "Client")
+    await client.send("/start")
+    await client.tap("City centre office")
+    await client.tap("Individual")
+    await client.tap("First consultation")
+    await client.tap("Anna Kowalska")
+    assert "calendar cannot be read right now" in client.last.text  # not signed in: closed, never "all free"
+
+    await connect(anna, "google", "Anna")
+    await client.send("/cancel")
+    await book_first_consultation(client, note=None)
+    appt = await _appointment(bot, 8101)
+    own = next(iter(google.calendars))
+    event_url = f"{google.radicale_url(own)}{appt.uid}.ics"
+    async with httpx.AsyncClient(auth=google.radicale_auth) as http:
+        await until(lambda: google_has(http, event_url, "TENTATIVE"), "the tentative event")
+        written = Calendar.from_ical((await http.get(event_url)).text).walk("VEVENT")[0]
+        assert written.decoded("DTSTART") == WED_NINE.astimezone(written.decoded("DTSTART").tzinfo)
+        await anna.tap("Approve")
+        await until(lambda: google_has(http, event_url, "CONFIRMED"), "the confirmed event")
+        got = await http.get(event_url)
+
+        # Anna drags the visit two hours later in Google Calendar.
+        cal = Calendar.from_ical(got.text)
+        event = cal.walk("VEVENT")[0]
+        for name in ("DTSTART", "DTEND"):
+            moved = event.decoded(name) + timedelta(hours=2)
+            del event[name]
+            event.add(name, moved)
+        put = await http.put(
+            event_url, content=cal.to_ical(), headers={"If-Match": got.headers["ETag"], "Content-Type": "text/calendar"}
+        )
+        put.raise_for_status()
+    await bot.sweep()
+    assert (await _appointment(bot, 8101)).start == WED_NINE + timedelta(hours=2)
+    assert any("moved your appointment" in m.text and "11:00" in m.text for m in client.messages)
+
+
+async def test_a_microsoft_specialist_signs_in_and_takes_bookings(microsoft_bot: Bot, graph: GraphStandIn) -> None:
+    bot, anna = microsoft_bot, microsoft_bot.anna
+    await anna.send("/start")
+    await connect(anna, "microsoft", "Calendar")
+    client = bot.user(8102, "Client")
+    await book_first_consultation(client, note=None)
+    await until(lambda: len(graph.live("AAMkCal1")) == 1, "the tentative event")
+    [written] = graph.live("AAMkCal1")
+    assert written.data["showAs"] == "tentative" and written.data["start"]["dateTime"].startswith("2026-12-02T08:00")
+    await anna.tap("Approve")
+    await until(lambda: written.data["showAs"] == "busy", "the confirmed event")
+
+    graph.edit(
+        written.id,
+        start={"dateTime": "2026-12-02T10:00:00.0000000", "timeZone": "UTC"},
+        end={"dateTime": "2026-12-02T10:50:00.0000000", "timeZone": "UTC"},
+    )
+    await bot.sweep()
+    assert (await _appointment(bot, 8102)).start == WED_NINE + timedelta(hours=2)
+    assert any("moved your appointment" in m.text and "11:00" in m.text for m in client.messages)
+
+
+async def test_a_revoked_sign_in_is_told_once(microsoft_bot: Bot, graph: GraphStandIn) -> None:
+    bot, anna = microsoft_bot, microsoft_bot.anna
+    await anna.send("/start")
+    await connect(anna, "microsoft", "Calendar")
+    admin = bot.user(ADMIN, "Admin")
+    await admin.send("/start")
+    client = bot.user(8103, "Client")
+    await book_first_consultation(client, note=None)
+    await until(lambda: len(graph.live()) == 1, "the tentative event")
+    graph.oauth.revoke()  # Anna removed the app's access in her Microsoft account
+    await anna.tap("Approve")
+    for _ in range(3):
+        bot.clock.advance(hours=1)
+        await bot.drain_outbox()
+    await admin.wait_for(lambda u: any("access was withdrawn" in m.text for m in u.messages))
+    assert len([m for m in anna.messages if "access was withdrawn" in m.text]) == 1
+    assert len([m for m in admin.messages if "access was withdrawn" in m.text]) == 1
+    assert (await _appointment(bot, 8103)).status == "confirmed"  # the decision stands; the write waits
+
+
+async def test_connect_is_for_signed_in_calendars_only(microsoft_bot: Bot) -> None:
+    jonas = microsoft_bot.user(JONAS, "Jonas")
+    await jonas.send("/connect google")
+    assert "set up in the practice file" in jonas.last.text
+    stranger = microsoft_bot.user(8104, "Someone")
+    await stranger.send("/connect microsoft")
+    assert "Only the practice's specialists" in stranger.last.text
+    await microsoft_bot.anna.send("/connect google")
+    assert "/connect microsoft" in microsoft_bot.anna.last.text
+    await microsoft_bot.anna.send("http://127.0.0.1:53682/?state=forged&code=stolen")
+    assert "Signing in did not work" in microsoft_bot.anna.last.text
