@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 from telegram.request import HTTPXRequest
@@ -16,10 +17,13 @@ from telegram.request import HTTPXRequest
 from bot.settings import DEFAULT_API_URL, ENV, Settings
 from bot.web import feed_key, feed_url, public_base
 from caldav_bridge.client import CalDAVAuthError, CalendarInfo, account_for, list_calendars, pick
+from providers.connections import Connections
 from providers.feeds import BusyFeeds, feed_address
+from providers.oauth import TOKEN_KEY_ENV, TokenVault, providers_from_env
 from scheduling.calendar import CalendarUnavailable
 from scheduling.config import ConfigError, Practice, Specialist, load_practice
 from scheduling.db import async_url, make_engine
+from scheduling.store import Store
 
 OK, BAD, SKIP = "✔", "✘", "–"
 TIMEOUT = 10.0
@@ -194,6 +198,51 @@ async def check_caldav(report: Report, spec: Specialist) -> None:
             report.line(OK, f"{role} calendar {wanted!r}: {cal.url}", indent=1)
 
 
+async def check_connection(report: Report, settings: Settings, practice: Practice, spec: Specialist) -> None:
+    """A Google or Microsoft specialist: the sign-in settings, and their stored sign-in with a fresh token."""
+    provider = providers_from_env().get(spec.calendar_kind)
+    name = spec.calendar_kind.capitalize()
+    if provider is None:
+        var = f"BOOKINGBOT_{spec.calendar_kind.upper()}_CLIENT_ID"
+        report.line(BAD, f"specialist {spec.id}: calendar = {spec.calendar_kind!r} needs {var} (docs/calendars.md)")
+        return
+    try:
+        vault = TokenVault.from_env()
+    except ValueError as exc:
+        report.line(BAD, str(exc))
+        return
+    if vault is None:
+        report.line(BAD, f"specialist {spec.id}: {TOKEN_KEY_ENV} is not set; make one with `bookingbot token-key`")
+        return
+    engine = make_engine(settings.db_url)
+    try:
+        connections = Connections(practice, Store(engine), {provider.name: provider}, vault, {})
+        try:
+            status = (await connections.status())[spec.id]
+        except SQLAlchemyError:  # no database yet: `run` creates it
+            status = {"state": "not signed in"}
+        if status["state"] != "connected":
+            report.line(
+                BAD,
+                f"specialist {spec.id}: {name} calendar {status['state']}; they send /connect "
+                f"{spec.calendar_kind} to the bot",
+            )
+            return
+        try:
+            await connections.verify(spec.id)
+        except CalendarUnavailable as exc:
+            report.line(BAD, f"specialist {spec.id}: {name} sign-in of {status['account']} does not work: {exc}")
+            return
+        busy = ", ".join(repr(b) for b in status["busy"]) or "none"
+        report.line(
+            OK,
+            f"specialist {spec.id}: {name} calendar of {status['account']}, token valid; bookings go to "
+            f"{status['booking']!r}, busy calendars {busy}; signed in {status['since']}",
+        )
+    finally:
+        await engine.dispose()
+
+
 async def check_busy_feeds(report: Report, practice: Practice, spec: Specialist) -> None:
     """Read each of the specialist's busy feeds once, as the running bot would."""
     feeds = BusyFeeds(practice)
@@ -247,6 +296,8 @@ async def run_check(settings: Settings) -> int:
                 )
             if spec.caldav.url:
                 await check_caldav(report, spec)
+            elif spec.calendar_kind in ("google", "microsoft"):
+                await check_connection(report, settings, practice, spec)
             else:
                 report.line(
                     OK,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bot.settings import ENV, Settings, SettingsError, load_settings
+from providers.oauth import TOKEN_KEY_ENV, TokenVault
 from scheduling.calendar import CalendarUnavailable
 from scheduling.config import ConfigError, Practice, load_practice
 
@@ -32,6 +33,12 @@ BOOKINGBOT_DATA_DIR=data
 # Embedded calendar server:
 # BOOKINGBOT_CALDAV_HOST=127.0.0.1
 # BOOKINGBOT_CALDAV_PORT=5232
+# Google and Microsoft sign-ins (docs/calendars.md); make the key with `bookingbot token-key`:
+# BOOKINGBOT_TOKEN_KEY=
+# BOOKINGBOT_GOOGLE_CLIENT_ID=
+# BOOKINGBOT_GOOGLE_CLIENT_SECRET=
+# BOOKINGBOT_MICROSOFT_CLIENT_ID=
+# BOOKINGBOT_MICROSOFT_CLIENT_SECRET=
 # One line per external CalDAV account named by password_env in the practice file, e.g.:
 # BOOKINGBOT_CALDAV_PASSWORD_JONAS=
 """
@@ -86,6 +93,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(settings, load_practice(settings.config)))
 
 
+def cmd_token_key(args: argparse.Namespace) -> int:
+    """Print a new key for BOOKINGBOT_TOKEN_KEY (Google and Microsoft sign-ins are stored encrypted with it)."""
+    print(f"{TOKEN_KEY_ENV}={TokenVault.new_key()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bookingbot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -95,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ("check", cmd_check, "validate the configuration, the token and every calendar"),
         ("run", cmd_run, "run the bot (long polling, or webhook when a URL is set)"),
         ("demo", cmd_demo, "run everything locally with a terminal chat instead of Telegram"),
+        ("token-key", cmd_token_key, "print a new BOOKINGBOT_TOKEN_KEY for Google and Microsoft sign-ins"),
     ):
         p = sub.add_parser(name, help=help_text)
         _settings_args(p)

@@ -129,12 +129,19 @@ async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "error", "database": f"error: {reason}"}, status=503)
     body["outbox_pending"] = sum(count for count, _ in backlog.values())
     calendars: dict[str, str] = {}
+    signed_in = await runtime.connections.status()
     for spec in runtime.practice.specialists:
-        try:
-            runtime.gateway.booking_calendar_url(spec.id)
-        except CalendarUnavailable:
-            calendars[spec.id] = "not connected"
-            continue
+        if spec.id in signed_in:
+            if signed_in[spec.id]["state"] != "connected":
+                calendars[spec.id] = signed_in[spec.id]["state"]  # not signed in, choosing, revoked
+                body["status"] = "degraded"
+                continue
+        else:
+            try:
+                runtime.gateway.booking_calendar_url(spec.id)
+            except CalendarUnavailable:
+                calendars[spec.id] = "not connected"
+                continue
         _, attempts = backlog.get(spec.id, (0, 0))
         # Failed writes waiting for a retry mean the server is refusing or unreachable right now.
         calendars[spec.id] = "retrying writes" if attempts else "ok"

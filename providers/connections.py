@@ -282,6 +282,14 @@ class Connections:
         self._tokens[specialist_id] = tokens
         return tokens
 
+    async def verify(self, specialist_id: str) -> None:
+        """Ask the provider for a fresh token now, changing nothing (for `check`); TokenRevoked when refused."""
+        row = await self.connection(specialist_id)
+        provider = self.providers.get(row.provider) if row is not None else None
+        if row is None or provider is None:
+            raise TokenRevoked(f"{specialist_id}: not signed in")
+        await refresh(provider, self._vault().open(row.tokens))
+
     async def revoked(self, specialist_id: str) -> None:
         """Mark the sign-in revoked, stop using it here, and have the specialist and admins told once."""
         self._tokens.pop(specialist_id, None)

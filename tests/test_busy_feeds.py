@@ -168,3 +168,4 @@ def _practice() -> Practice:
             "specialists": [{"id": "ana", "name": "Ana", "services": ["first"]}],
         }
     )
+

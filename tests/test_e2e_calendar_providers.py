@@ -15,6 +15,7 @@ import pytest_asyncio
 from icalendar import Calendar
 
 from providers.oauth import TOKEN_KEY_ENV, TokenVault
+from scheduling.calendar import CalendarUnavailable
 from scheduling.config import Practice, parse_practice
 from tests.fixtures.bot import ADMIN, ANNA, JONAS, Bot, running_bot
 from tests.fixtures.practice import EXAMPLE
@@ -187,3 +188,43 @@ async def test_connect_is_for_signed_in_calendars_only(microsoft_bot: Bot) -> No
     assert "/connect microsoft" in microsoft_bot.anna.last.text
     await microsoft_bot.anna.send("http://127.0.0.1:53682/?state=forged&code=stolen")
     assert "Signing in did not work" in microsoft_bot.anna.last.text
+
+
+async def test_health_and_check_show_the_sign_in(
+    microsoft_bot: Bot, graph: GraphStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.check import Report, check_connection
+    from bot.web import make_web_app
+
+    runtime = microsoft_bot.runtime
+    web = TestClient(TestServer(make_web_app(runtime, microsoft_bot.app, runtime.settings)))
+    await web.start_server()
+    spec = runtime.practice.specialist_by_id["anna"]
+    try:
+        health = await (await web.get("/healthz")).json()
+        assert health["status"] == "degraded" and health["calendars"]["anna"] == "not signed in"
+        report = Report()
+        await check_connection(report, runtime.settings, runtime.practice, spec)
+        assert report.failed == 1 and "/connect microsoft" in capsys.readouterr().out
+
+        await microsoft_bot.anna.send("/start")
+        await connect(microsoft_bot.anna, "microsoft", "Calendar")
+        health = await (await web.get("/healthz")).json()
+        assert health["status"] == "ok" and health["calendars"]["anna"] == "ok"
+        await check_connection(report, runtime.settings, runtime.practice, spec)
+        out = capsys.readouterr().out
+        assert report.failed == 1 and f"Microsoft calendar of {graph.user}, token valid" in out
+        assert "bookings go to 'Calendar'" in out
+
+        graph.oauth.revoke()
+        await check_connection(report, runtime.settings, runtime.practice, spec)
+        assert report.failed == 2 and "does not work" in capsys.readouterr().out
+        now = microsoft_bot.clock()
+        with pytest.raises(CalendarUnavailable):  # the bot finds out on its next read
+            await runtime.calendars.busy("anna", now, now + timedelta(days=1), fresh=True)
+        health = await (await web.get("/healthz")).json()
+        assert health["status"] == "degraded" and health["calendars"]["anna"] == "revoked"
+    finally:
+        await web.close()
