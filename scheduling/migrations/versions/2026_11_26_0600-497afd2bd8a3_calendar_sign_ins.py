@@ -1,7 +1,7 @@
 """calendar sign-ins
 
 Revision ID: 497afd2bd8a3
-Revises: 5f0c2a7e91d4
+Revises: 6bd3b3423df0
 Create Date: 2026-11-26 05:29:56.852686
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "497afd2bd8a3"
-down_revision = "5f0c2a7e91d4"
+down_revision = "6bd3b3423df0"
 branch_labels = None
 depends_on = None
 
