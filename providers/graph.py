@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time as _time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +22,7 @@ from scheduling.calendar import CalendarUnavailable, EventSpec
 from scheduling.config import Practice, Specialist
 from scheduling.db import RemoteEventRow
 from scheduling.model import Busy
+from scheduling.recurrence import SeenSeries
 from scheduling.store import Store
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,31 @@ def event_busy(event: dict[str, Any], zone: ZoneInfo, uid: str | None) -> Busy |
     if end <= start:
         end = start + timedelta(minutes=1)
     return Busy(start, end, str(event.get("subject", "")), uid)
+
+
+MAX_VISITS = 400
+
+
+def visits(event: EventSpec) -> list[EventSpec]:
+    """A weekly series as its single visits (rule steps in local wall time, so DST keeps the hour)."""
+    rule = event.recurrence
+    assert rule is not None
+    zone = ZoneInfo(event.tzid)
+    first, length = event.start.astimezone(zone), event.end - event.start
+    skipped = {d.astimezone(UTC) for d in rule.exdates}
+    moved = {o.recurrence_id.astimezone(UTC): o for o in rule.overrides}
+    out: list[EventSpec] = []
+    for k in range(rule.count or MAX_VISITS):
+        start = (first + timedelta(weeks=k * rule.interval_weeks)).astimezone(UTC)
+        if rule.until is not None and start > rule.until:
+            break
+        if start in skipped:
+            continue
+        key = f"{event.uid}#{start:%Y%m%dT%H%M%SZ}"
+        o = moved.get(start)
+        begin, end, status = (o.start, o.end, o.status) if o else (start, start + length, event.status)
+        out.append(replace(event, uid=key, start=begin, end=end, status=status, recurrence=None))
+    return out
 
 
 @dataclass(slots=True)
@@ -281,8 +307,18 @@ class GraphGateway:
     # --- writing ---------------------------------------------------------------------------------------
 
     async def put(self, specialist_id: str, event: EventSpec) -> None:
-        """Create the appointment's event (idempotently, by transaction id) or update it."""
+        """Create the appointment's event (idempotently, by transaction id) or update it; a series visit by visit."""
         spec = self._spec(specialist_id)
+        if event.recurrence is None:
+            await self._put_one(specialist_id, spec, event)
+            return
+        wanted = {e.uid: e for e in visits(event)}
+        for one in wanted.values():
+            await self._put_one(specialist_id, spec, one)
+        for key in [k for k in spec.remote if k.startswith(event.uid + "#") and k not in wanted]:
+            await self._remove_one(spec, key)
+
+    async def _put_one(self, specialist_id: str, spec: _Specialist, event: EventSpec) -> None:
         body: dict[str, Any] = {
             "subject": event.summary,
             "body": {"contentType": "text", "content": event.description},
@@ -309,8 +345,17 @@ class GraphGateway:
         await self._remember(specialist_id, spec, event.uid, created["id"])
 
     async def remove(self, specialist_id: str, uid: str) -> None:
-        """Delete the appointment's event; already gone, or never written, counts as done."""
+        """Delete the appointment's event (a series' every visit); already gone, or never written, counts as done."""
         spec = self._spec(specialist_id)
+        for key in [k for k in spec.remote if k == uid or k.startswith(uid + "#")]:
+            await self._remove_one(spec, key)
+
+    async def series_state(self, specialist_id: str, uids: Collection[str]) -> dict[str, SeenSeries | None]:
+        """Series are written visit by visit here, so Outlook holds no series to read back: nothing to judge by."""
+        self._spec(specialist_id)
+        return dict.fromkeys(uids)
+
+    async def _remove_one(self, spec: _Specialist, uid: str) -> None:
         remote = spec.remote.get(uid)
         if remote is None:
             return

@@ -50,7 +50,7 @@ class CalendarRouter:
         return await (await self._port(specialist_id)).appointment_times(specialist_id, uids)
 
     async def series_state(self, specialist_id: str, uids: Collection[str]) -> dict[str, SeenSeries | None]:
-        return await self.port(specialist_id).series_state(specialist_id, uids)
+        return await (await self._port(specialist_id)).series_state(specialist_id, uids)
 
     async def put(self, specialist_id: str, event: EventSpec) -> None:
         await (await self._port(specialist_id)).put(specialist_id, event)

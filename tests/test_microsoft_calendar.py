@@ -164,3 +164,39 @@ async def test_throttling_tokens_and_outages(setup: Setup, graph: GraphStandIn, 
         with pytest.raises(CalendarUnavailable):
             await setup.booking.calendar.put("anna", event(appt.uid, "CONFIRMED"))
     assert setup.revoked == ["anna:microsoft"]
+
+
+async def test_a_series_is_written_visit_by_visit_at_local_times(setup: Setup, graph: GraphStandIn) -> None:
+    from scheduling.calendar import OverrideSpec, RecurrenceSpec
+
+    await sign_in(setup.connections)
+    first = datetime(2027, 3, 15, 17, 0, tzinfo=UTC)  # Monday 18:00 in Warsaw; summer time from 28 March
+    moved_from = first + timedelta(weeks=1)
+    rule = RecurrenceSpec(
+        1,
+        4,
+        None,
+        exdates=(datetime(2027, 3, 29, 16, 0, tzinfo=UTC),),  # the third visit, 18:00 local
+        overrides=(
+            OverrideSpec(moved_from, moved_from + timedelta(hours=1), moved_from + timedelta(hours=2), "CONFIRMED"),
+        ),
+    )
+    series = EventSpec(
+        "s1@bookingbot",
+        first,
+        first + timedelta(minutes=50),
+        "Europe/Warsaw",
+        "First",
+        "",
+        "Centre",
+        "CONFIRMED",
+        0,
+        1,
+        recurrence=rule,
+    )
+    await setup.booking.calendar.put("anna", series)
+    starts = sorted(e.data["start"]["dateTime"][:16] for e in graph.live("AAMkCal1"))
+    assert starts == ["2027-03-15T17:00", "2027-03-22T18:00", "2027-04-05T16:00"]  # 18:00 local after the change
+    assert await setup.booking.calendar.series_state("anna", ["s1@bookingbot"]) == {"s1@bookingbot": None}
+    await setup.booking.calendar.remove("anna", "s1@bookingbot")
+    assert graph.live("AAMkCal1") == []
