@@ -228,3 +228,29 @@ async def test_health_and_check_show_the_sign_in(
         assert health["status"] == "degraded" and health["calendars"]["anna"] == "revoked"
     finally:
         await web.close()
+
+
+async def test_the_browser_comes_back_to_the_bots_web_address(microsoft_bot: Bot) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.web import make_web_app
+
+    runtime, anna = microsoft_bot.runtime, microsoft_bot.anna
+    web = TestClient(TestServer(make_web_app(runtime, microsoft_bot.app, runtime.settings)))
+    await web.start_server()
+    try:
+        assert runtime.connections.callback_url is None  # no public address in the tests' settings
+        runtime.connections.callback_url = str(web.make_url("/oauth/callback"))
+        await anna.send("/start")
+        await anna.send("/connect")
+        assert "copy that page's whole address" not in anna.last.text.lower()
+        [[button]] = anna.last.inline_keyboard or [[{}]]
+        async with httpx.AsyncClient() as http:
+            page = await http.get(button["url"], follow_redirects=True)
+        assert page.status_code == 200 and "Go back to Telegram" in page.text
+        await anna.wait_for(lambda u: "Which calendar should bookings go to?" in u.last.text)
+        async with httpx.AsyncClient() as http:
+            again = await http.get(str(page.url))  # the same code a second time
+        assert again.status_code == 400
+    finally:
+        await web.close()
