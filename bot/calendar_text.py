@@ -33,12 +33,18 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
         lines.append(_("Note: {note}").format(note=appt.note))
     if appt.status == Status.REQUESTED:
         lines.append(_("Waiting for your approval in Telegram."))
+    title = service.name
+    partner = practice.partner_by_id.get(appt.partner_booking.partner_id) if appt.partner_booking else None
+    if partner is not None:
+        # The partner's label tells the specialist whose rules and settlement the visit falls under.
+        title = partner.label
+        lines.insert(0, _("Booked by {partner}").format(partner=partner.name))
     return EventSpec(
         uid=appt.uid,
         start=appt.start,
         end=appt.end,
         tzid=practice.zone(appt.location_id).key,
-        summary=f"{service.name}: {who}",
+        summary=f"{title}: {who}",
         description="\n".join(lines),
         location=location.address or location.name,
         status="TENTATIVE" if appt.status == Status.REQUESTED else "CONFIRMED",

@@ -6,7 +6,9 @@ import asyncio
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,10 +25,12 @@ from providers.oauth import TOKEN_KEY_ENV, TokenVault, providers_from_env
 from scheduling.calendar import CalendarUnavailable
 from scheduling.config import ConfigError, Practice, Specialist, load_practice
 from scheduling.db import async_url, make_engine
+from scheduling.partners import weekly_supply
 from scheduling.store import Store
 
-OK, BAD, SKIP = "✔", "✘", "–"
+OK, BAD, SKIP, WARN = "✔", "✘", "–", "!"
 TIMEOUT = 10.0
+PARTNER_WEEKS = 4  # how many coming weeks the partners' minimum supply is checked for
 TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{30,}$")
 # Telegram's rule for setWebhook's secret_token.
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -265,6 +269,32 @@ async def check_busy_feeds(report: Report, practice: Practice, spec: Specialist)
         await feeds.close()
 
 
+def check_partners(report: Report, practice: Practice, today: date, weeks: int = PARTNER_WEEKS) -> None:
+    """Each partner's API keys are in the environment, and its weekly supply of slots meets its minimum."""
+    for partner in practice.partners:
+        present = [name for name in partner.key_envs if os.environ.get(name, "").strip()]
+        if not present:
+            report.line(BAD, f"partner {partner.id}: no API key set; set {' or '.join(partner.key_envs)}")
+        else:
+            missing = sorted(set(partner.key_envs) - set(present))
+            note = f" ({', '.join(missing)} not set)" if missing else ""
+            report.line(OK, f"partner {partner.id}: {len(present)} API key(s){note}")
+        if partner.webhook_url and not os.environ.get(partner.webhook_secret_env, "").strip():
+            report.line(BAD, f"partner {partner.id}: set {partner.webhook_secret_env}, the webhook signing secret")
+        if not partner.min_weekly_slots:
+            continue
+        for week in range(weeks):
+            first = today + timedelta(days=7 * week)
+            supply = weekly_supply(practice, partner, first)
+            if supply < partner.min_weekly_slots:
+                report.line(
+                    WARN,
+                    f"partner {partner.id}: {supply} visit(s) open to it in the week from {first.isoformat()}, "
+                    f"below its minimum of {partner.min_weekly_slots}; open more windows to partner:{partner.id}",
+                    indent=1,
+                )
+
+
 def print_feeds(report: Report, settings: Settings, practice: Practice) -> None:
     """The read-only ICS feed of every specialist (for Outlook and other subscribe-only apps)."""
     try:
@@ -306,6 +336,7 @@ async def run_check(settings: Settings) -> int:
                 )
             if spec.busy_feeds:
                 await check_busy_feeds(report, practice, spec)
+        check_partners(report, practice, datetime.now(ZoneInfo(practice.practice.timezone)).date())
         print_feeds(report, settings, practice)
     if report.failed:
         print(f"{report.failed} problem(s) found.", flush=True)

@@ -1,4 +1,4 @@
-"""`bookingbot` command line: init, check, run, demo."""
+"""`bookingbot` command line: init, check, run, demo, report."""
 
 from __future__ import annotations
 
@@ -99,6 +99,20 @@ def cmd_token_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a partner's monthly settlement CSV: completed and no-show visits per specialist."""
+    from bot.report import default_path, parse_month, require_partner, write_partner_report
+
+    settings, practice = _load(args)
+    month = parse_month(args.month)
+    require_partner(practice, args.partner)
+    path = Path(args.out) if args.out else default_path(args.partner, month)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        count = asyncio.run(write_partner_report(settings, practice, args.partner, month, out))
+    print(f"wrote {path}: {count} visit(s) of partner {args.partner} in {month:%Y-%m}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bookingbot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -113,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text)
         _settings_args(p)
         p.set_defaults(func=func)
+    report = sub.add_parser("report", help="write a partner's monthly settlement CSV")
+    _settings_args(report)
+    report.add_argument("--partner", required=True, help="the partner's id in the practice file")
+    report.add_argument("--month", required=True, help="YYYY-MM, in the practice's time zone")
+    report.add_argument("--out", help="the CSV file (default partner-<id>-<month>.csv)")
+    report.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -12,6 +12,7 @@ from scheduling.booking import BookingService
 from scheduling.changes import ChangeService
 from scheduling.config import Practice
 from scheduling.locks import KeyLocks
+from scheduling.partners import PartnerService
 from scheduling.series import SeriesService
 from scheduling.store import ClientRow, Store
 
@@ -33,6 +34,11 @@ class Deps:
     def series(self) -> SeriesService:
         """Recurring visits, on the same store and calendar as single ones."""
         return SeriesService(self.booking)
+
+    @cached_property
+    def partners(self) -> PartnerService:
+        """Partner bookings under each partner's rules, on the same booking service."""
+        return PartnerService(self.practice, self.booking)
 
     def language(self, client: ClientRow | None) -> str:
         """The language a client is answered in: theirs, else the practice's."""

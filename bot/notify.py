@@ -65,13 +65,36 @@ async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
         return
 
 
+async def _staff_message(d: Deps, appt: AppointmentRow, client: ClientRow) -> texts.Message:
+    """The specialist's message about an appointment: a partner's booking, or a client's request."""
+    if appt.partner_booking is not None:
+        refusable = d.partners.may_refuse(appt.partner_booking)
+        return texts.partner_booking_message(d.practice, appt, client, staff_lang(d), refusable=refusable)
+    return texts.request_message(d.practice, appt, client, staff_lang(d), await replaced(d, appt))
+
+
 async def refresh_request(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Show the request's new status in the specialist's message, without buttons once decided."""
     if appt.request_chat_id is None or appt.request_message_id is None:
         return
     client = await _client_of(d, appt)
-    msg = texts.request_message(d.practice, appt, client, staff_lang(d), await replaced(d, appt))
+    msg = await _staff_message(d, appt, client)
     await edit_quietly(bot, appt.request_chat_id, appt.request_message_id, text=msg.text, markup=msg.markup)
+
+
+async def tell_partner_booking(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """A partner booked: the specialist learns of it, with Refuse for the partner's refusal window."""
+    client = await _client_of(d, appt)
+    msg = await _staff_message(d, appt, client)
+    for chat_id in _recipients(d, appt):
+        try:
+            sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
+        except TelegramError as exc:
+            log.warning("could not tell specialist %s of partner booking %s: %s", appt.specialist_id, appt.id, exc)
+            continue
+        async with d.store.tx() as tx:
+            await tx.set_request_message(appt.id, chat_id, sent.message_id)
+        return
 
 
 async def _to_client(bot: Bot, client: ClientRow, text: str, **kwargs: object) -> None:
@@ -197,6 +220,18 @@ async def sweep(bot: Bot, d: Deps) -> None:
         unsent = await tx.unsent_requests(now - timedelta(seconds=30))
     for appt in unsent:
         await ask_specialist(bot, d, appt)
+    if d.practice.partners:
+        await _partner_notices(bot, d)
+
+
+async def _partner_notices(bot: Bot, d: Deps) -> None:
+    """New partner bookings to tell of, Refuse buttons whose window closed, the partners' cancellations."""
+    for appt in await d.partners.claim_notices():
+        await tell_partner_booking(bot, d, appt)
+    for appt in await d.partners.claim_closed_refusals():
+        await refresh_request(bot, d, appt)
+    for appt in await d.partners.claim_partner_cancellations():
+        await cancelled(bot, d, appt)
 
 
 async def calendar_signed_out(bot: Bot, d: Deps, specialist_id: str, provider: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +18,7 @@ from bot.settings import Settings
 from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
+from partner_api.webhooks import WebhookWorker, webhook_secrets
 from providers.connections import Connections, ProviderAdapter
 from providers.feeds import BusyFeeds
 from providers.google import GoogleCalendars
@@ -27,6 +30,7 @@ from scheduling.calendar import CalendarPort, EventSpec
 from scheduling.config import Practice
 from scheduling.db import create_schema, make_engine
 from scheduling.locks import KeyLocks, key_locks
+from scheduling.partners import PartnerService
 from scheduling.store import AppointmentRow, Store
 from scheduling.store_series import SeriesRow
 
@@ -46,12 +50,14 @@ class Runtime:
     connections: Connections
     worker: OutboxWorker
     booking: BookingService
+    webhooks: WebhookWorker
     embedded: EmbeddedCalDAV | None = None
     accounts: dict[str, EmbeddedAccount] = field(default_factory=dict)
     chats: KeyLocks = field(default_factory=KeyLocks)
     graph: GraphGateway | None = None
     _worker_task: asyncio.Task[None] | None = None
     _feeds_task: asyncio.Task[None] | None = None
+    _webhooks_task: asyncio.Task[None] | None = None
 
     @property
     def feeds(self) -> BusyFeeds:
@@ -61,17 +67,27 @@ class Runtime:
     def deps(self) -> Deps:
         return Deps(self.practice, self.store, self.booking, self.chats, self.connections)
 
+    @cached_property
+    def partners(self) -> PartnerService:
+        """Partner bookings, for the partner API mounted in the web application."""
+        return PartnerService(self.practice, self.booking)
+
     def start_outbox(self, poll: float = 2.0) -> None:
-        """Drain the outbox, and keep busy feeds fresh, in the background until close()."""
+        """Drain the outbox and the partner webhooks, and keep busy feeds fresh, in the background until close()."""
         self._worker_task = asyncio.create_task(self.worker.run_forever(poll), name="outbox")
         if self.feeds.feeds:
             self._feeds_task = asyncio.create_task(self.feeds.run_forever(), name="busy-feeds")
+        if any(p.webhook_url for p in self.practice.partners):
+            self._webhooks_task = asyncio.create_task(self.webhooks.run_forever(poll), name="partner-webhooks")
 
     async def close(self) -> None:
         self.worker.stop()
-        if self._worker_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._worker_task, timeout=15)
+        self.webhooks.stop()
+        for task in (self._worker_task, self._webhooks_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=15)
+        await self.webhooks.close()
         if self._feeds_task is not None:
             self._feeds_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -125,7 +141,14 @@ async def start_runtime(
     calendars = CalendarRouter(gateway, BusyFeeds(practice, clock=clock), ports, before=connections.ensure)
     await connections.start()
     worker = OutboxWorker(store, calendars, event, clock, series_event_for=series_event)
-    booking = BookingService(practice, store, calendars, clock=clock, on_calendar_change=worker.wake)
+    webhooks = WebhookWorker(practice, store, webhook_secrets(practice, os.environ), clock)
+
+    def changed() -> None:
+        # Every change that writes to a calendar may also be one a partner is told of.
+        worker.wake()
+        webhooks.wake()
+
+    booking = BookingService(practice, store, calendars, clock=clock, on_calendar_change=changed)
     chats = key_locks(engine)
     return Runtime(
         settings,
@@ -137,6 +160,7 @@ async def start_runtime(
         connections,
         worker,
         booking,
+        webhooks,
         embedded,
         accounts,
         graph=graph,

@@ -28,6 +28,7 @@ from bot.i18n import gettext_for
 from bot.runtime import Runtime
 from bot.settings import Settings
 from caldav_bridge.ical import PRODID, ics_bytes
+from partner_api.app import mount as mount_partner_api
 from providers.oauth import SignInFailed, code_from_address
 from scheduling.calendar import CalendarUnavailable, EventSpec
 
@@ -222,7 +223,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
 
 
 def make_web_app(runtime: Runtime, app: Application, settings: Settings) -> web.Application:
-    """The aiohttp application serving /healthz, the webhook (in webhook mode) and the feeds."""
+    """The aiohttp application serving /healthz, the webhook (in webhook mode), the feeds and the partner API."""
     web_app = web.Application(client_max_size=MAX_BODY)
     web_app[RUNTIME_KEY] = runtime
     web_app[TELEGRAM_KEY] = app
@@ -230,6 +231,8 @@ def make_web_app(runtime: Runtime, app: Application, settings: Settings) -> web.
     web_app.router.add_get("/healthz", health)
     web_app.router.add_get("/feeds/{specialist_id}/{token}.ics", feed)
     web_app.router.add_get("/oauth/callback", oauth_callback)
+    if runtime.practice.partners:
+        mount_partner_api(web_app, runtime.partners, os.environ)
     if settings.webhook_url:
         if not settings.webhook_secret:
             raise ValueError("webhook mode needs a webhook secret")

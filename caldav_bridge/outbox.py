@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -11,6 +9,7 @@ from typing import Any
 
 from scheduling.calendar import CalendarPort, CalendarUnavailable, EventSpec
 from scheduling.model import IN_CALENDAR, Status
+from scheduling.queue import Drainer
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +22,10 @@ def _error_text(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class OutboxWorker:
+class OutboxWorker(Drainer):
     """Drains due outbox rows: put the event of an active appointment, remove it otherwise."""
+
+    name = "outbox"
 
     def __init__(
         self,
@@ -36,14 +37,13 @@ class OutboxWorker:
         batch: int = 20,
         series_event_for: Callable[[Any, list[Any]], EventSpec | None] | None = None,
     ) -> None:
+        super().__init__()
         self.store = store
         self.calendar = calendar
         self.event_for = event_for
         self.series_event_for = series_event_for
         self.clock = clock
         self.batch = batch
-        self._wake = asyncio.Event()
-        self._stopping = False
 
     async def run_once(self) -> int:
         """Process the rows due now; returns how many were written successfully."""
@@ -95,26 +95,3 @@ class OutboxWorker:
             next_at.isoformat(),
         )
         return False
-
-    def wake(self) -> None:
-        """Process the outbox now (a booking was just written) instead of at the next poll."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    async def run_forever(self, poll: float = 2.0) -> None:
-        """Drain the outbox until stop(); wakes every `poll` seconds or on wake()."""
-        self._stopping = False
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except Exception:
-                # A database hiccup must not kill the worker; rows stay due and are retried.
-                log.exception("outbox pass failed")
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn, TypeVar
@@ -13,7 +13,7 @@ from scheduling.config import Practice
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import ACTIVE_STATUSES, Busy, Channel, Slot, Status
-from scheduling.slots import days_with_slots, free_slots, last_bookable_day
+from scheduling.slots import CLIENT_RULES, Rules, days_with_slots, free_slots, last_bookable_day
 from scheduling.store import AppointmentRow, Store, Tx
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,10 @@ class Request:
     source: str | None = None
     first_available: bool = False  # the client let the practice choose the specialist
     replaces_id: int | None = None  # a request to move this appointment of the client's here
+    rules: Rules = CLIENT_RULES
+    # Confirmed at once (a partner's booking) instead of waiting for the specialist's approval.
+    confirmed: bool = False
+    actor: str | None = None
 
 
 class BookingService:
@@ -161,6 +165,7 @@ class BookingService:
         last_day: date,
         *,
         fresh: bool = False,
+        rules: Rules = CLIENT_RULES,
     ) -> T:
         """Run a slot-engine view over local days with the busy time it needs."""
         start, end = self._local_range(location_id, first_day, last_day)
@@ -174,6 +179,7 @@ class BookingService:
             last_day=last_day,
             busy=busy,
             now=self.clock(),
+            rules=rules,
         )
 
     async def month_days(
@@ -183,10 +189,34 @@ class BookingService:
         return await self._engine_view(days_with_slots, service_id, location_id, specialist_ids, first_day, last_day)
 
     async def day_slots(
-        self, service_id: str, location_id: str, specialist_ids: Sequence[str], day: date, *, fresh: bool = False
+        self,
+        service_id: str,
+        location_id: str,
+        specialist_ids: Sequence[str],
+        day: date,
+        *,
+        fresh: bool = False,
+        rules: Rules = CLIENT_RULES,
     ) -> list[Slot]:
         """Free slots of one local day for the given specialists."""
-        return await self._engine_view(free_slots, service_id, location_id, specialist_ids, day, day, fresh=fresh)
+        return await self._engine_view(
+            free_slots, service_id, location_id, specialist_ids, day, day, fresh=fresh, rules=rules
+        )
+
+    async def free_between(
+        self,
+        service_id: str,
+        location_id: str,
+        specialist_ids: Sequence[str],
+        first_day: date,
+        last_day: date,
+        *,
+        rules: Rules = CLIENT_RULES,
+    ) -> list[Slot]:
+        """Free slots on local days first_day..last_day for the given specialists."""
+        return await self._engine_view(
+            free_slots, service_id, location_id, specialist_ids, first_day, last_day, rules=rules
+        )
 
     async def assign(self, slots: Sequence[Slot], client_id: int | None) -> Slot:
         """Pick one of several specialists free at one start: the previous one, else the least booked that week."""
@@ -207,9 +237,12 @@ class BookingService:
 
     # --- requesting ----------------------------------------------------------------------------------
 
-    async def request(self, req: Request) -> AppointmentRow:
+    async def request(
+        self, req: Request, *, within: Callable[[Tx, AppointmentRow], Awaitable[None]] | None = None
+    ) -> AppointmentRow:
         """Book a requested slot after re-checking it against the calendar and the database, under a lock.
 
+        `within` runs in the booking's transaction (a partner's record of it): if it raises, nothing is booked.
         Raises SlotTaken (with the day's remaining slots) or InvalidRequest.
         """
         service = self.practice.service_by_id.get(req.service_id)
@@ -252,12 +285,15 @@ class BookingService:
                     end=end,
                     note=req.note,
                     source=req.source,
-                    expires_at=self._expiry(now, req.start),
-                    actor=f"client:{req.client_id}",
+                    expires_at=None if req.confirmed else self._expiry(now, req.start),
+                    actor=req.actor or f"client:{req.client_id}",
                     at=now,
                     first_available=req.first_available,
                     replaces_id=req.replaces_id,
+                    status=Status.CONFIRMED if req.confirmed else Status.REQUESTED,
                 )
+                if within is not None:
+                    await within(tx, appt)
                 await tx.enqueue_sync(appt.id, req.specialist_id, now)
         if problems:
             await self._refuse(req, problems)
@@ -278,13 +314,17 @@ class BookingService:
             busy=busy,
             now=self.clock(),
             channel=req.channel,
+            rules=req.rules,
         )
 
     async def _refuse(self, req: Request, problems: list[Problem]) -> NoReturn:
         """Raise SlotTaken with the day's remaining slots, or InvalidRequest for a request never bookable."""
         if all(p.kind in _TAKEN for p in problems):
             local_day = req.start.astimezone(self.practice.zone(req.location_id)).date()
-            raise SlotTaken(await self.day_slots(req.service_id, req.location_id, [req.specialist_id], local_day))
+            remaining = await self.day_slots(
+                req.service_id, req.location_id, [req.specialist_id], local_day, rules=req.rules
+            )
+            raise SlotTaken(remaining)
         raise InvalidRequest(problems)
 
     def _expiry(self, now: datetime, start: datetime) -> datetime:

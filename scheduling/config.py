@@ -25,6 +25,10 @@ from pydantic_core import core_schema
 from scheduling.model import Channel
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Who may book a schedule window: the Telegram dialog's clients, or one partner ("partner:<id>").
+CLIENTS = "clients"
+PARTNER_PREFIX = "partner:"
+_AUDIENCE_RE = re.compile(r"^(clients|partner:[a-z0-9][a-z0-9_-]{0,31})$")
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(:00)?$")
 
 
@@ -114,7 +118,22 @@ def _zone(value: Any) -> str:
     return str(value)
 
 
+def _audiences(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise ValueError('give a non-empty list such as ["clients", "partner:insurer"]')
+    for item in value:
+        if not isinstance(item, str) or not _AUDIENCE_RE.match(item):
+            raise ValueError(f'{item!r} is neither "clients" nor "partner:<id>"')
+    return list(dict.fromkeys(value))
+
+
+def partner_audience(partner_id: str) -> str:
+    """The `booking` entry that opens a window to one partner."""
+    return f"{PARTNER_PREFIX}{partner_id}"
+
+
 TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+Audiences = Annotated[list[str], BeforeValidator(_audiences)]
 TimeZoneName = Annotated[str, BeforeValidator(_zone)]
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
@@ -206,6 +225,7 @@ class Window(_Strict):
     end: TimeOfDay
     location: Identifier
     channels: list[Channel] | None = None
+    booking: Audiences = [CLIENTS]
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -225,6 +245,7 @@ class DateException(_Strict):
     end: TimeOfDay | None = None
     location: Identifier | None = None
     channels: list[Channel] | None = None
+    booking: Audiences = [CLIENTS]
 
     @model_validator(mode="after")
     def _complete(self) -> DateException:
@@ -264,11 +285,33 @@ class Specialist(_Strict):
         return self.calendar or ("caldav" if self.caldav.url else "embedded")
 
 
+class Partner(_Strict):
+    """An insurer or referral portal booking through the HTTP API under its own rules."""
+
+    id: Identifier
+    name: str
+    label: str = Field(description="shown to the specialist and written to the calendar event")
+    key_envs: list[str] = Field(min_length=1, description="environment variables each holding one API key")
+    services: list[str] = Field(min_length=1)
+    min_notice_hours: float = Field(4, ge=0, description="replaces the specialists' own minimum notice")
+    cancel_until_hours: float = Field(4, ge=0, description="the client may cancel until this long before")
+    refusal_minutes: float = Field(30, ge=0, description="the specialist may refuse this long after the booking")
+    min_weekly_slots: int = Field(0, ge=0, description="`bookingbot check` warns below this weekly supply")
+    webhook_url: str | None = Field(None, pattern=r"^https?://")
+    webhook_secret_env: str = ""
+    rate_limit_per_minute: int = Field(120, gt=0)
+
+    @property
+    def audience(self) -> str:
+        return partner_audience(self.id)
+
+
 class Practice(_Strict):
     practice: PracticeInfo
     locations: list[Location] = Field(min_length=1)
     services: list[Service] = Field(min_length=1)
     specialists: list[Specialist] = Field(min_length=1)
+    partners: list[Partner] = []
 
     @cached_property
     def location_by_id(self) -> dict[str, Location]:
@@ -281,6 +324,10 @@ class Practice(_Strict):
     @cached_property
     def specialist_by_id(self) -> dict[str, Specialist]:
         return {spec.id: spec for spec in self.specialists}
+
+    @cached_property
+    def partner_by_id(self) -> dict[str, Partner]:
+        return {partner.id: partner for partner in self.partners}
 
     def zone(self, location_id: str) -> ZoneInfo:
         """The time zone slots at this location are computed and shown in."""
@@ -305,7 +352,7 @@ class Practice(_Strict):
 
 def _references(p: Practice) -> list[str]:
     errors: list[str] = []
-    for section in ("locations", "services", "specialists"):
+    for section in ("locations", "services", "specialists", "partners"):
         seen: set[str] = set()
         for i, item in enumerate(getattr(p, section)):
             if item.id in seen:
@@ -327,6 +374,18 @@ def _references(p: Practice) -> list[str]:
             errors.append(f"specialists[{i}].caldav.url: required with calendar = 'caldav'")
         if spec.caldav.url and not spec.caldav.password_env:
             errors.append(f"specialists[{i}].caldav.password_env: name the environment variable holding the password")
+        for kind, items in (("schedule", spec.schedule), ("exceptions", spec.exceptions)):
+            for j, item in enumerate(items):
+                for who in item.booking:
+                    partner_id = who.removeprefix(PARTNER_PREFIX)
+                    if who != CLIENTS and partner_id not in p.partner_by_id:
+                        errors.append(f"specialists[{i}].{kind}[{j}].booking: no partner with id {partner_id!r}")
+    for i, partner in enumerate(p.partners):
+        for j, sid in enumerate(partner.services):
+            if sid not in p.service_by_id:
+                errors.append(f"partners[{i}].services[{j}]: no service with id {sid!r}")
+        if partner.webhook_url and not partner.webhook_secret_env:
+            errors.append(f"partners[{i}].webhook_secret_env: name the environment variable holding the signing secret")
     return errors
 
 

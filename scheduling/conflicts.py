@@ -10,6 +10,8 @@ from enum import StrEnum
 from scheduling.config import Practice
 from scheduling.model import Busy, Channel
 from scheduling.slots import (
+    CLIENT_RULES,
+    Rules,
     booking_window,
     coverage,
     covers,
@@ -51,10 +53,12 @@ def check_appointment(
     now: datetime,
     channel: Channel | None = None,
     ignore_uid: str | None = None,
+    rules: Rules = CLIENT_RULES,
 ) -> list[Problem]:
     """Every problem with booking `service_id` at `start` (aware); [] means the slot engine would offer it.
 
     PAST implies the lead time too and is reported alone; the busy list is the specialist's own.
+    Only windows open to `rules.audience` count as schedule.
     """
     if start.tzinfo is None or start.utcoffset() is None:
         raise ValueError(f"start must be an aware datetime (UTC), got {start!r}")
@@ -68,7 +72,7 @@ def check_appointment(
     if service_id not in spec.services:
         problems.append(Problem(ProblemKind.SERVICE_NOT_OFFERED))
 
-    earliest, horizon_end = booking_window(practice, specialist_id, now, location_id)
+    earliest, horizon_end = booking_window(practice, specialist_id, now, location_id, rules.min_notice_hours)
     if start < now:
         problems.append(Problem(ProblemKind.PAST))
     elif start < earliest:
@@ -81,7 +85,7 @@ def check_appointment(
 
     # Other locations may be in other zones: two days either side holds every window touching the span.
     day = start.astimezone(zone).date()
-    spans = open_spans(practice, spec, day - timedelta(days=2), day + timedelta(days=2))
+    spans = open_spans(practice, spec, day - timedelta(days=2), day + timedelta(days=2), rules.audience)
     here = merge([(s.start, s.end) for s in spans if s.location_id == location_id])
     anywhere = merge([(s.start, s.end) for s in spans])
     in_schedule = covers(here, [s for s, _ in here], start, end)

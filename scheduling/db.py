@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
     event,
     false,
     text,
@@ -183,6 +184,8 @@ class AppointmentRow(Base):
     recurrence_id: Mapped[datetime | None]
     # Loaded with the appointment (inner join): rows are used after their transaction has closed.
     client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
+    # Set for bookings a partner made through the HTTP API; written through Tx.partners only.
+    partner_booking: Mapped[PartnerBookingRow | None] = relationship(lazy="joined", viewonly=True)
 
 
 class TransitionRow(Base):
@@ -206,7 +209,17 @@ class DraftRow(Base):
     updated_at: Mapped[datetime]
 
 
-class OutboxRow(Base):
+class QueueColumns:
+    """The delivery state of a durable queue row (scheduling.queue claims, leases and retries them)."""
+
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    done_at: Mapped[datetime | None]
+
+
+class OutboxRow(QueueColumns, Base):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "done_at", "next_attempt_at"),)
 
@@ -214,11 +227,6 @@ class OutboxRow(Base):
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
     specialist_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
-    attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime]
-    locked_until: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(String(500))
-    done_at: Mapped[datetime | None]
 
 
 class ReminderRow(Base):
@@ -229,6 +237,62 @@ class ReminderRow(Base):
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), primary_key=True)
     minutes_before: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     sent_at: Mapped[datetime]
+
+
+class PartnerClientRow(Base):
+    """A partner's client, known by the partner's own reference: a returning client is the same client row."""
+
+    __tablename__ = "partner_clients"
+    __table_args__ = (UniqueConstraint("partner_id", "client_ref", name="uq_partner_clients_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(64))
+    client_ref: Mapped[str] = mapped_column(String(200))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+
+
+class PartnerBookingRow(Base):
+    """What makes an appointment a partner's booking: who booked it, under which key, until when it may be refused."""
+
+    __tablename__ = "partner_bookings"
+    __table_args__ = (
+        UniqueConstraint("public_id", name="uq_partner_bookings_public_id"),
+        # A retried POST with the same Idempotency-Key can never make a second booking.
+        UniqueConstraint("partner_id", "idempotency_key", name="uq_partner_bookings_idempotency"),
+    )
+
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), primary_key=True, autoincrement=False)
+    public_id: Mapped[str] = mapped_column(String(32))
+    partner_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_ref: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    refusal_until: Mapped[datetime]
+    refused_at: Mapped[datetime | None]
+    # The specialist's Telegram notice: claimed when sent, closed when its Refuse button was taken away.
+    notified_at: Mapped[datetime | None]
+    notice_closed_at: Mapped[datetime | None]
+    # The partner cancelled for its client; the specialist is told once (claimed like the notice).
+    partner_cancelled_at: Mapped[datetime | None]
+    cancel_told_at: Mapped[datetime | None]
+
+
+class PartnerEventRow(QueueColumns, Base):
+    """One change of a partner booking: the changes feed, and a webhook delivery queued like the outbox."""
+
+    __tablename__ = "partner_events"
+    __table_args__ = (
+        Index("ix_partner_events_due", "done_at", "next_attempt_at"),
+        Index("ix_partner_events_feed", "partner_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(64))
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
 
 
 class SpecialistLockRow(Base):

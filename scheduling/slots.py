@@ -12,13 +12,27 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduling.config import WEEKDAYS, Practice, Service, Specialist
+from scheduling.config import CLIENTS, WEEKDAYS, Practice, Service, Specialist
 from scheduling.model import Busy, Channel, Slot
 
 ALL_CHANNELS = frozenset(Channel)
 
 # (start, end) in aware UTC datetimes, half-open.
 Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Whose booking is judged: the windows open to `audience` (None: every window), and its minimum notice.
+
+    min_notice_hours None keeps each specialist's own; a partner's replaces it.
+    """
+
+    audience: str | None = CLIENTS
+    min_notice_hours: float | None = None
+
+
+CLIENT_RULES = Rules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +82,25 @@ def _subtract(spans: list[Span], cuts: list[Span]) -> list[Span]:
     return spans
 
 
-def open_spans(practice: Practice, specialist: Specialist, first_day: date, last_day: date) -> list[OpenSpan]:
-    """Working time on local dates first_day..last_day at every location: windows + extra - off."""
+def open_spans(
+    practice: Practice, specialist: Specialist, first_day: date, last_day: date, audience: str | None = CLIENTS
+) -> list[OpenSpan]:
+    """Working time open to `audience` (None: anyone) on local dates first_day..last_day: windows + extra - off."""
     result: list[OpenSpan] = []
     for day in _days(first_day, last_day):
         weekday = WEEKDAYS[day.weekday()]
         raw: list[tuple[time, time, str, list[Channel] | None]] = [
-            (w.start, w.end, w.location, w.channels) for w in specialist.schedule if w.weekday == weekday
+            (w.start, w.end, w.location, w.channels)
+            for w in specialist.schedule
+            if w.weekday == weekday and audience in (None, *w.booking)
         ]
         offs: list[tuple[time, time, str | None]] = []
         for exc in specialist.exceptions:
             if exc.date != day:
                 continue
             if exc.kind == "extra" and exc.start and exc.end and exc.location:
-                raw.append((exc.start, exc.end, exc.location, exc.channels))
+                if audience in (None, *exc.booking):
+                    raw.append((exc.start, exc.end, exc.location, exc.channels))
             elif exc.kind == "off":
                 offs.append((exc.start or time(0), exc.end or time.max, exc.location))
         for start, end, location_id, channels in raw:
@@ -168,16 +187,22 @@ def last_bookable_day(practice: Practice, specialist_id: str, now: datetime, loc
 
 
 def booking_window(
-    practice: Practice, specialist_id: str, now: datetime, location_id: str | None = None
+    practice: Practice,
+    specialist_id: str,
+    now: datetime,
+    location_id: str | None = None,
+    min_notice_hours: float | None = None,
 ) -> tuple[datetime, datetime]:
     """Earliest allowed start (now + min notice) and the end of the horizon (exclusive), both UTC.
 
     The horizon ends after local day today + horizon_days at the location (default: the practice zone).
+    `min_notice_hours` replaces the specialist's own notice (a partner's rules).
     """
     _require_aware(now, "now")
     spec = practice.specialist_by_id[specialist_id]
     zone = practice.zone(location_id) if location_id else ZoneInfo(practice.practice.timezone)
-    earliest = max(now, now + timedelta(hours=spec.min_notice_hours)).astimezone(UTC)
+    notice = spec.min_notice_hours if min_notice_hours is None else min_notice_hours
+    earliest = max(now, now + timedelta(hours=notice)).astimezone(UTC)
     return earliest, local_to_utc(last_bookable_day(practice, specialist_id, now, location_id), time.max, zone)
 
 
@@ -229,6 +254,7 @@ class _Query:
     location_id: str
     channel: Channel | None
     now: datetime
+    rules: Rules
 
 
 def _specialist_days(
@@ -238,12 +264,14 @@ def _specialist_days(
     if q.service.id not in specialist.services or not days:
         return
     zone = q.practice.zone(q.location_id)
-    earliest, horizon_end = booking_window(q.practice, specialist.id, q.now, q.location_id)
+    earliest, horizon_end = booking_window(q.practice, specialist.id, q.now, q.location_id, q.rules.min_notice_hours)
     wanted = [c for c in service_channels(q.practice, q.service, q.location_id) if q.channel in (None, c)]
     if not wanted:
         return
     # Neighbouring days too, so a window running to 24:00 joins one starting at 00:00.
-    spans = open_spans(q.practice, specialist, days[0] - timedelta(days=1), days[-1] + timedelta(days=1))
+    spans = open_spans(
+        q.practice, specialist, days[0] - timedelta(days=1), days[-1] + timedelta(days=1), q.rules.audience
+    )
     cover = coverage(spans, q.location_id, wanted)
     busy_spans, busy_starts = merged_busy(busy)
     length = timedelta(minutes=q.service.duration)
@@ -280,9 +308,10 @@ def free_slots(
     busy: Mapping[str, Sequence[Busy]],
     now: datetime,
     channel: Channel | None = None,
+    rules: Rules = CLIENT_RULES,
 ) -> list[Slot]:
     """Free start times (sorted by start, then the order of specialist_ids) on local dates at the location."""
-    q = _Query(practice, practice.service_by_id[service_id], location_id, channel, now)
+    q = _Query(practice, practice.service_by_id[service_id], location_id, channel, now, rules)
     days = _query_days(practice, location_id, first_day, last_day, now)
     order = list(dict.fromkeys(specialist_ids))
     found: list[tuple[datetime, int, Slot]] = []
@@ -305,9 +334,10 @@ def days_with_slots(
     busy: Mapping[str, Sequence[Busy]],
     now: datetime,
     channel: Channel | None = None,
+    rules: Rules = CLIENT_RULES,
 ) -> set[date]:
     """Local dates with at least one free slot; stops at the first slot of each day."""
-    q = _Query(practice, practice.service_by_id[service_id], location_id, channel, now)
+    q = _Query(practice, practice.service_by_id[service_id], location_id, channel, now, rules)
     days = _query_days(practice, location_id, first_day, last_day, now)
     result: set[date] = set()
     for sid in dict.fromkeys(specialist_ids):

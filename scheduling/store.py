@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -12,7 +11,6 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduling.db import (
@@ -28,18 +26,11 @@ from scheduling.db import (
 )
 from scheduling.lifecycle import InvalidTransition, check_transition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Status
+from scheduling.partner_store import PartnerTx
+from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
 from scheduling.store_series import SeriesQueries
 
-RETRY_FIRST = timedelta(seconds=5)
-RETRY_MAX = timedelta(minutes=10)
-ERROR_MAX_CHARS = 500
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """Backoff after the `attempts`-th failure: 5 s doubling, capped at 10 min, up to 10% earlier."""
-    base = min(RETRY_FIRST * (2 ** min(attempts - 1, 30)), RETRY_MAX)
-    # Jitter spreads retries of many rows that failed together (e.g. a server outage).
-    return base * (1 - random.uniform(0, 0.1))
+__all__ = ["RETRY_MAX", "AppointmentRow", "ClientRow", "Store", "Tx"]
 
 
 def _overlapping(start: datetime, end: datetime) -> Any:
@@ -51,6 +42,7 @@ class Tx(SeriesQueries):
 
     def __init__(self, session: AsyncSession):
         self.session = session
+        self.partners = PartnerTx(session)
 
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
@@ -146,8 +138,9 @@ class Tx(SeriesQueries):
         replaces_id: int | None = None,
         series_id: int | None = None,
         recurrence_id: datetime | None = None,
+        status: Status = Status.REQUESTED,
     ) -> AppointmentRow:
-        """A new `requested` appointment with a fresh uid, its creation recorded as a transition.
+        """A new appointment (`requested` unless said otherwise) with a fresh uid, its creation recorded.
 
         With `replaces_id` it is a request to move that appointment here.
         """
@@ -163,7 +156,7 @@ class Tx(SeriesQueries):
             channel=str(channel),
             start=start,
             end=end,
-            status=Status.REQUESTED,
+            status=status,
             note=note,
             source=source,
             sequence=0,
@@ -177,10 +170,10 @@ class Tx(SeriesQueries):
         )
         self.session.add(appt)
         await self.session.flush()
-        self.session.add(
-            TransitionRow(appointment_id=appt.id, from_status=None, to_status=Status.REQUESTED, actor=actor, at=at)
-        )
+        self.session.add(TransitionRow(appointment_id=appt.id, from_status=None, to_status=status, actor=actor, at=at))
         await self.session.flush()
+        # Known without asking: a new appointment is nobody's partner booking until one is added.
+        set_committed_value(appt, "partner_booking", None)
         return appt
 
     async def get_appointment(self, appointment_id: int, *, for_update: bool = False) -> AppointmentRow | None:
@@ -275,6 +268,8 @@ class Tx(SeriesQueries):
             TransitionRow(appointment_id=appt.id, from_status=current, to_status=to, actor=actor, reason=reason, at=at)
         )
         await self.session.flush()
+        # Every status change of a partner's booking reaches the partner: recorded here, where all of them pass.
+        await self.partners.record_change(appt, at, reason=reason)
 
     async def move(
         self,
@@ -342,6 +337,7 @@ class Tx(SeriesQueries):
             )
         )
         await self.session.flush()
+        await self.partners.record_change(appt, at, moved=True)
         return True
 
     async def mark_cancelled_late(self, appt: AppointmentRow) -> None:
@@ -520,74 +516,14 @@ class Tx(SeriesQueries):
         self, now: datetime, *, limit: int = 20, lease: timedelta = timedelta(seconds=60)
     ) -> list[OutboxRow]:
         """Lease due rows to this worker; a row leased by another worker is never returned."""
-        free = or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now)
-        older = aliased(OutboxRow)
-        due = (
-            select(OutboxRow.id)
-            .where(
-                OutboxRow.done_at.is_(None),
-                OutboxRow.next_attempt_at <= now,
-                free,
-                # Only the oldest pending row of an appointment: its calendar writes stay in order,
-                # one worker at a time.
-                ~exists().where(
-                    older.appointment_id == OutboxRow.appointment_id,
-                    older.done_at.is_(None),
-                    older.id < OutboxRow.id,
-                ),
-            )
-            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
-            .limit(limit)
-            # PostgreSQL: pass over rows another claimer is taking right now. SQLite has no
-            # row locks; its UPDATE below takes the write lock before reading, which serialises.
-            .with_for_update(skip_locked=True)
-        )
-        # One statement, conditions checked again by the UPDATE: whoever updates first owns a row.
-        claimed = await self.session.scalars(
-            update(OutboxRow)
-            .where(OutboxRow.id.in_(due.scalar_subquery()), OutboxRow.done_at.is_(None), free)
-            .values(locked_until=now + lease)
-            .returning(OutboxRow.id)
-            .execution_options(synchronize_session=False)
-        )
-        claimed_ids = list(claimed)
-        if not claimed_ids:
-            return []
-        rows = await self.session.scalars(
-            select(OutboxRow)
-            .where(OutboxRow.id.in_(claimed_ids))
-            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
-            .execution_options(populate_existing=True)
-        )
-        return list(rows)
+        return await claim_queue(self.session, OutboxRow, now, limit=limit, lease=lease)
 
     async def outbox_done(self, row_id: int, at: datetime) -> None:
-        await self.session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == row_id)
-            .values(done_at=at, locked_until=None)
-            .execution_options(synchronize_session="fetch")
-        )
+        await queue_done(self.session, OutboxRow, row_id, at)
 
     async def outbox_failed(self, row_id: int, at: datetime, error: str) -> datetime:
         """Record a failed attempt and schedule the next one; returns when that will be."""
-        attempts = await self.session.scalar(
-            update(OutboxRow)
-            .where(OutboxRow.id == row_id)
-            .values(attempts=OutboxRow.attempts + 1)
-            .returning(OutboxRow.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        if attempts is None:
-            raise LookupError(f"outbox row {row_id} does not exist")
-        next_at = at + retry_delay(attempts)
-        await self.session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == row_id)
-            .values(next_attempt_at=next_at, locked_until=None, last_error=error[:ERROR_MAX_CHARS])
-            .execution_options(synchronize_session="fetch")
-        )
-        return next_at
+        return await queue_failed(self.session, OutboxRow, row_id, at, error)
 
     async def outbox_backlog(self) -> dict[str, tuple[int, int]]:
         """Per specialist: calendar writes still pending, and the most attempts any of them has made."""

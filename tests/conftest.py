@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.feeds",
     "tests.fixtures.series",
     "tests.fixtures.providers",
+    "tests.fixtures.partner",
 ]

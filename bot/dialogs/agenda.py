@@ -24,6 +24,9 @@ def agenda(practice: Practice, appts: list[AppointmentRow], lang: str, *, starte
         client = appt.client
         who = ", ".join(escape(x) for x in (client.name, client.phone) if x)
         service = escape(practice.service_by_id[appt.service_id].name)
+        partner = practice.partner_by_id.get(appt.partner_booking.partner_id) if appt.partner_booking else None
+        if partner is not None:
+            service += f" ({escape(partner.label)})"
         moment = escape(when(lang, practice, appt.location_id, appt.start))
         extra = (
             f" · {escape(practice.specialist_by_id[appt.specialist_id].name)}" if len(practice.specialists) > 1 else ""

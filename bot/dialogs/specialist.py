@@ -7,7 +7,7 @@ from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.dialogs.render import Gettext, appointment_facts, channel_instructions, status_label, when
+from bot.dialogs.render import Gettext, appointment_facts, channel_instructions, status_label, time_label, when
 from bot.i18n import gettext_for
 from scheduling.config import Practice, local
 from scheduling.store import AppointmentRow, ClientRow
@@ -37,6 +37,19 @@ def _button(label: str, *parts: str | int) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data="|".join(("s", *map(str, parts))))
 
 
+def _client_lines(_: Gettext, appt: AppointmentRow, client: ClientRow) -> list[str]:
+    """Who the client is and what they wrote, for the specialist."""
+    lines = [
+        _("Client: {name}").format(name=escape(client.name or "")),
+        _("Phone: {phone}").format(phone=escape(client.phone or "")),
+    ]
+    if client.email:
+        lines.append(_("E-mail: {email}").format(email=escape(client.email)))
+    if appt.note:
+        lines.append(_("Note: {note}").format(note=escape(appt.note)))
+    return lines
+
+
 def request_message(
     practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str, replaces: AppointmentRow | None = None
 ) -> Message:
@@ -52,12 +65,7 @@ def request_message(
     else:
         lines = [_("New appointment request #{id}").format(id=appt.id), ""]
     lines += appointment_facts(_, lang, practice, appt)
-    lines.append(_("Client: {name}").format(name=escape(client.name or "")))
-    lines.append(_("Phone: {phone}").format(phone=escape(client.phone or "")))
-    if client.email:
-        lines.append(_("E-mail: {email}").format(email=escape(client.email)))
-    if appt.note:
-        lines.append(_("Note: {note}").format(note=escape(appt.note)))
+    lines += _client_lines(_, appt, client)
     if appt.source:
         lines.append(_("Source: {source}").format(source=escape(appt.source)))
     lines += ["", _("Status: {status}").format(status=status_label(_, appt.status))]
@@ -65,6 +73,28 @@ def request_message(
         return Message("\n".join(lines))
     markup = InlineKeyboardMarkup([[_button(_("Approve"), "a", appt.id), _button(_("Decline"), "d", appt.id)]])
     return Message("\n".join(lines), markup)
+
+
+def partner_booking_message(
+    practice: Practice, appt: AppointmentRow, client: ClientRow, lang: str, *, refusable: bool
+) -> Message:
+    """A partner's booking as the specialist sees it, with Refuse while the partner's refusal window is open."""
+    _ = gettext_for(lang)
+    booking = appt.partner_booking
+    assert booking is not None
+    partner = practice.partner_by_id.get(booking.partner_id)
+    name = partner.name if partner else booking.partner_id
+    lines = [_("New booking #{id} from {partner}").format(id=appt.id, partner=escape(name))]
+    if partner is not None:
+        lines.append(f"<b>{escape(partner.label)}</b>")
+    lines += ["", *appointment_facts(_, lang, practice, appt), *_client_lines(_, appt, client)]
+    status = _("refused by you") if booking.refused_at else status_label(_, appt.status)
+    lines += ["", _("Status: {status}").format(status=status)]
+    if not refusable or appt.status != "confirmed":
+        return Message("\n".join(lines))
+    until = time_label(lang, practice, appt.location_id, booking.refusal_until)
+    lines.append(_("It is confirmed. If you cannot take it, refuse it by {time}.").format(time=until))
+    return Message("\n".join(lines), InlineKeyboardMarkup([[_button(_("Refuse"), "x", appt.id)]]))
 
 
 def reasons_message(

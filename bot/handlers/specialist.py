@@ -18,11 +18,12 @@ from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for
 from scheduling.booking import AlreadyDecided, NotAllowed, NotYet
 from scheduling.model import Status
+from scheduling.partners import RefusalClosed
 from scheduling.store import AppointmentRow
 
 log = logging.getLogger(__name__)
 
-_ARITY = {"a": 1, "d": 1, "t": 1, "b": 1, "r": 2, "m": 2}
+_ARITY = {"a": 1, "d": 1, "t": 1, "b": 1, "r": 2, "m": 2, "x": 1}
 AGENDA_PAST = timedelta(days=7)  # visits still to be marked as attended or not
 AGENDA_AHEAD = timedelta(days=7)
 
@@ -62,6 +63,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if verb == "m":
         await _mark(update, context, d, appt, extra)
+        return
+    if verb == "x":
+        await _refuse(update, context, d, appt)
         return
     if appt.status != Status.REQUESTED:
         await answer(query, texts.already(lang, appt.status), alert=True)
@@ -122,6 +126,29 @@ async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, 
     await answer(query, _("Done."))
     await notify.refresh_request(context.bot, d, appt)
     await tell(context.bot, d, appt)
+
+
+async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, appt: AppointmentRow) -> None:
+    """Refuse a partner's booking inside the partner's refusal window; the partner is told."""
+    query = update.callback_query
+    assert query is not None
+    lang = notify.staff_lang(d)
+    _ = gettext_for(lang)
+    try:
+        appt = await d.partners.refuse(appt.id, query.from_user.id)
+    except RefusalClosed:
+        await answer(query, _("The time to refuse this booking has passed; it stays confirmed."), alert=True)
+        await notify.refresh_request(context.bot, d, appt)
+        return
+    except AlreadyDecided as exc:
+        await answer(query, texts.already(lang, exc.status), alert=True)
+        await notify.refresh_request(context.bot, d, appt)
+        return
+    except NotAllowed:
+        await answer(query, _("Only the appointment's specialist can do this."), alert=True)
+        return
+    await answer(query, _("Refused. The partner has been told."))
+    await notify.refresh_request(context.bot, d, appt)
 
 
 async def typed_reason(

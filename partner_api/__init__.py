@@ -1,0 +1,1 @@
+"""The partner channel: an HTTP booking API for insurers and referral portals, and their signed webhooks."""
