@@ -196,7 +196,7 @@ async def run(
                     await asyncio.gather(*(worker() for _ in range(concurrency)))
                     report.seconds = time.perf_counter() - started
                 await _drained(runtime)
-                report.overlaps = await double_bookings(runtime)
+                report.overlaps = await double_bookings(runtime.store, runtime.practice, runtime.accounts)
             finally:
                 await runner.cleanup()
     return report
