@@ -1,7 +1,7 @@
 """Partner channel: partner clients, partner bookings and their change events (feed and webhook queue).
 
 Revision ID: 7961c4232cf6
-Revises: 6bd3b3423df0
+Revises: 497afd2bd8a3
 Create Date: 2026-11-26 05:43:08.874985
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "7961c4232cf6"
-down_revision = "6bd3b3423df0"
+down_revision = "497afd2bd8a3"
 branch_labels = None
 depends_on = None
 
