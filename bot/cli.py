@@ -1,4 +1,4 @@
-"""`bookingbot` command line: init, check, run, demo, report."""
+"""bookingbot: Telegram appointment booking with the specialists' own CalDAV calendars."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import asyncio
 import logging
 import shutil
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bot.settings import ENV, Settings, SettingsError, load_settings
@@ -16,8 +19,12 @@ from scheduling.config import ConfigError, Practice, load_practice
 
 log = logging.getLogger("bookingbot")
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "practice.example.toml"
+PACKAGE = Path(__file__).resolve().parent
+# Inside the package once installed (setup.py copies it there); at the top of a checkout.
+EXAMPLE = PACKAGE / "practice.example.toml"
+if not EXAMPLE.exists():
+    EXAMPLE = PACKAGE.parent / "practice.example.toml"
+DEMO_DATA = "demo-data"
 ENV_TEMPLATE = """\
 # bookingbot secrets and runtime settings. Keep this file out of version control.
 # The bot reads them from the environment: `set -a; . ./.env; set +a` before `bookingbot run`.
@@ -43,14 +50,40 @@ BOOKINGBOT_DATA_DIR=data
 # BOOKINGBOT_CALDAV_PASSWORD_JONAS=
 """
 
+# What `--help` says a setting defaults to when the Settings default (None) says nothing.
+DEFAULT_TEXT = {
+    "token": "none",
+    "database_url": "SQLite in the data folder",
+    "webhook_url": "none: long polling",
+    "webhook_secret": "none",
+    "public_url": "the webhook's, else the listen address",
+}
+ALL_SETTINGS = tuple(ENV)
 
-def _settings_args(parser: argparse.ArgumentParser) -> None:
-    for name, var in ENV.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"overrides ${var}")
+
+def package_version() -> str:
+    try:
+        return version("bookingbot")
+    except PackageNotFoundError:  # a checkout run without installing it
+        return "unknown (not installed)"
+
+
+def _settings_args(parser: argparse.ArgumentParser, names: Sequence[str], defaults: dict[str, str]) -> None:
+    """One option per setting the subcommand uses, e.g. --data-dir for BOOKINGBOT_DATA_DIR, with its default."""
+    group = parser.add_argument_group("settings (each overrides its environment variable)")
+    for name in names:
+        default = defaults.get(name) or DEFAULT_TEXT.get(name) or str(Settings.__dataclass_fields__[name].default)
+        group.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, metavar="VALUE", help=f"${ENV[name]} (default: {default})"
+        )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    return {name: getattr(args, name, None) for name in ENV}
 
 
 def _load(args: argparse.Namespace) -> tuple[Settings, Practice]:
-    settings = load_settings({name: getattr(args, name, None) for name in ENV})
+    settings = load_settings(_overrides(args))
     return settings, load_practice(settings.config)
 
 
@@ -71,12 +104,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the practice file, the settings, the token and every calendar; print the fix for each problem."""
     from bot.check import run_check
 
-    return asyncio.run(run_check(load_settings({name: getattr(args, name, None) for name in ENV})))
+    return asyncio.run(run_check(load_settings(_overrides(args))))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run the bot: long polling, or a webhook when BOOKINGBOT_WEBHOOK_URL is set."""
     from bot.serve import serve
 
     settings, practice = _load(args)
@@ -84,11 +119,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Run everything locally with a terminal chat standing in for Telegram; no token needed."""
     from bot.demo import run_demo
 
-    overrides = {name: getattr(args, name, None) for name in ENV}
+    overrides = _overrides(args)
     overrides["config"] = overrides["config"] or str(EXAMPLE)
-    overrides["data_dir"] = overrides["data_dir"] or "demo-data"
+    overrides["data_dir"] = overrides["data_dir"] or DEMO_DATA
     settings = load_settings(overrides)
     return asyncio.run(run_demo(settings, load_practice(settings.config)))
 
@@ -113,27 +149,62 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class Subcommand:
+    """A `bookingbot NAME`: its function (named cmd_NAME, docstring = description) and the settings it reads."""
+
+    func: Callable[[argparse.Namespace], int]
+    settings: Sequence[str] = ()
+    defaults: dict[str, str] | None = None  # help text for defaults that differ from Settings'
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None  # its own positional or extra options
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__.removeprefix("cmd_").replace("_", "-")
+
+
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--partner", required=True, help="the partner's id in the practice file")
+    parser.add_argument("--month", required=True, help="YYYY-MM, in the practice's time zone")
+    parser.add_argument("--out", help="the CSV file (default partner-<id>-<month>.csv)")
+
+
+def _init_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="where to write the practice file (default: practice.toml)")
+
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand(cmd_init, arguments=_init_args),
+    Subcommand(cmd_check, ALL_SETTINGS),
+    Subcommand(cmd_run, ALL_SETTINGS),
+    Subcommand(
+        cmd_demo,
+        ("config", "data_dir", "database_url", "caldav_port"),
+        defaults={"config": "the bundled example practice", "data_dir": DEMO_DATA},
+    ),
+    Subcommand(cmd_token_key),
+    Subcommand(cmd_report, ("config", "data_dir", "database_url"), arguments=_report_args),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bookingbot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, func, help_text in (
-        ("init", cmd_init, "write practice.toml and .env templates"),
-        ("check", cmd_check, "validate the configuration, the token and every calendar"),
-        ("run", cmd_run, "run the bot (long polling, or webhook when a URL is set)"),
-        ("demo", cmd_demo, "run everything locally with a terminal chat instead of Telegram"),
-        ("token-key", cmd_token_key, "print a new BOOKINGBOT_TOKEN_KEY for Google and Microsoft sign-ins"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        _settings_args(p)
-        p.set_defaults(func=func)
-    report = sub.add_parser("report", help="write a partner's monthly settlement CSV")
-    _settings_args(report)
-    report.add_argument("--partner", required=True, help="the partner's id in the practice file")
-    report.add_argument("--month", required=True, help="YYYY-MM, in the practice's time zone")
-    report.add_argument("--out", help="the CSV file (default partner-<id>-<month>.csv)")
-    report.set_defaults(func=cmd_report)
-    args = parser.parse_args(argv)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in SUBCOMMANDS:
+        doc = command.func.__doc__ or ""
+        p = sub.add_parser(command.name, help=doc.split("\n")[0].rstrip("."), description=doc)
+        if command.arguments is not None:
+            command.arguments(p)
+        if command.settings:
+            _settings_args(p, command.settings, command.defaults or {})
+        p.set_defaults(func=command.func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,4 +1,7 @@
-"""Translations: gettext catalogs in locales/<lang>/LC_MESSAGES/bookingbot.po, read with Babel."""
+"""Translations: gettext catalogs in locales/<lang>/LC_MESSAGES/bookingbot.po, read with Babel.
+
+`python -m bot.i18n` (in a checkout) extracts the texts and merges them into the catalogs.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 from babel.support import NullTranslations, Translations
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCALES_DIR = ROOT / "locales"
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+# The catalogs are edited at the top of a checkout; an installed package carries a copy (setup.py).
+SOURCE_LOCALES = ROOT / "locales"
+LOCALES_DIR = PACKAGE / "locales" if (PACKAGE / "locales").is_dir() else SOURCE_LOCALES
 DOMAIN = "bookingbot"
 LANGUAGES = ("pl", "de", "lt", "fi")  # besides English, the source language
 
@@ -71,11 +77,11 @@ def extract() -> Catalog:
 def update_catalogs() -> None:
     """Write locales/bookingbot.pot and merge new texts into every language's .po file."""
     template = extract()
-    LOCALES_DIR.mkdir(exist_ok=True)
-    with (LOCALES_DIR / f"{DOMAIN}.pot").open("wb") as f:
+    SOURCE_LOCALES.mkdir(exist_ok=True)
+    with (SOURCE_LOCALES / f"{DOMAIN}.pot").open("wb") as f:
         write_po(f, template, omit_header=False, sort_output=True)
     for lang in LANGUAGES:
-        po = LOCALES_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        po = SOURCE_LOCALES / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
         po.parent.mkdir(parents=True, exist_ok=True)
         if po.exists():
             with po.open("rb") as f:
