@@ -135,6 +135,7 @@ def build_application(
     app.add_handler(CommandHandler("agenda", specialist.show_agenda))
     app.add_handler(CommandHandler("language", account.language))
     app.add_handler(CommandHandler("help", account.help_command))
+    app.add_handler(CommandHandler("id", specialist.show_id))
     app.add_handler(CallbackQueryHandler(client.button, pattern=r"^b\|"))
     app.add_handler(CallbackQueryHandler(specialist.button, pattern=r"^s\|"))
     app.add_handler(CallbackQueryHandler(mine.button, pattern=r"^m\|"))

@@ -8,11 +8,12 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bot.settings import ENV, Settings, SettingsError, load_settings
+from bot.settings import ENV, Settings, SettingsError, configure_logging, load_settings, log_format
 from providers.oauth import TOKEN_KEY_ENV, TokenVault
 from scheduling.calendar import CalendarUnavailable
 from scheduling.config import ConfigError, Practice, load_practice
@@ -52,10 +53,8 @@ BOOKINGBOT_DATA_DIR=data
 
 # What `--help` says a setting defaults to when the Settings default (None) says nothing.
 DEFAULT_TEXT = {
-    "token": "none",
     "database_url": "SQLite in the data folder",
-    "webhook_url": "none: long polling",
-    "webhook_secret": "none",
+    "webhook_url": "not set: long polling",
     "public_url": "the webhook's, else the listen address",
 }
 ALL_SETTINGS = tuple(ENV)
@@ -72,7 +71,8 @@ def _settings_args(parser: argparse.ArgumentParser, names: Sequence[str], defaul
     """One option per setting the subcommand uses, e.g. --data-dir for BOOKINGBOT_DATA_DIR, with its default."""
     group = parser.add_argument_group("settings (each overrides its environment variable)")
     for name in names:
-        default = defaults.get(name) or DEFAULT_TEXT.get(name) or str(Settings.__dataclass_fields__[name].default)
+        default = defaults.get(name) or DEFAULT_TEXT.get(name) or Settings.__dataclass_fields__[name].default
+        default = "not set" if default is None else default
         group.add_argument(
             f"--{name.replace('_', '-')}", dest=name, metavar="VALUE", help=f"${ENV[name]} (default: {default})"
         )
@@ -118,14 +118,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(settings, practice))
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Write one archive of the SQLite database and the data folder (calendars, feed.key, credentials)."""
+    from bot.backup import write_backup
+
+    settings = load_settings(_overrides(args))
+    archive = Path(args.archive or f"bookingbot-{datetime.now():%Y%m%d-%H%M%S}.tar.gz")
+    summary = write_backup(settings, archive, version=package_version())
+    print(f"wrote {summary.archive}: {summary.files} file(s) from {settings.data_dir}", end="")
+    if summary.database == "sqlite":
+        print(" and the SQLite database")
+    else:
+        print(".\nThe database is PostgreSQL: back it up with pg_dump (see docs/operating.md).")
+    print("It holds passwords and clients' data: keep it somewhere only you can read.")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Unpack a backup archive into an empty data folder (and the SQLite database)."""
+    from bot.backup import restore_backup
+
+    settings = load_settings(_overrides(args))
+    summary = restore_backup(settings, Path(args.archive))
+    print(f"restored {summary.files} file(s) into {settings.data_dir}", end="")
+    if summary.database == "sqlite":
+        print(" and the SQLite database")
+    else:
+        print(".\nThe database was PostgreSQL: restore it with pg_restore (see docs/operating.md).")
+    print("Start the bot as usual: `bookingbot run` upgrades the database schema if the backup is older.")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run everything locally with a terminal chat standing in for Telegram; no token needed."""
     from bot.demo import run_demo
+    from caldav_bridge.embedded import port_in_use
 
     overrides = _overrides(args)
     overrides["config"] = overrides["config"] or str(EXAMPLE)
     overrides["data_dir"] = overrides["data_dir"] or DEMO_DATA
     settings = load_settings(overrides)
+    if settings.caldav_port and port_in_use(settings.caldav_host, settings.caldav_port):
+        print(f"Port {settings.caldav_port} is in use: the demo's calendar server takes a free port instead.")
+        settings = replace(settings, caldav_port=0)
     return asyncio.run(run_demo(settings, load_practice(settings.config)))
 
 
@@ -169,6 +204,16 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="the CSV file (default partner-<id>-<month>.csv)")
 
 
+def _backup_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "archive", nargs="?", help="the archive to write (default: bookingbot-YYYYMMDD-HHMMSS.tar.gz here)"
+    )
+
+
+def _restore_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("archive", help="an archive written by `bookingbot backup`")
+
+
 def _init_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="where to write the practice file (default: practice.toml)")
 
@@ -180,8 +225,14 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         cmd_demo,
         ("config", "data_dir", "database_url", "caldav_port"),
-        defaults={"config": "the bundled example practice", "data_dir": DEMO_DATA},
+        defaults={
+            "config": "the bundled example practice",
+            "data_dir": DEMO_DATA,
+            "caldav_port": "5232, or a free one when that is taken",
+        },
     ),
+    Subcommand(cmd_backup, ("data_dir", "database_url"), arguments=_backup_args),
+    Subcommand(cmd_restore, ("data_dir", "database_url"), arguments=_restore_args),
     Subcommand(cmd_token_key),
     Subcommand(cmd_report, ("config", "data_dir", "database_url"), arguments=_report_args),
 )
@@ -204,16 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bot.backup import BackupError
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Request URLs carry the bot token: keep the HTTP client's own logging quiet.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        configure_logging(verbose=args.verbose, fmt=log_format())
         return args.func(args)
-    except (SettingsError, ConfigError, CalendarUnavailable) as exc:
+    except (SettingsError, ConfigError, CalendarUnavailable, BackupError) as exc:
         print(f"bookingbot: cannot start:\n{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.calendar_text import event_for, series_event_for
 from bot.deps import Deps
-from bot.settings import Settings
-from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV
+from bot.settings import ENV, Settings, SettingsError
+from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV, PortInUse
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
 from partner_api.webhooks import WebhookWorker, webhook_secrets
@@ -121,7 +121,18 @@ async def start_runtime(
     accounts = dict(accounts or {})
     if not accounts and any(s.calendar_kind == "embedded" for s in practice.specialists):
         embedded = EmbeddedCalDAV(settings.data_dir, host=settings.caldav_host, port=settings.caldav_port)
-        accounts = await embedded.start(practice)
+        try:
+            accounts = await embedded.start(practice)
+        except PortInUse as exc:
+            await engine.dispose()
+            raise SettingsError(
+                f"the embedded calendar server cannot listen on {exc.host}:{exc.port}: another program uses "
+                f"port {exc.port}. Stop that program, or set {ENV['caldav_port']} to a free port "
+                f"(and {ENV['caldav_host']} for another address)."
+            ) from None
+        except BaseException:
+            await engine.dispose()
+            raise
     gateway = CalDAVGateway(practice, accounts=accounts, clock=clock)
     try:
         await gateway.start()

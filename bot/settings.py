@@ -1,10 +1,15 @@
-"""Runtime settings from the environment (and the same-named options of `bookingbot run`)."""
+"""Runtime settings from the environment (and the same-named options of `bookingbot run`), and logging."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
@@ -95,3 +100,64 @@ def require_token(settings: Settings) -> str:
     if not token or ":" not in token:
         raise SettingsError(f"{ENV['token']}: set it to the token @BotFather gave you (looks like 123456:ABC...)")
     return token
+
+
+# --- logging ---------------------------------------------------------------------------------------
+
+FORMAT_ENV = "BOOKINGBOT_LOG_FORMAT"
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries that speak at INFO about routine work: the HTTP client logs request URLs (they carry the bot
+# token), the job queue two lines per periodic sweep even when it had nothing to do, Alembic its set-up on
+# every start (scheduling.migrations says itself when it upgraded the schema).
+QUIET = ("httpx", "apscheduler", "alembic")
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, and the exception when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (a test's capture, a redirected stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def log_format(env: dict[str, str] | None = None) -> str:
+    value = (os.environ if env is None else env).get(FORMAT_ENV, "").strip().lower() or "text"
+    if value not in FORMATS:
+        raise SettingsError(f"{FORMAT_ENV}: {value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
+def configure_logging(*, verbose: bool = False, fmt: str = "text") -> None:
+    """Log to stderr at INFO (DEBUG when verbose) in the given format; routine library chatter stays quiet."""
+    handler = _Stderr()
+    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.set_name("bookingbot")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "bookingbot"]:
+        root.removeHandler(old)  # configured again (tests call main() more than once)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -28,6 +29,27 @@ class EmbeddedAccount:
     username: str
     password: str
     calendar_url: str
+
+
+class PortInUse(CalDAVSetupError):
+    """Another program already listens where the embedded server should."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"{host}:{port} is in use by another program")
+        self.host, self.port = host, port
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on host:port already (a closed socket still in TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -146,6 +168,9 @@ class EmbeddedCalDAV:
         creds = load_credentials(self.root / "credentials.json", [s.id for s in local])
         if self.port == 0:
             self.port = free_port(self.host)
+        elif port_in_use(self.host, self.port):
+            # Radicale would fail to bind, and the bot would then log in to the other program.
+            raise PortInUse(self.host, self.port)
         config = write_config(self.root, self.host, self.port, creds)
         # Radicale's own messages go to a file beside its data, not into the bot's console.
         with (self.root / "radicale.log").open("ab") as server_log:

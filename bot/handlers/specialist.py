@@ -15,7 +15,7 @@ from bot.dialogs import draft as drafts
 from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
 from bot.handlers.common import answer, edit_quietly
-from bot.i18n import gettext_for
+from bot.i18n import gettext_for, pick_language
 from scheduling.booking import AlreadyDecided, NotAllowed, NotYet
 from scheduling.model import Status
 from scheduling.partners import RefusalClosed
@@ -189,6 +189,24 @@ async def _agenda_message(d: Deps, telegram_id: int) -> texts.Message | None:
     appts.sort(key=lambda a: (a.start, a.id))
     started = {a.id for a in appts if d.booking.has_begun(a)}
     return agenda.agenda(d.practice, appts, notify.staff_lang(d), started=started)
+
+
+async def show_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/id: the sender's Telegram user id, which the practice file needs for a specialist or an admin."""
+    d = deps(context)
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None
+    _ = gettext_for(pick_language(user.language_code, d.practice.practice.language))
+    known = user.id in d.practice.practice.admins or any(s.telegram_id == user.id for s in d.practice.specialists)
+    text = _("Your Telegram user id is {id}.").format(id=user.id)
+    if known:
+        text += "\n" + _("It is in the practice file already: requests for you arrive in this chat.")
+    else:
+        text += "\n" + _(
+            "If you work at the practice, give it to whoever keeps the practice file: as your telegram_id "
+            "there, it makes appointment requests for you arrive in this chat."
+        )
+    await message.reply_text(text)
 
 
 async def show_agenda(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

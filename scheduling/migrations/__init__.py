@@ -5,12 +5,16 @@ How to add a revision: see README.md in this folder.
 
 from __future__ import annotations
 
+import logging
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
+
+log = logging.getLogger(__name__)
 
 # The revision equal to the schema of the release before Alembic (its `schema_version` table said 1).
 BASELINE = "baseline"
@@ -63,3 +67,6 @@ def upgrade(connection: Connection) -> None:
                 "it was upgraded by a newer bookingbot; install that version again"
             ) from exc
     command.upgrade(config, "head")
+    after = MigrationContext.configure(connection).get_current_heads()
+    if tuple(after) != tuple(current):
+        log.info("database schema upgraded from %s to %s", ", ".join(current) or "nothing", ", ".join(after))
