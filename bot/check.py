@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import socket
+import ssl
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 from telegram.request import HTTPXRequest
 
+from bot.i18n import available
 from bot.settings import DEFAULT_API_URL, ENV, Settings
 from bot.web import feed_key, feed_url, public_base
 from caldav_bridge.client import CalDAVAuthError, CalendarInfo, account_for, list_calendars, pick
+from caldav_bridge.embedded import port_in_use
 from providers.connections import Connections
 from providers.feeds import BusyFeeds, feed_address
 from providers.oauth import TOKEN_KEY_ENV, TokenVault, providers_from_env
 from scheduling.calendar import CalendarUnavailable
 from scheduling.config import ConfigError, Practice, Specialist, load_practice
 from scheduling.db import async_url, make_engine
+from scheduling.lint import practice_findings
 from scheduling.partners import weekly_supply
 from scheduling.store import Store
 
@@ -124,6 +132,20 @@ def check_sqlite(report: Report, db: Path) -> None:
         report.line(BAD, f"{ENV['database_url']}: the SQLite file {db} cannot be created there")
 
 
+def postgres_reason(exc: BaseException, host: str, port: int) -> str:
+    """What PostgreSQL (or the network) said, in words, with the likely fix."""
+    server = getattr(getattr(exc, "orig", None), "__cause__", None)
+    if server is not None:  # the server's own reason: no such role or database, wrong password, ...
+        return f"the server says: {server}; check the user, password and database name in the URL"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {TIMEOUT:g} s; check the host and the port"
+    if isinstance(exc, socket.gaierror):
+        return f"the host {host!r} is not found; check its spelling"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing listens on port {port} there; is PostgreSQL running, and on that port?"
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def check_settings(report: Report, settings: Settings) -> None:
     if _writable_dir(settings.data_dir) is None:
         report.line(BAD, f"{ENV['data_dir']}: {settings.data_dir} cannot be created or written to")
@@ -139,11 +161,10 @@ async def check_settings(report: Report, settings: Settings) -> None:
                 await conn.execute(text("SELECT 1"))
             report.line(OK, f"database: PostgreSQL at {url.host or 'localhost'}/{url.database} answers")
         except Exception as exc:
-            reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
             report.line(
                 BAD,
-                f"{ENV['database_url']}: cannot connect to PostgreSQL at {url.host or 'localhost'}/"
-                f"{url.database} ({reason}); check host, database, user and password",
+                f"{ENV['database_url']}: cannot connect to PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/"
+                f"{url.database}: {postgres_reason(exc, url.host or 'localhost', url.port or 5432)}",
             )
         finally:
             await engine.dispose()
@@ -161,10 +182,40 @@ async def check_settings(report: Report, settings: Settings) -> None:
         report.line(OK, "long polling (no webhook URL set)")
 
 
+async def unreachable_reason(url: str) -> str | None:
+    """Why nothing answers at the address of `url`, in words; None when host and port answer."""
+    parts = urlsplit(url)
+    host, tls = parts.hostname or "", parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    try:
+        async with asyncio.timeout(TIMEOUT / 2):
+            _, writer = await asyncio.open_connection(host, port, ssl=ssl.create_default_context() if tls else None)
+        writer.close()
+    except socket.gaierror:
+        return f"the host {host!r} is not found; check its spelling in {url}"
+    except ConnectionRefusedError:
+        return f"nothing answers on port {port} of {host}; check the port in {url}"
+    except ssl.SSLError:
+        return f"{host}:{port} does not answer https; check the port, or whether the server wants http://"
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {TIMEOUT / 2:g} s; a firewall, or the wrong host or port"
+    except OSError as exc:
+        return f"cannot connect to {host}:{port} ({exc.strerror or exc})"
+    return None
+
+
 async def check_caldav(report: Report, spec: Specialist) -> None:
     """Connect, list the calendars, and find the booking and busy calendars of one specialist."""
     cfg = spec.caldav
     who = f"specialist {spec.id}: CalDAV user {cfg.username!r} at {cfg.url}"
+    parts = urlsplit(cfg.url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        report.line(
+            BAD,
+            f"specialists[{spec.id}].caldav.url: {cfg.url!r} is not a full address; write it with https:// "
+            "in front (see docs/calendars.md for each server's address)",
+        )
+        return
     try:
         account = account_for(spec)
     except CalendarUnavailable as exc:
@@ -182,7 +233,8 @@ async def check_caldav(report: Report, spec: Specialist) -> None:
         )
         return
     except CalendarUnavailable as exc:
-        report.line(BAD, f"{who}: {exc}")
+        reason = await unreachable_reason(cfg.url or "")
+        report.line(BAD, f"specialists[{spec.id}].caldav.url: {reason}" if reason else f"{who}: {exc}")
         return
     names = ", ".join(repr(name) for name, _ in found) or "none"
     report.line(OK, f"{who}: connected; calendars found: {names}")
@@ -309,6 +361,76 @@ def print_feeds(report: Report, settings: Settings, practice: Practice) -> None:
         print(f"    {spec.id}: {feed_url(settings, key, spec.id, base)}", flush=True)
 
 
+def check_findings(report: Report, practice: Practice, today: date) -> None:
+    """The practice's own mistakes that load fine (scheduling.lint), and a language without a catalog."""
+    for finding in practice_findings(practice, today):
+        report.line(BAD if finding.never else WARN, f"{finding.field}: {finding.message}")
+    if practice.practice.language not in available():
+        report.line(
+            WARN,
+            f"practice.language: {practice.practice.language!r} has no catalog; clients without a language of "
+            f"their own are answered in English (catalogs: {', '.join(available())})",
+        )
+
+
+async def _answers_as_bookingbot(url: str, auth: tuple[str, str] | None = None) -> bool:
+    """True when the program on that port is a running bookingbot: its health check, or our calendar login."""
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT / 2) as client:
+            if auth is None:
+                response = await client.get(url)
+                return response.status_code in (200, 503) and "database" in response.json()
+            response = await client.request("PROPFIND", url, auth=auth, headers={"Depth": "0"})
+            return response.status_code == 207
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _embedded_login(settings: Settings) -> tuple[str, str] | None:
+    """A login of the embedded calendar server from the data folder, if it ever ran."""
+    path = settings.data_dir / "radicale" / "credentials.json"
+    try:
+        creds = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return next(iter(creds.items()), None)
+
+
+async def check_ports(report: Report, settings: Settings, practice: Practice) -> None:
+    """The embedded calendar port and the listen address: free, or held by this bookingbot already."""
+    wanted = [("listen", *settings.listen_host_port)]
+    if any(s.calendar_kind == "embedded" for s in practice.specialists):
+        wanted.append(("caldav_port", settings.caldav_host, settings.caldav_port))
+    for name, host, port in wanted:
+        try:
+            busy = port_in_use(host, port)
+        except OSError as exc:
+            setting = ENV["listen"] if name == "listen" else ENV["caldav_host"]
+            report.line(
+                BAD,
+                f"{setting}: cannot listen on {host}:{port} ({exc.strerror or exc}); use an address of this machine",
+            )
+            continue
+        what = "web endpoints" if name == "listen" else "embedded calendar server"
+        if not busy:
+            report.line(OK, f"{what}: {host}:{port} is free")
+            continue
+        address = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+        login = _embedded_login(settings) if name == "caldav_port" else None
+        if name == "caldav_port" and login is not None:
+            ours = await _answers_as_bookingbot(f"{address}{login[0]}/", auth=login)
+        else:
+            ours = name == "listen" and await _answers_as_bookingbot(f"{address}healthz")
+        if ours:
+            report.line(OK, f"{what}: {host}:{port} is in use by this bookingbot, which is running")
+        else:
+            report.line(
+                BAD,
+                f"{ENV[name]}: port {port} on {host} is in use by another program, so `bookingbot run` cannot "
+                f"start its {what} there; stop that program or choose a free port",
+            )
+
+
 async def run_check(settings: Settings) -> int:
     """Check everything `bookingbot run` needs; 0 when all is good, 1 otherwise."""
     report = Report(secrets=[s for s in (settings.token, settings.webhook_secret) if s])
@@ -317,13 +439,9 @@ async def run_check(settings: Settings) -> int:
     if check_token_format(report, settings):
         await check_token(report, settings)
     if practice is not None:
+        check_findings(report, practice, date.today())
+        await check_ports(report, settings, practice)
         for spec in practice.specialists:
-            if not spec.telegram_id and not practice.practice.admins:
-                report.line(
-                    BAD,
-                    f"specialist {spec.id}: nobody can approve their requests; set telegram_id to their "
-                    "numeric Telegram user id, or list admins under [practice]",
-                )
             if spec.caldav.url:
                 await check_caldav(report, spec)
             elif spec.calendar_kind in ("google", "microsoft"):

@@ -19,6 +19,7 @@ from bot.web import RedactingAccessLogger, feed_key, feed_url, make_web_app
 from caldav_bridge.embedded import EmbeddedAccount
 from scheduling.booking import Clock, utcnow
 from scheduling.config import Practice
+from scheduling.lint import unapprovable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,17 @@ def print_calendars(runtime: Runtime, out: TextIO | None = None, feed_base: str 
         print(f"  {spec.id}: {feed_url(runtime.settings, key, spec.id, feed_base)}", file=out)
 
 
+def warn_unapprovable(practice: Practice, out: TextIO | None = None) -> None:
+    """Say loudly, on the console and in the log, whose requests nobody can approve (they would only expire)."""
+    for spec in unapprovable(practice):
+        message = (
+            f"specialists[{spec.id}].telegram_id: nobody can approve their requests, which will expire unanswered; "
+            "set it to their Telegram user id (they send /id to the bot) or list admins under [practice]"
+        )
+        log.warning("%s", message)
+        print(f"WARNING: {message}", file=out or sys.stderr, flush=True)
+
+
 async def serve(
     settings: Settings,
     practice: Practice,
@@ -66,6 +78,7 @@ async def serve(
     `clock` and `accounts` are for replicas on one machine run by the tests and benchmarks (`bot.local`).
     """
     token = require_token(settings)
+    warn_unapprovable(practice)
     runtime = await start_runtime(settings, practice, clock=clock, accounts=accounts)
     print_calendars(runtime)
     app = build_application(

@@ -86,12 +86,31 @@ def load_settings(overrides: dict[str, str | None] | None = None, env: dict[str,
         _, sep, port = raw["listen"].rpartition(":")
         if not sep or not port.isdigit():
             raise SettingsError(f"{ENV['listen']}: {raw['listen']!r} is not host:port")
+    if "database_url" in raw:
+        values["database_url"] = _database_url(raw["database_url"])
     for name in ("api_url", "webhook_url", "public_url"):
         if name in raw and not raw[name].startswith(("http://", "https://")):
             raise SettingsError(f"{ENV[name]}: {raw[name]!r} is not an http(s) URL")
     if "webhook_url" in raw and "webhook_secret" not in raw:
         raise SettingsError(f"{ENV['webhook_secret']}: required in webhook mode (any long random string)")
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _database_url(url: str) -> str:
+    """The URL if bookingbot can use it; otherwise a SettingsError that names the scheme, never the password."""
+    from sqlalchemy.exc import ArgumentError
+
+    from scheduling.db import async_url
+
+    use = "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/database"
+    if "://" not in url:
+        raise SettingsError(f"{ENV['database_url']}: not a database URL; {use}")
+    try:
+        async_url(url)
+    except (ValueError, ArgumentError):
+        scheme = url.partition(":")[0]
+        raise SettingsError(f"{ENV['database_url']}: {scheme!r} databases are not supported; {use}") from None
+    return url
 
 
 def require_token(settings: Settings) -> str:

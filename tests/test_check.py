@@ -49,6 +49,12 @@ def lines(out: str, mark: str) -> list[str]:
     return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(mark)]
 
 
+@pytest.fixture(autouse=True)
+def _default_ports_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this machine runs on 8080 or 5232 must not change these verdicts (ports: test_check_findings.py)."""
+    monkeypatch.setattr("bot.check.port_in_use", lambda host, port: False)
+
+
 @pytest_asyncio.fixture
 async def bot_api() -> AsyncIterator[BotApiEmulator]:
     async with BotApiEmulator(token=TOKEN) as server:
