@@ -75,7 +75,7 @@ def test_init_then_check_points_at_what_to_fill_in(fresh_dir: Path, capsys: pyte
     out = capsys.readouterr().out
     assert "✔ practice file practice.toml" in out
     assert "– Telegram token: not checked: no token" in out
-    assert "✘ specialist anna: nobody can approve" in out
+    assert "✘ specialists[anna].telegram_id: nobody can approve" in out
 
 
 def test_console_script_init(fresh_dir: Path) -> None:
