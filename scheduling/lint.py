@@ -82,8 +82,7 @@ def _schedule(practice: Practice, spec: Specialist) -> list[Finding]:
             found.append(
                 Finding(
                     f"{where}.{name}.channels",
-                    f"on_site at {location.id!r}, an online location: nobody can come there; "
-                    "use video, phone or chat",
+                    f"on_site at {location.id!r}, an online location: nobody can come there; use video, phone or chat",
                 )
             )
     return found
