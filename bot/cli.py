@@ -13,6 +13,7 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from bot.backup import BackupError, Summary
 from bot.settings import ENV, Settings, SettingsError, configure_logging, load_settings, log_format
 from providers.oauth import TOKEN_KEY_ENV, TokenVault
 from scheduling.calendar import CalendarUnavailable
@@ -118,6 +119,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(settings, practice))
 
 
+def _database_note(summary: Summary, tool: str) -> str:
+    if summary.database == "sqlite":
+        return " and the SQLite database"
+    return f".\nThe database is PostgreSQL: it goes with {tool} (see docs/operating.md)."
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """Write one archive of the SQLite database and the data folder (calendars, feed.key, credentials)."""
     from bot.backup import write_backup
@@ -125,11 +132,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     settings = load_settings(_overrides(args))
     archive = Path(args.archive or f"bookingbot-{datetime.now():%Y%m%d-%H%M%S}.tar.gz")
     summary = write_backup(settings, archive, version=package_version())
-    print(f"wrote {summary.archive}: {summary.files} file(s) from {settings.data_dir}", end="")
-    if summary.database == "sqlite":
-        print(" and the SQLite database")
-    else:
-        print(".\nThe database is PostgreSQL: back it up with pg_dump (see docs/operating.md).")
+    print(
+        f"wrote {summary.archive}: {summary.files} file(s) from {settings.data_dir}{_database_note(summary, 'pg_dump')}"
+    )
     print("It holds passwords and clients' data: keep it somewhere only you can read.")
     return 0
 
@@ -140,11 +145,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     settings = load_settings(_overrides(args))
     summary = restore_backup(settings, Path(args.archive))
-    print(f"restored {summary.files} file(s) into {settings.data_dir}", end="")
-    if summary.database == "sqlite":
-        print(" and the SQLite database")
-    else:
-        print(".\nThe database was PostgreSQL: restore it with pg_restore (see docs/operating.md).")
+    print(f"restored {summary.files} file(s) into {settings.data_dir}{_database_note(summary, 'pg_restore')}")
     print("Start the bot as usual: `bookingbot run` upgrades the database schema if the backup is older.")
     return 0
 
@@ -255,8 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.backup import BackupError
-
     args = build_parser().parse_args(argv)
     try:
         configure_logging(verbose=args.verbose, fmt=log_format())

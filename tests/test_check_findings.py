@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import socket
 import tomllib
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -117,24 +115,15 @@ async def test_check_marks_never_and_suspicious_with_the_field(
     assert "1 problem(s) found." in out  # a suspicious line is not a failure
 
 
-@pytest.fixture
-def listening() -> Iterator[int]:
-    """A port another program listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        yield s.getsockname()[1]
-
-
 async def test_ports_held_by_another_program(
-    tmp_path: Path, listening: int, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, busy_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write(tmp_path, approved_example_text())
-    settings = Settings(config=config, data_dir=tmp_path / "d", listen=f"127.0.0.1:{listening}", caldav_port=listening)
+    settings = Settings(config=config, data_dir=tmp_path / "d", listen=f"127.0.0.1:{busy_port}", caldav_port=busy_port)
     assert await run_check(settings) == 1
     out = capsys.readouterr().out
-    assert f"✘ BOOKINGBOT_LISTEN: port {listening} on 127.0.0.1 is in use by another program" in out
-    assert f"✘ BOOKINGBOT_CALDAV_PORT: port {listening} on 127.0.0.1 is in use by another program" in out
+    assert f"✘ BOOKINGBOT_LISTEN: port {busy_port} on 127.0.0.1 is in use by another program" in out
+    assert f"✘ BOOKINGBOT_CALDAV_PORT: port {busy_port} on 127.0.0.1 is in use by another program" in out
     assert "refused" not in out
 
 
@@ -221,13 +210,13 @@ async def test_postgresql_refusing_the_user_or_database_says_why(
 
 
 def test_run_warns_loudly_about_specialists_nobody_can_approve(
-    tmp_path: Path, listening: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for var in ENV.values():
         monkeypatch.delenv(var, raising=False)
     # The shipped example has no telegram_id; the busy calendar port ends the run right after the warning.
     code = main(["run", "--token", "1:x", "--config", str(EXAMPLE), "--data-dir", str(tmp_path),
-                 "--caldav-port", str(listening)])  # fmt: skip
+                 "--caldav-port", str(busy_port)])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2
     assert "WARNING: specialists[anna].telegram_id: nobody can approve their requests" in err

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +14,6 @@ from bot.settings import ENV
 from tests.fixtures.practice import EXAMPLE
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A loopback port another program listens on (and accepts connections, as a web server would)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        yield s.getsockname()[1]
 
 
 def test_run_names_the_port_in_use_and_the_setting(
