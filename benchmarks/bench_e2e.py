@@ -255,6 +255,7 @@ async def run(
     seed: int = 1,
     think: float = 0.0,
     timeout: float = 300.0,  # noqa: ASYNC109 (the benchmark's own bound, reported rather than raised)
+    profile: Path | None = None,
 ) -> E2EReport:
     """Start the calendar, the emulator and the bot processes, run the crowd, and report; never raises on timeout."""
     webhook = processes > 1 if webhook is None else webhook
@@ -301,7 +302,8 @@ async def run(
                     )
                     await bots[-1].healthy(http)  # one at a time: the first creates the schema
                 await _ready(emulator, bots, webhook)
-                await _crowd(emulator, store, proxy, practice, bots, report, clients, seed, think, timeout)
+                async with sampling(bots, profile):
+                    await _crowd(emulator, store, proxy, practice, bots, report, clients, seed, think, timeout)
                 report.overlaps = await double_bookings(store, practice, accounts)
         finally:
             for bot in bots:
@@ -396,6 +398,61 @@ async def _crowd(
             await outbox_drained(store)
 
 
+@contextlib.asynccontextmanager
+async def sampling(bots: list[BotProcess], folder: Path | None) -> AsyncIterator[None]:
+    """py-spy samples each bot process while the block runs (nothing if folder is None)."""
+    if folder is None:
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    spies = [
+        await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(bot.proc.pid),
+            "--gil",  # on-CPU Python only: not threads waiting in a lock or on the network
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--output",
+            str(folder / f"bot{i}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for i, bot in enumerate(bots)
+    ]
+    await asyncio.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
+
+
+def profile_top(raw: Path, count: int = 25) -> list[str]:
+    """The functions where the samples were, inclusive and self, from py-spy's raw (collapsed) output."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = [f.replace(str(Path(sys.prefix)), "") for f in stack.split(";")]
+        total += int(n)
+        own[frames[-1]] += int(n)
+        for frame in set(frames):
+            inclusive[frame] += int(n)
+    out = [f"{total} samples; inclusive:"]
+    out += [f"  {100 * n / total:5.1f} % {frame[:150]}" for frame, n in inclusive.most_common(count)]
+    out.append("self:")
+    out += [f"  {100 * n / total:5.1f} % {frame[:150]}" for frame, n in own.most_common(count)]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200, help="simulated clients (default 200)")
@@ -411,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--think", type=float, default=0.0, help="mean pause before each step (default 0 s)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    parser.add_argument("--profile", type=Path, help="sample the bot processes with py-spy into this folder")
     args = parser.parse_args(argv)
     runs = [(1, True), (2, True)] if args.compare else [(args.processes, args.webhook or args.processes > 1)]
 
@@ -422,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             think=args.think,
             timeout=args.timeout,
+            profile=args.profile,
         )
         if args.postgres:
             async with fresh_postgres(args.postgres) as url:
@@ -432,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     for processes, webhook in runs:
         report = asyncio.run(one(processes, webhook))
         print("\n".join(report.lines()), flush=True)
+        for raw in sorted(args.profile.glob("bot*.txt")) if args.profile else []:
+            print(f"profile of {raw.stem}:", *profile_top(raw), sep="\n", flush=True)
         ok = ok and report.ok
     return 0 if ok else 1
 

@@ -25,6 +25,7 @@ from bot.handlers import account, client, connect, mine, specialist
 from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
+from bot.telegram_http import AiohttpRequest
 from scheduling.locks import KeyLocks
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,8 @@ def build_application(
         .base_url(base_url)
         .base_file_url(base_file_url)
         .concurrent_updates(PerChatProcessor(d.chats))
-        .connection_pool_size(64)
-        .get_updates_connection_pool_size(2)
+        .request(AiohttpRequest(connection_pool_size=64))
+        .get_updates_request(AiohttpRequest(connection_pool_size=2))
     )
     if rate_limit:
         builder = builder.rate_limiter(ChatRateLimiter())

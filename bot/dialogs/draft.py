@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from scheduling.store import Store
+from scheduling.store import Store, Tx
 
 
 @dataclass
@@ -49,7 +49,12 @@ class Draft:
 async def load(store: Store, chat_id: int) -> tuple[Draft | None, int | None]:
     """The chat's draft and the message the dialog edits, if any."""
     async with store.tx() as tx:
-        row = await tx.get_draft(chat_id)
+        return await read(tx, chat_id)
+
+
+async def read(tx: Tx, chat_id: int) -> tuple[Draft | None, int | None]:
+    """As load(), inside a transaction the caller has open."""
+    row = await tx.get_draft(chat_id)
     if row is None:
         return None, None
     return Draft.from_dict(row.data if isinstance(row.data, dict) else {}), row.message_id

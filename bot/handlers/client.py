@@ -19,7 +19,7 @@ from bot.handlers import specialist as specialist_handlers
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
 from scheduling.model import Status
-from scheduling.store import AppointmentRow, ClientRow
+from scheduling.store import AppointmentRow, ClientRow, Tx
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,26 @@ _PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 async def client_of(d: Deps, update: Update) -> ClientRow:
     """The person writing, as a client record (created on first contact, in their language)."""
+    async with d.store.tx() as tx:
+        return await _client_in(tx, d, update)
+
+
+async def _client_in(tx: Tx, d: Deps, update: Update) -> ClientRow:
     user = update.effective_user
     assert user is not None
-    async with d.store.tx() as tx:
-        client = await tx.client_by_telegram(user.id)
-        if client is None:
-            lang = pick_language(user.language_code, d.practice.practice.language)
-            client = await tx.upsert_client(user.id, language=lang)
+    client = await tx.client_by_telegram(user.id)
+    if client is None:
+        lang = pick_language(user.language_code, d.practice.practice.language)
+        client = await tx.upsert_client(user.id, language=lang)
     return client
+
+
+async def client_and_draft(d: Deps, update: Update) -> tuple[ClientRow, Draft | None, int | None]:
+    """client_of() and the chat's draft in one transaction: one round trip less on every tap."""
+    async with d.store.tx() as tx:
+        client = await _client_in(tx, d, update)
+        draft, message_id = await drafts.read(tx, update.effective_chat.id)  # type: ignore[union-attr]
+    return client, draft, message_id
 
 
 async def _show(
@@ -155,7 +167,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     d = deps(context)
-    client = await client_of(d, update)
+    client, draft, message_id = await client_and_draft(d, update)
     _ = gettext_for(d.language(client))
     parts = query.data.split("|")
     verb, arg = [*parts, "", ""][1:3]
@@ -167,7 +179,6 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await answer(query)
         await _again(update, context, d, client, int(arg))
         return
-    draft, message_id = await drafts.load(d.store, chat_id)
     if draft is None or not draft.active or query.message is None or query.message.message_id != message_id:
         await answer(query, _("This button is out of date. Send /book to start again."), alert=True)
         return
@@ -258,9 +269,7 @@ async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     message = update.effective_message
     assert message is not None and message.contact is not None
-    chat_id = update.effective_chat.id  # type: ignore[union-attr]
-    draft, message_id = await drafts.load(d.store, chat_id)
-    client = await client_of(d, update)
+    client, draft, message_id = await client_and_draft(d, update)
     _ = gettext_for(d.language(client))
     own = message.contact.user_id == update.effective_user.id  # type: ignore[union-attr]
     if draft is None or not draft.active or draft.contact_stage != "phone" or not own:
