@@ -113,10 +113,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the bot: long polling, or a webhook when BOOKINGBOT_WEBHOOK_URL is set."""
-    from bot.serve import serve
+    from bot.serve import run_loop, serve
 
     settings, practice = _load(args)
-    return asyncio.run(serve(settings, practice))
+    return run_loop(serve(settings, practice))
 
 
 def _database_note(summary: Summary, tool: str) -> str:

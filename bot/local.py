@@ -9,7 +9,6 @@ one machine, for end-to-end tests and benchmarks that need the bot as a process 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -108,7 +107,7 @@ def read_accounts(path: Path) -> dict[str, EmbeddedAccount]:
 
 def main(argv: list[str] | None = None) -> int:
     """One bot process on the emulator: `bookingbot run` with a chosen start time and shared calendars."""
-    from bot.serve import serve
+    from bot.serve import run_loop, serve
 
     parser = argparse.ArgumentParser(prog="python -m bot.local", description=__doc__.splitlines()[0])
     parser.add_argument("--start", type=datetime.fromisoformat, help="what the clock reads now (ISO, with zone)")
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     practice = load_practice(settings.config)
     clock = running_clock(args.start) if args.start else utcnow
     accounts = read_accounts(args.accounts) if args.accounts else None
-    return asyncio.run(serve(settings, practice, clock=clock, accounts=accounts))
+    return run_loop(serve(settings, practice, clock=clock, accounts=accounts))
 
 
 if __name__ == "__main__":

@@ -454,10 +454,16 @@ class Tx(SeriesQueries):
 
     # drafts
 
-    async def get_draft(self, chat_id: int) -> DraftRow | None:
-        return await self.session.scalar(
-            select(DraftRow).where(DraftRow.chat_id == chat_id).execution_options(populate_existing=True)
+    async def get_draft(self, chat_id: int) -> Any:
+        """The chat's dialog state as a plain row (data, message_id, updated_at), or None.
+
+        Core rather than ORM objects here and in save_draft: both run on every update.
+        """
+        table = DraftRow.__table__
+        result = await self.session.execute(
+            select(table.c.data, table.c.message_id, table.c.updated_at).where(table.c.chat_id == chat_id)
         )
+        return result.first()
 
     async def save_draft(
         self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
@@ -465,9 +471,9 @@ class Tx(SeriesQueries):
         """Insert or replace the chat's dialog state."""
         now = at or datetime.now(UTC)
         values = {"data": data, "message_id": message_id, "updated_at": now}
-        stmt = self._insert(DraftRow).values(chat_id=chat_id, **values)
+        stmt = self._insert(DraftRow.__table__).values(chat_id=chat_id, **values)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[DraftRow.chat_id],
+            index_elements=[DraftRow.__table__.c.chat_id],
             set_={
                 "data": stmt.excluded.data,
                 "message_id": stmt.excluded.message_id,
