@@ -596,12 +596,6 @@ async def run(
     if database_url:
         report.database = database_url.split(":", 1)[0].split("+", 1)[0]
     limits = {} if realistic_limits else {"global_per_second": None, "chat_per_second": None}
-    watches: dict[int, Watch] = {}
-
-    def listener(_event: str, message: ChatMessage) -> None:
-        if message.from_bot and message.chat_id in watches:
-            watches[message.chat_id].changed()
-
     with tempfile.TemporaryDirectory() as tmp, counting_logs() as logs:
         async with (
             BotApiEmulator(**limits) as emulator,
@@ -615,25 +609,7 @@ async def run(
                 sweep_seconds=None,  # a fixed clock: nothing expires; keeps the CalDAV counts to the bookings
             ) as (runtime, _app),
         ):
-            emulator.listeners.append(listener)
-
-            def person(user_id: int, name: str) -> Person:
-                watches[user_id] = Watch()
-                return Person(emulator.user(user_id, name), watches[user_id], report.steps)
-
-            staff = {spec: person(tid, spec.title()) for spec, tid in SPECIALISTS.items()}
-            options = plans(practice)
-            crowd = [
-                Client(
-                    person(FIRST_CLIENT + i, "Client"),
-                    options[i % len(options)],
-                    practice,
-                    random.Random(seed * 1_000_003 + i),
-                    i,
-                    think,
-                )
-                for i in range(clients)
-            ]
+            staff, crowd = make_crowd(emulator, practice, report, clients, seed, think)
             try:
                 async with asyncio.timeout(timeout):
                     for p in staff.values():
@@ -651,14 +627,7 @@ async def run(
                 report.timed_out = True
             except StepFailed as exc:
                 report.failures[f"staff: {exc}"] += 1
-            for c in crowd:
-                report.final[c.state if c.state in ("booked", "full", "failed", "stuck") else "unfinished"] += 1
-                if c.reason:
-                    report.failures[_generic(c.reason)] += 1
-                report.updates.update(c.updates)
-            report.unanswered = sum(len(c.user.unanswered) for c in crowd)
-            report.refused_taps = refused_taps(crowd)
-            report.api_calls, report.api_errors = Counter(emulator.requests), Counter(emulator.errors)
+            tally(report, crowd, emulator)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(60):
                     await outbox_drained(runtime.store)
@@ -667,8 +636,48 @@ async def run(
     return report
 
 
-def refused_taps(crowd: list[Client]) -> int:
-    return sum(1 for c in crowd for answer in c.user.answers if answer.show_alert)
+def make_crowd(
+    emulator: BotApiEmulator, practice: Practice, report: Report, clients: int, seed: int, think: float
+) -> tuple[dict[str, Person], list[Client]]:
+    """The specialists and the clients, each watched through the emulator's message listener."""
+    watches: dict[int, Watch] = {}
+
+    def listener(_event: str, message: ChatMessage) -> None:
+        if message.from_bot and message.chat_id in watches:
+            watches[message.chat_id].changed()
+
+    emulator.listeners.append(listener)
+
+    def person(user_id: int, name: str) -> Person:
+        watches[user_id] = Watch()
+        return Person(emulator.user(user_id, name), watches[user_id], report.steps)
+
+    staff = {spec: person(tid, spec.title()) for spec, tid in SPECIALISTS.items()}
+    options = plans(practice)
+    crowd = [
+        Client(
+            person(FIRST_CLIENT + i, "Client"),
+            options[i % len(options)],
+            practice,
+            random.Random(seed * 1_000_003 + i),
+            i,
+            think,
+        )
+        for i in range(clients)
+    ]
+    return staff, crowd
+
+
+def tally(report: Report, crowd: list[Client], emulator: BotApiEmulator) -> None:
+    """What became of each client, and what the Bot API saw."""
+    for c in crowd:
+        report.final[c.state if c.state in ("booked", "full", "failed", "stuck") else "unfinished"] += 1
+        if c.reason:
+            report.failures[_generic(c.reason)] += 1
+        report.updates.update(c.updates)
+    report.unanswered = sum(len(c.user.unanswered) for c in crowd)
+    report.refused_taps = sum(1 for c in crowd for answer in c.user.answers if answer.show_alert)
+    report.api_calls, report.api_errors = Counter(emulator.requests), Counter(emulator.errors)
 
 
 def _generic(reason: str) -> str:
@@ -676,9 +685,7 @@ def _generic(reason: str) -> str:
     return reason.split(" (last:")[0]
 
 
-async def booking_rounds(
-    store: Store, caldav_requests: Callable[[], int], crowd: list[Client], report: Report
-) -> None:
+async def booking_rounds(store: Store, caldav_requests: Callable[[], int], crowd: list[Client], report: Report) -> None:
     """Rounds of browsing up to the summary, then everyone presses Send at once, until all are done."""
     started, cpu = time.perf_counter(), time.process_time()
     try:

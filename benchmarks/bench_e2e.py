@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import statistics
 import sys
@@ -36,28 +35,24 @@ from sqlalchemy.engine import make_url
 
 from benchmarks.bench_booking import (
     EXAMPLE,
-    FIRST_CLIENT,
     SPECIALISTS,
     START,
-    Client,
-    Person,
     Report,
     StepFailed,
-    Watch,
     booking_rounds,
     counting_logs,
     double_bookings,
+    make_crowd,
     outbox_drained,
-    plans,
     practice_with_staff,
-    refused_taps,
+    tally,
 )
 from bot.local import write_accounts
 from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV, free_port
 from scheduling.config import Practice
 from scheduling.db import make_engine
 from scheduling.store import Store
-from tgemu import BotApiEmulator, ChatMessage
+from tgemu import BotApiEmulator
 
 TOKEN = "424242:BENCH"
 SECRET = "bench-webhook-secret"
@@ -344,31 +339,7 @@ async def _crowd(
     think: float,
     limit: float,
 ) -> None:
-    watches: dict[int, Watch] = {}
-
-    def listener(_event: str, message: ChatMessage) -> None:
-        if message.from_bot and message.chat_id in watches:
-            watches[message.chat_id].changed()
-
-    emulator.listeners.append(listener)
-
-    def person(user_id: int, name: str) -> Person:
-        watches[user_id] = Watch()
-        return Person(emulator.user(user_id, name), watches[user_id], report.steps)
-
-    staff = {spec: person(tid, spec.title()) for spec, tid in SPECIALISTS.items()}
-    options = plans(practice)
-    crowd = [
-        Client(
-            person(FIRST_CLIENT + i, "Client"),
-            options[i % len(options)],
-            practice,
-            random.Random(seed * 1_000_003 + i),
-            i,
-            think,
-        )
-        for i in range(clients)
-    ]
+    staff, crowd = make_crowd(emulator, practice, report, clients, seed, think)
     cpu = sum(bot.cpu() for bot in bots)
     try:
         async with asyncio.timeout(limit):
@@ -382,14 +353,7 @@ async def _crowd(
         report.failures[f"staff: {exc}"] += 1
     report.bot_cpu = sum(bot.cpu() for bot in bots) - cpu
     report.rss = [bot.memory() for bot in bots]
-    for c in crowd:
-        report.final[c.state if c.state in ("booked", "full", "failed", "stuck") else "unfinished"] += 1
-        if c.reason:
-            report.failures[c.reason.split(" (last:")[0]] += 1
-        report.updates.update(c.updates)
-    report.unanswered = sum(len(c.user.unanswered) for c in crowd)
-    report.refused_taps = refused_taps(crowd)
-    report.api_calls, report.api_errors = Counter(emulator.requests), Counter(emulator.errors)
+    tally(report, crowd, emulator)
     if emulator.relay.targets:
         report.delivered = [emulator.relay.delivered[f"http://{bot.listen}/telegram"] for bot in bots]
     report.replies = emulator.relay.replies["answerCallbackQuery"]
