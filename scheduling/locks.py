@@ -1,6 +1,6 @@
 """Serialising work per key (a chat) across every process that shares the database.
 
-PostgreSQL: an advisory transaction lock on a connection of its own, held while the work runs.
+PostgreSQL: a session-level advisory lock per key, taken and released on one connection the process keeps.
 SQLite: a POSIX byte-range lock in a file beside the database, which every process on the machine sees.
 Within one process an asyncio lock per key comes first, so a process asks the database (or the file)
 once per key, whatever the number of its own updates waiting.
@@ -12,18 +12,17 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
 
-# How many keys one process holds at once on PostgreSQL (one connection each): the update processor's
-# concurrency is taken from here, so that an update never waits for a connection held by another.
+# How many keys (chats) one process works on at once: the update processor's concurrency.
 CAPACITY = 32
 # A holder that does not finish in this time is stuck (a hung network call): the waiter goes ahead
 # unserialised rather than leave the person without an answer.
@@ -35,6 +34,23 @@ _FILE_OFFSET = 1 << 60
 _POLL_FIRST, _POLL_MAX = 0.001, 0.02
 
 
+async def _poll(attempt: Callable[[], Awaitable[bool]], wait_limit: float) -> bool:
+    """Try until `attempt()` gets the lock, backing off; False once `wait_limit` has passed.
+
+    Polling, not a blocking wait: a waiter holds no thread and no connection, and waits are short
+    (only one chat's updates landing on two processes at once contend).
+    """
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + wait_limit, _POLL_FIRST
+    while not await attempt():
+        if loop.time() >= deadline:
+            log.warning("a chat stayed locked for %.0f s; going ahead without the lock", wait_limit)
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _POLL_MAX)
+    return True
+
+
 class SharedLocks(Protocol):
     """A lock per key that other processes respect."""
 
@@ -44,29 +60,53 @@ class SharedLocks(Protocol):
 
 
 class AdvisoryLocks:
-    """pg_advisory_xact_lock(key) in a transaction of its own; ending the transaction releases it."""
+    """Session-level advisory locks, all on one connection this process keeps: try, and poll while another holds.
 
-    def __init__(self, engine: AsyncEngine, capacity: int = CAPACITY, wait_limit: float = WAIT_LIMIT):
-        # A pool of its own: a holder never competes with the work it serialises for a connection.
-        self._engine = create_async_engine(
-            engine.url, pool_size=capacity, max_overflow=0, pool_pre_ping=True, pool_timeout=wait_limit
-        )
-        self._wait_ms = int(wait_limit * 1000)
+    One connection per process whatever the number of chats under way (a connection per held chat would
+    use up the server's connections); a process that dies loses its connection, and with it its locks.
+    """
+
+    def __init__(self, engine: AsyncEngine, wait_limit: float = WAIT_LIMIT):
+        self._engine = create_async_engine(engine.url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT")
+        self._conn: AsyncConnection | None = None
+        self._turn = asyncio.Lock()  # one statement at a time on the connection
+        self._wait_limit = wait_limit
 
     @contextlib.asynccontextmanager
     async def hold(self, key: int) -> AsyncIterator[None]:
-        async with self._engine.connect() as conn:
+        tagged = _PG_TAG ^ key
+        locked = await self._acquire(tagged)
+        try:
+            yield
+        finally:
+            if locked:
+                with contextlib.suppress(DBAPIError):
+                    await self._call("SELECT pg_advisory_unlock(:key)", tagged)
+
+    async def _acquire(self, key: int) -> bool:
+        async def attempt() -> bool:
+            return await self._call("SELECT pg_try_advisory_lock(:key)", key)
+
+        try:
+            return await _poll(attempt, self._wait_limit)
+        except DBAPIError:
+            log.warning("chat locks: the database did not answer; going ahead without the lock")
+            return False
+
+    async def _call(self, sql: str, key: int) -> bool:
+        async with self._turn:
+            if self._conn is None or self._conn.closed or self._conn.invalidated:
+                self._conn = await self._engine.connect()
             try:
-                await conn.execute(text(f"SET LOCAL lock_timeout = {self._wait_ms}"))
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_TAG ^ key})
+                return bool((await self._conn.execute(text(sql), {"key": key})).scalar())
             except DBAPIError:
-                log.warning("a chat stayed locked for %.0f s; going ahead without the lock", self._wait_ms / 1000)
-            try:
-                yield
-            finally:
-                await conn.rollback()  # ends the transaction, and with it the lock
+                await self._conn.close()
+                self._conn = None
+                raise
 
     async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
         await self._engine.dispose()
 
 
@@ -93,19 +133,14 @@ class FileLocks:
                 self._fcntl.lockf(self._fd, self._fcntl.LOCK_UN, 1, offset)
 
     async def _acquire(self, offset: int) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline, delay = loop.time() + self._wait_limit, _POLL_FIRST
-        while True:
+        async def attempt() -> bool:
             try:
                 self._fcntl.lockf(self._fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB, 1, offset)
-                return True
             except OSError:  # EAGAIN or EACCES: another process holds it
-                if loop.time() >= deadline:
-                    log.warning("a chat stayed locked for %.0f s; going ahead without the lock", self._wait_limit)
-                    return False
-                # Polling, not a blocking call in a thread: a waiter costs no thread, and waits are short.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _POLL_MAX)
+                return False
+            return True
+
+        return await _poll(attempt, self._wait_limit)
 
     async def close(self) -> None:
         os.close(self._fd)
@@ -147,7 +182,7 @@ def key_locks(engine: AsyncEngine, capacity: int = CAPACITY) -> KeyLocks:
     """Locks that hold across every process sharing this engine's database."""
     url = engine.url
     if url.get_backend_name() == "postgresql":
-        return KeyLocks(AdvisoryLocks(engine, capacity), capacity)
+        return KeyLocks(AdvisoryLocks(engine), capacity)
     if url.database in (None, "", ":memory:"):
         return KeyLocks(None, capacity)  # an in-memory database has one process
     return KeyLocks(FileLocks(Path(url.database).expanduser().resolve().with_suffix(".locks")), capacity)
