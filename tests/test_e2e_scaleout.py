@@ -16,7 +16,8 @@ from tgemu import BotApiEmulator, TelegramUser
 @pytest.mark.postgres
 async def test_two_webhook_processes_take_every_tap_of_a_chat_in_order(pg_url: str) -> None:
     """Two real `bot.local` processes behind a relay that alternates each chat's updates between them."""
-    report = await run(20, processes=2, database_url=pg_url, timeout=240)
+    async with asyncio.timeout(400):  # a hang fails the test instead of stalling the suite
+        report = await run(20, processes=2, database_url=pg_url, timeout=240)
 
     assert not report.timed_out, "\n".join(report.lines())
     assert all(count > 0 for count in report.delivered) and len(report.delivered) == 2
@@ -34,6 +35,7 @@ def _dialog_shown(user: TelegramUser) -> bool:
 
 async def test_flood_control_for_one_chat_delays_only_that_chat(tmp_path: Path) -> None:
     async with (
+        asyncio.timeout(180),  # a hang here fails the test instead of stalling the suite
         BotApiEmulator(global_per_second=None, chat_per_second=None) as emulator,
         local_bot(tmp_path, emulator, e2e_practice(), rate_limit=True, sweep_seconds=None),
     ):
