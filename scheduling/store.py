@@ -493,8 +493,10 @@ class Tx(SeriesQueries):
         """Ask for the appointment to be written to the calendar at `at` (or now, if earlier pending)."""
         # All occurrences of a series share one calendar resource: one queue for it, so its writes stay in order.
         appointment_id = await self.calendar_anchor(appointment_id)
-        # Coalesce only into a row no worker holds: a held row may already have read the
-        # appointment, and marking it done would lose this newer change.
+        # Coalesce only into a row no worker has claimed: a claimed row may already have read the
+        # appointment, and marking it done would lose this newer change. A lease that looks run
+        # out by `at` proves nothing (the worker may still be writing, or the clock jumped): only
+        # a released row (locked_until NULL, set back on success or failure) takes the change.
         pending = await self.session.scalar(
             select(OutboxRow.id)
             .where(
@@ -502,7 +504,7 @@ class Tx(SeriesQueries):
                 # A row per calendar: a reassigned appointment is removed from one and put in another.
                 OutboxRow.specialist_id == specialist_id,
                 OutboxRow.done_at.is_(None),
-                or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= at),
+                OutboxRow.locked_until.is_(None),
             )
             .order_by(OutboxRow.id)
             .limit(1)
@@ -513,7 +515,7 @@ class Tx(SeriesQueries):
                 .where(
                     OutboxRow.id == pending,
                     OutboxRow.done_at.is_(None),
-                    or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= at),
+                    OutboxRow.locked_until.is_(None),
                 )
                 .values(next_attempt_at=at)
                 .execution_options(synchronize_session=False)

@@ -150,3 +150,36 @@ async def test_run_forever_writes_at_once_on_wake(store: Store, radicale_account
     await asyncio.wait_for(task, 5)
     assert get_raw(radicale_account, f"{uid}.ics").status_code == 200
     await gw.close()
+
+
+async def test_a_change_while_the_worker_writes_leaves_no_phantom_event(
+    store: Store, radicale_account: CalDAVServer
+) -> None:
+    """The request expires while the worker writes its TENTATIVE event: the removal still follows."""
+    clock = Clock()
+    appt_id, uid = await book(store, clock)
+    gw = CalDAVGateway(practice_for(radicale_account), accounts={"ana": account_of(radicale_account)}, clock=clock)
+    await gw.start()
+
+    class ExpiresMidWrite:
+        """The gateway, with the expiry sweep running between the worker's read and its write."""
+
+        async def put(self, specialist_id: str, event: EventSpec) -> str:
+            clock.now += timedelta(hours=25)  # far past the 60 s lease by the clock
+            async with store.tx() as tx:
+                appt = await tx.get_appointment(appt_id)
+                assert appt is not None
+                await tx.transition(appt, Status.EXPIRED, actor="system", at=clock())
+                await tx.enqueue_sync(appt_id, "ana", clock())
+            return await gw.put(specialist_id, event)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(gw, name)
+
+    assert await OutboxWorker(store, ExpiresMidWrite(), event_for, clock).run_once() == 1  # type: ignore[arg-type]
+    assert get_raw(radicale_account, f"{uid}.ics").status_code == 200  # the stale TENTATIVE write landed...
+    assert await OutboxWorker(store, gw, event_for, clock).run_once() == 1
+    assert get_raw(radicale_account, f"{uid}.ics").status_code == 404  # ...and the removal came after it
+    async with store.tx() as tx:
+        assert await tx.outbox_pending() == []
+    await gw.close()

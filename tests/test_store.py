@@ -361,6 +361,19 @@ async def test_enqueue_coalesces_pending_rows(store: Store) -> None:
         assert follow_up.id != claimed.id
 
 
+async def test_a_claimed_row_is_never_merged_into_even_after_its_lease(store: Store) -> None:
+    """The expiry's change arrives hours later by the clock while the worker still holds the row."""
+    async with store.tx() as tx:
+        appt = await book(tx, await new_client(tx), T0)
+        await tx.enqueue_sync(appt.id, "anna", T0)
+        [held] = await tx.claim_due(T0)
+        await tx.enqueue_sync(appt.id, "anna", T0 + timedelta(hours=25))
+        assert len(await tx.outbox_pending(appt.id)) == 2
+        await tx.outbox_done(held.id, T0 + timedelta(hours=25))
+        [follow_up] = await tx.outbox_pending(appt.id)
+        assert follow_up.id != held.id and follow_up.next_attempt_at == T0 + timedelta(hours=25)
+
+
 async def test_claim_skips_rows_of_an_appointment_in_flight(store: Store) -> None:
     async with store.tx() as tx:
         appt = await book(tx, await new_client(tx), T0)
