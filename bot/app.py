@@ -21,7 +21,7 @@ from telegram.ext import (
 
 from bot import notify, webhook_reply
 from bot.deps import Deps, deps
-from bot.handlers import account, client, connect, mine, specialist
+from bot.handlers import account, alerts, client, connect, mine, specialist
 from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
@@ -143,6 +143,7 @@ def build_application(
     app.add_handler(CallbackQueryHandler(account.language_button, pattern=r"^l\|"))
     app.add_handler(CommandHandler("connect", connect.connect))
     app.add_handler(CallbackQueryHandler(connect.button, pattern=r"^c\|"))
+    app.add_handler(CallbackQueryHandler(alerts.button, pattern=r"^a\|"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.CONTACT, client.contact))
     staff = [s.telegram_id for s in d.practice.specialists if s.telegram_id]

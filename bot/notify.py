@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
 from bot.calendar_text import event_for, series_event_for
 from bot.deps import Deps
+from bot.dialogs import alerts
 from bot.dialogs import series as series_texts
 from bot.dialogs import specialist as texts
 from bot.dialogs.mine import cancelled_for_specialist
 from bot.handlers.common import edit_quietly
 from bot.i18n import gettext_for
 from caldav_bridge.ical import ics_bytes
-from scheduling.booking import CalendarChange
+from scheduling.calendar_sync import CalendarChange, Incident
 from scheduling.model import Status
 from scheduling.series import SeriesChange
 from scheduling.store import AppointmentRow, ClientRow
@@ -200,6 +201,28 @@ async def series_changed(bot: Bot, d: Deps, change: SeriesChange) -> None:
             log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
 
 
+def _staff(d: Deps, specialist_id: str) -> list[int]:
+    """The specialist and every admin: who hears about trouble with a calendar."""
+    spec = d.practice.specialist_by_id[specialist_id]
+    return list(dict.fromkeys([*([spec.telegram_id] if spec.telegram_id else []), *d.practice.practice.admins]))
+
+
+async def _to_staff(
+    bot: Bot, d: Deps, specialist_id: str, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    for chat_id in _staff(d, specialist_id):
+        try:
+            await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        except TelegramError as exc:
+            log.warning("could not alert staff of %s: %s", specialist_id, exc.message)
+
+
+async def calendar_incident(bot: Bot, d: Deps, incident: Incident) -> None:
+    """Many events vanished at once: the specialist and admins choose between restoring and cancelling."""
+    msg = alerts.incident_message(d.practice, incident, staff_lang(d))
+    await _to_staff(bot, d, incident.specialist_id, msg.text, msg.markup)
+
+
 async def sweep(bot: Bot, d: Deps) -> None:
     """Expire requests, carry calendar edits back, remind clients, re-send requests that did not go out."""
     for appt in await d.booking.expire_due():
@@ -207,10 +230,15 @@ async def sweep(bot: Bot, d: Deps) -> None:
     for _series, lapsed in await d.series.expire_due():
         await expired(bot, d, lapsed[0])
     for spec in d.practice.specialists:
-        for change in await d.booking.reconcile(spec.id):
+        found = await d.booking.sync.reconcile(spec.id)
+        for change in found.changes:
             await calendar_changed(bot, d, change)
         for series_change in await d.series.reconcile(spec.id):
             await series_changed(bot, d, series_change)
+        if found.incident is not None:
+            await calendar_incident(bot, d, found.incident)
+    for spec_id, error in (await d.booking.sync.failing_writes()).items():
+        await _to_staff(bot, d, spec_id, alerts.writes_failing_message(d.practice, spec_id, error, staff_lang(d)))
     for appt in await d.booking.claim_reminders():
         client = await _client_of(d, appt)
         msg = texts.reminder_for_client(d.practice, appt, d.language(client))

@@ -117,17 +117,21 @@ class RedactingAccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %s %.3fs", request.method, path, response.status, time)
 
 
-async def health(request: web.Request) -> web.Response:
-    """Database reachable, outbox backlog and calendar connections; no personal data."""
-    runtime = request.app[RUNTIME_KEY]
+async def health_report(runtime: Runtime) -> dict[str, Any]:
+    """The bot's health: `status` is ok, degraded or error; the other keys say why (no personal data).
+
+    Every reason for "degraded" or "error" is decided here, in one place.
+    """
     body: dict[str, Any] = {"status": "ok", "database": "ok"}
     try:
-        async with asyncio.timeout(HEALTH_TIMEOUT), runtime.store.tx() as tx:
-            backlog = await tx.outbox_backlog()
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            async with runtime.store.tx() as tx:
+                backlog = await tx.outbox_backlog()
+            failing = await runtime.booking.sync.backlog_failing()
     except Exception as exc:
         log.warning("health: database check failed: %s", type(exc).__name__)
         reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
-        return web.json_response({"status": "error", "database": f"error: {reason}"}, status=503)
+        return {"status": "error", "database": f"error: {reason}"}
     body["outbox_pending"] = sum(count for count, _ in backlog.values())
     calendars: dict[str, str] = {}
     signed_in = await runtime.connections.status()
@@ -144,15 +148,26 @@ async def health(request: web.Request) -> web.Response:
                 calendars[spec.id] = "not connected"
                 continue
         _, attempts = backlog.get(spec.id, (0, 0))
-        # Failed writes waiting for a retry mean the server is refusing or unreachable right now.
-        calendars[spec.id] = "retrying writes" if attempts else "ok"
+        if spec.id in failing:
+            # Past the alert time: staff were told, and the backlog is a real problem.
+            calendars[spec.id] = f"writes failing since {failing[spec.id].isoformat()}"
+            body["status"] = "degraded"
+        else:
+            # Failed writes waiting for a retry mean the server is refusing or unreachable right now.
+            calendars[spec.id] = "retrying writes" if attempts else "ok"
     body["calendars"] = calendars
     feeds = runtime.feeds.status()
     if feeds:
         body["busy_feeds"] = feeds
         if any(row["state"] != "ok" for rows in feeds.values() for row in rows):
             body["status"] = "degraded"
-    return web.json_response(body)
+    return body
+
+
+async def health(request: web.Request) -> web.Response:
+    """/healthz: 200 while the bot works (ok or degraded), 503 when it cannot (error)."""
+    body = await health_report(request.app[RUNTIME_KEY])
+    return web.json_response(body, status=503 if body["status"] == "error" else 200)
 
 
 def webhook_handler(app: Application, secret: str) -> Any:

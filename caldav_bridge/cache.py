@@ -26,6 +26,8 @@ class Entry:
     etag: str | None
     text: str
     busy: list[Busy]
+    # Kept from our own write, not yet shown by a read: proves nothing about what the server holds.
+    local: bool = False
 
 
 @dataclass(slots=True)
@@ -57,12 +59,12 @@ class CalendarCache:
     def busy(self, start: datetime, end: datetime) -> list[Busy]:
         return [b for e in self.entries.values() for b in e.busy if b.overlaps(start, end)]
 
-    def store(self, href: str, etag: str | None, text: str) -> None:
+    def store(self, href: str, etag: str | None, text: str, *, local: bool = False) -> None:
         """Keep one object and its busy intervals for the cached window."""
         assert self.start is not None and self.end is not None
         key = href_key(href)
         busy = object_busy(key, text, self.start, self.end, self.zone, self.reported)
-        self.entries[key] = Entry(etag, text, busy)
+        self.entries[key] = Entry(etag, text, busy, local)
 
     def drop(self, href: str) -> None:
         self.entries.pop(href_key(href), None)

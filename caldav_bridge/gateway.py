@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from caldav_bridge import cache as sync
@@ -203,7 +203,8 @@ class CalDAVGateway:
         async with st.lock:
             lo, hi = self._window(st, self.clock(), self.clock())
             await self._ensure(st, st.booking, lo, hi, fresh=True)
-            objects = [(key, entry.text) for key, entry in st.booking.entries.items()]
+            # Our own writes count only once a read has shown them: a server may answer 201 and lose the event.
+            objects = [(key, entry.text) for key, entry in st.booking.entries.items() if not entry.local]
         seen: dict[str, tuple[datetime, datetime] | None] = {}
         cancelled: set[str] = set()
 
@@ -238,7 +239,9 @@ class CalDAVGateway:
             lo, hi = self._window(st, self.clock(), self.clock())
             await self._ensure(st, st.booking, lo, hi, fresh=True)
             texts = {
-                uid: entry.text for uid in uids if (entry := st.booking.entries.get(href_key(self._event_url(st, uid))))
+                uid: entry.text
+                for uid in uids
+                if (entry := st.booking.entries.get(href_key(self._event_url(st, uid)))) and not entry.local
             }
         out: dict[str, SeenSeries | None] = {}
         for uid in uids:
@@ -261,10 +264,13 @@ class CalDAVGateway:
 
     def _remember(self, st: _State, url: str, etag: str | None, text: str) -> None:
         if st.booking.start is not None:
-            st.booking.store(url, etag, text)
+            st.booking.store(url, etag, text, local=True)
 
-    async def put(self, specialist_id: str, event: EventSpec) -> None:
-        """Create (If-None-Match: *) or update (If-Match after a GET, our fields win) `<uid>.ics`."""
+    async def put(self, specialist_id: str, event: EventSpec) -> str:
+        """Create (If-None-Match: *) or update (If-Match after a GET, our fields win) `<uid>.ics`.
+
+        Returns the URL of the calendar written to.
+        """
         st = self._state(specialist_id)
         url = self._event_url(st, event.uid)
         conn = st.conn
@@ -275,7 +281,7 @@ class CalDAVGateway:
                 r = await conn.request("PUT", url, body, _ical_headers({"If-None-Match": "*"}))
                 if r.status in (200, 201, 204):
                     self._remember(st, url, r.etag, body)
-                    return
+                    return st.booking.url
                 if r.status != 412:
                     raise CalendarUnavailable(f"{url}: creating the event answered {r.status}")
             got = await conn.request("GET", url)
@@ -292,17 +298,27 @@ class CalDAVGateway:
             r = await conn.request("PUT", url, body, _ical_headers({"If-Match": got.etag}))
             if r.status in (200, 201, 204):
                 self._remember(st, url, r.etag, body)
-                return
+                return st.booking.url
             if r.status != 412:
                 raise CalendarUnavailable(f"{url}: updating the event answered {r.status}")
             create = False
             log.info("event %s changed under us; reading it again", url)
         raise CalendarUnavailable(f"{url}: the event kept changing while we wrote it")
 
-    async def remove(self, specialist_id: str, uid: str) -> None:
-        """Delete `<uid>.ics` with If-Match; already gone counts as done."""
+    async def remove(self, specialist_id: str, uid: str, calendar_url: str | None = None) -> None:
+        """Delete `<uid>.ics` with If-Match; already gone counts as done.
+
+        `calendar_url`: another calendar of the same account the event was written to before
+        (the booking calendar changed in the configuration); the booking calendar otherwise.
+        """
         st = self._state(specialist_id)
-        url = self._event_url(st, uid)
+        if calendar_url is not None and calendar_url != st.booking.url:
+            if urlsplit(calendar_url).netloc != urlsplit(st.conn.url).netloc:
+                # Another server: our credentials are not sent there.
+                raise CalendarUnavailable(f"{calendar_url}: not on this account's server")
+            url = calendar_url + quote(uid, safe="@-_.") + ".ics"
+        else:
+            url = self._event_url(st, uid)
         known = st.booking.entries.get(href_key(url))
         etag = known.etag if known else None
         for _ in range(WRITE_ATTEMPTS):

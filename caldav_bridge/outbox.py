@@ -64,6 +64,7 @@ class OutboxWorker(Drainer):
                 occurrences = await tx.series_rows(appt.series_id)
         # The transaction is closed here: no HTTP call while the database is locked.
         error: BaseException | None = None
+        written: str | None = None
         try:
             if appt is None:
                 raise LookupError("appointment missing")
@@ -75,16 +76,25 @@ class OutboxWorker(Drainer):
                 if spec is None:
                     await self.calendar.remove(row.specialist_id, series.uid)
                 else:
-                    await self.calendar.put(row.specialist_id, spec)
+                    written = await self.calendar.put(row.specialist_id, spec)
             # A row for a specialist the appointment has left (reassigned) removes it from that calendar.
             elif Status(appt.status) in IN_CALENDAR and appt.specialist_id == row.specialist_id:
-                await self.calendar.put(row.specialist_id, self.event_for(appt))
+                written = await self.calendar.put(row.specialist_id, self.event_for(appt))
             else:
                 await self.calendar.remove(row.specialist_id, appt.uid)
+            own = series is None and appt.specialist_id == row.specialist_id
+            if own and appt.calendar_url and appt.calendar_url != (
+                written or self.calendar.booking_calendar_url(row.specialist_id)
+            ):
+                # The booking calendar changed in the configuration: the copy in the old one goes.
+                await self._remove_old(row.specialist_id, appt.uid, appt.calendar_url)
         except Exception as exc:
             error = exc
         async with self.store.tx() as tx:
             if error is None:
+                assert appt is not None
+                if appt.specialist_id == row.specialist_id:
+                    await tx.record_write(appt.id, written, self.clock())
                 await tx.outbox_done(row.id, self.clock())
                 return True
             next_at = await tx.outbox_failed(row.id, self.clock(), _error_text(error))
@@ -95,3 +105,10 @@ class OutboxWorker(Drainer):
             next_at.isoformat(),
         )
         return False
+
+    async def _remove_old(self, specialist_id: str, uid: str, calendar_url: str) -> None:
+        """Best effort: the old calendar may be gone or elsewhere, and the new copy is what counts."""
+        try:
+            await self.calendar.remove(specialist_id, uid, calendar_url)
+        except Exception as exc:
+            log.info("could not remove an event from an earlier calendar of %s: %s", specialist_id, _error_text(exc))

@@ -306,17 +306,25 @@ class GraphGateway:
 
     # --- writing ---------------------------------------------------------------------------------------
 
-    async def put(self, specialist_id: str, event: EventSpec) -> None:
-        """Create the appointment's event (idempotently, by transaction id) or update it; a series visit by visit."""
+    def booking_calendar_url(self, specialist_id: str) -> str:
+        """Where the specialist's appointments are written now (their booking calendar's Graph URL)."""
+        spec = self._spec(specialist_id)
+        return f"{self.base}/me/calendars/{quote(spec.booking.id, safe='')}"
+
+    async def put(self, specialist_id: str, event: EventSpec) -> str:
+        """Create the appointment's event (idempotently, by transaction id) or update it; a series visit by visit.
+
+        Returns the booking calendar's URL."""
         spec = self._spec(specialist_id)
         if event.recurrence is None:
             await self._put_one(specialist_id, spec, event)
-            return
+            return self.booking_calendar_url(specialist_id)
         wanted = {e.uid: e for e in visits(event)}
         for one in wanted.values():
             await self._put_one(specialist_id, spec, one)
         for key in [k for k in spec.remote if k.startswith(event.uid + "#") and k not in wanted]:
             await self._remove_one(spec, key)
+        return self.booking_calendar_url(specialist_id)
 
     async def _put_one(self, specialist_id: str, spec: _Specialist, event: EventSpec) -> None:
         body: dict[str, Any] = {
@@ -344,9 +352,15 @@ class GraphGateway:
             raise CalendarUnavailable(f"microsoft graph: creating the event answered {status}")
         await self._remember(specialist_id, spec, event.uid, created["id"])
 
-    async def remove(self, specialist_id: str, uid: str) -> None:
-        """Delete the appointment's event (a series' every visit); already gone, or never written, counts as done."""
+    async def remove(self, specialist_id: str, uid: str, calendar_url: str | None = None) -> None:
+        """Delete the appointment's event (a series' every visit); already gone, or never written, counts as done.
+
+        Graph addresses events by id, whatever calendar holds them: a copy in an earlier calendar
+        (`calendar_url`) is the one `put` updates, so there is nothing else to remove.
+        """
         spec = self._spec(specialist_id)
+        if calendar_url is not None and calendar_url != self.booking_calendar_url(specialist_id):
+            return
         for key in [k for k in spec.remote if k == uid or k.startswith(uid + "#")]:
             await self._remove_one(spec, key)
 

@@ -52,8 +52,11 @@ class CalendarRouter:
     async def series_state(self, specialist_id: str, uids: Collection[str]) -> dict[str, SeenSeries | None]:
         return await (await self._port(specialist_id)).series_state(specialist_id, uids)
 
-    async def put(self, specialist_id: str, event: EventSpec) -> None:
-        await (await self._port(specialist_id)).put(specialist_id, event)
+    def booking_calendar_url(self, specialist_id: str) -> str:
+        return self.ports.get(specialist_id, self.default).booking_calendar_url(specialist_id)
 
-    async def remove(self, specialist_id: str, uid: str) -> None:
-        await (await self._port(specialist_id)).remove(specialist_id, uid)
+    async def put(self, specialist_id: str, event: EventSpec) -> str:
+        return await (await self._port(specialist_id)).put(specialist_id, event)
+
+    async def remove(self, specialist_id: str, uid: str, calendar_url: str | None = None) -> None:
+        await (await self._port(specialist_id)).remove(specialist_id, uid, calendar_url)

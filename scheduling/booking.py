@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn, TypeVar
 
 from scheduling.calendar import CalendarPort, CalendarUnavailable
+from scheduling.calendar_sync import CalendarSync
 from scheduling.config import Practice
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
-from scheduling.model import ACTIVE_STATUSES, Busy, Channel, Slot, Status
+from scheduling.model import Busy, Channel, Slot, Status
 from scheduling.slots import CLIENT_RULES, Rules, days_with_slots, free_slots, last_bookable_day
 from scheduling.store import AppointmentRow, Store, Tx
 
@@ -66,15 +67,6 @@ class CancellationClosed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class CalendarChange:
-    """An appointment the specialist moved or removed in their own calendar app."""
-
-    appointment: AppointmentRow
-    removed: bool  # False: moved to appointment.start
-    old_start: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class Request:
     """What a client asks for when they press "Send request"."""
 
@@ -111,6 +103,7 @@ class BookingService:
         self.calendar = calendar
         self.clock = clock
         self._wake_outbox = on_calendar_change
+        self.sync = CalendarSync(practice, store, calendar, clock=lambda: self.clock(), wake_outbox=on_calendar_change)
 
     def wake_outbox(self) -> None:
         """Tell the outbox worker that calendar writes are waiting."""
@@ -457,50 +450,6 @@ class BookingService:
                 if await tx.mark_reminded(appt.id, due_leads[0], now, earlier=due_leads[1:]):
                     claimed.append(appt)
         return claimed
-
-    async def reconcile(self, specialist_id: str) -> list[CalendarChange]:
-        """Carry moves and deletions the specialist made in their calendar back to the appointments.
-
-        Acts only on a fresh, successful read, and only on events whose writes are all done:
-        an appointment is never cancelled because a calendar read failed.
-        """
-        now = self.clock()
-        horizon = timedelta(days=self.practice.specialist_by_id[specialist_id].horizon_days + 1)
-        async with self.store.tx() as tx:
-            active = await tx.active_appointments(specialist_id, now, now + horizon)
-            pending = {row.appointment_id for row in await tx.outbox_pending()}
-        # Occurrences of a series live in the series' resource: SeriesService.reconcile reads those.
-        watched = [a for a in active if a.id not in pending and a.start > now and a.series_id is None]
-        if not watched:
-            return []
-        try:
-            times = await self.calendar.appointment_times(specialist_id, [a.uid for a in watched])
-        except CalendarUnavailable:
-            return []
-        actor = f"calendar:{specialist_id}"
-        changes: list[CalendarChange] = []
-        for candidate in watched:
-            if candidate.uid in times and times[candidate.uid] in (None, (candidate.start, candidate.end)):
-                continue  # unchanged, or present but unreadable: nothing to act on
-            now_at = times.get(candidate.uid)
-            async with self.store.tx() as tx:
-                appt = await tx.get_appointment(candidate.id, for_update=True)
-                if appt is None or appt.start != candidate.start or appt.status not in ACTIVE_STATUSES:
-                    continue  # changed meanwhile by someone else; the next pass sees the new state
-                if now_at is None:
-                    target = Status.DECLINED if appt.status == Status.REQUESTED else Status.CANCELLED
-                    try:
-                        await tx.transition(appt, target, actor=actor, at=now, reason="removed from the calendar")
-                    except InvalidTransition:
-                        continue  # another process carried the same change first
-                    changes.append(CalendarChange(appt, removed=True, old_start=candidate.start))
-                elif await tx.move(appt, *now_at, actor=actor, at=now):
-                    changes.append(CalendarChange(appt, removed=False, old_start=candidate.start))
-                    # Rewrites the event with our texts and the new SEQUENCE at the time the specialist chose.
-                    await tx.enqueue_sync(appt.id, specialist_id, now)
-        if changes:
-            self._wake_outbox()
-        return changes
 
     # --- the client's own appointments ---------------------------------------------------------------
 

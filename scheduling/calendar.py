@@ -80,10 +80,18 @@ class CalendarPort(Protocol):
         """
         ...
 
-    async def put(self, specialist_id: str, event: EventSpec) -> None:
-        """Create or update the appointment's event; raises CalendarUnavailable to be retried later."""
+    def booking_calendar_url(self, specialist_id: str) -> str:
+        """The calendar the specialist's appointments are written to now; CalendarUnavailable if not connected."""
         ...
 
-    async def remove(self, specialist_id: str, uid: str) -> None:
-        """Delete the appointment's event if it is there; raises CalendarUnavailable to be retried later."""
+    async def put(self, specialist_id: str, event: EventSpec) -> str:
+        """Create or update the appointment's event; returns the calendar's URL written to.
+
+        Raises CalendarUnavailable to be retried later.
+        """
+        ...
+
+    async def remove(self, specialist_id: str, uid: str, calendar_url: str | None = None) -> None:
+        """Delete the appointment's event if it is there (from `calendar_url`, an earlier booking calendar
+        of the same account, if given); raises CalendarUnavailable to be retried later."""
         ...

@@ -157,6 +157,9 @@ class PracticeInfo(_Strict):
     approval_timeout_hours: float = Field(24, gt=0)
     reminder_hours: list[float] = Field([24], description="remind clients this long before a confirmed visit")
     busy_feed_minutes: float = Field(5, gt=0, le=24 * 60, description="how often busy feeds are read again")
+    calendar_alert_minutes: int = Field(
+        60, gt=0, description="tell the specialist and admins once calendar writes have failed this long"
+    )
     admins: list[int] = []
 
 

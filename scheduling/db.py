@@ -182,6 +182,12 @@ class AppointmentRow(Base):
     # An occurrence of a series: the series, and the instance of its rule this row is (its RECURRENCE-ID).
     series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), index=True)
     recurrence_id: Mapped[datetime | None]
+    # Calendar sync state (see scheduling/calendar_sync.py): where and when we last wrote the event,
+    # when a read last showed it, and since when reads have not.
+    calendar_url: Mapped[str | None] = mapped_column(String(1000))
+    written_at: Mapped[datetime | None]
+    seen_at: Mapped[datetime | None]
+    missing_since: Mapped[datetime | None]
     # Loaded with the appointment (inner join): rows are used after their transaction has closed.
     client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
     # Set for bookings a partner made through the HTTP API; written through Tx.partners only.
@@ -227,6 +233,22 @@ class OutboxRow(QueueColumns, Base):
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
     specialist_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    # Staff were told this write keeps failing (once per row).
+    alerted_at: Mapped[datetime | None]
+
+
+class CalendarIncidentRow(Base):
+    """Many events of one calendar vanished at once: nothing was cancelled, staff are asked what happened."""
+
+    __tablename__ = "calendar_incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specialist_id: Mapped[str] = mapped_column(String(64), index=True)
+    appointments: Mapped[dict[str, Any]]  # {"ids": [...]}
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String(16))  # "restored" | "cancelled"
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class ReminderRow(Base):

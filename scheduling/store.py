@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -29,6 +29,7 @@ from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Status
 from scheduling.partner_store import PartnerTx
 from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
 from scheduling.store_series import SeriesQueries
+from scheduling.sync_store import CalendarSyncQueries
 
 __all__ = ["RETRY_MAX", "AppointmentRow", "ClientRow", "Store", "Tx"]
 
@@ -37,7 +38,7 @@ def _overlapping(start: datetime, end: datetime) -> Any:
     return and_(AppointmentRow.start < end, AppointmentRow.end > start)
 
 
-class Tx(SeriesQueries):
+class Tx(SeriesQueries, CalendarSyncQueries):
     """One open transaction; every method runs inside it."""
 
     def __init__(self, session: AsyncSession):

@@ -105,6 +105,20 @@ async def test_health_names_a_calendar_whose_writes_are_failing(web: Web, radica
     assert body["outbox_pending"] == 1
 
 
+async def test_health_is_degraded_once_writes_have_failed_past_the_alert_time(
+    web: Web, radicale_restartable: RadicaleServer
+) -> None:
+    await book(web.runtime)
+    radicale_restartable.stop()
+    assert await web.runtime.worker.run_once() == 0
+    web.runtime.booking.clock = lambda: NOW + timedelta(minutes=61)  # the default alert time is 60 minutes
+    resp = await web.client.get("/healthz")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["status"] == "degraded"
+    assert body["calendars"] == {"ana": f"writes failing since {NOW.isoformat()}"}
+
+
 async def test_access_log_hides_feed_tokens(web: Web, caplog: pytest.LogCaptureFixture) -> None:
     token = feed_token(feed_key(web.settings.data_dir), "ana")
     runner = AppRunner(make_web_app(web.runtime, web.app, web.settings), access_log_class=RedactingAccessLogger)
