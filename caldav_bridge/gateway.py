@@ -47,7 +47,8 @@ class _State:
     booking: CalendarCache
     calendars: list[CalendarCache]
     horizon_days: int
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # One request at a time per calendar: concurrent readers share the one under way (calendar url -> task).
+    inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
 def _resolve(spec: Specialist, supplied: Account | _HasCalendarUrl | None) -> Account:
@@ -75,12 +76,14 @@ class CalDAVGateway:
         *,
         timeout: float = 10.0,
         ttl: float = 60.0,
+        stale_wait: float = 0.5,
         accounts: Mapping[str, Account | _HasCalendarUrl] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.practice = practice
         self.timeout = timeout
         self.ttl = ttl
+        self.stale_wait = stale_wait
         self.accounts = dict(accounts or {})
         self.clock = clock
         self.zone = ZoneInfo(practice.practice.timezone)
@@ -160,36 +163,87 @@ class CalDAVGateway:
         except KeyError:
             raise CalendarUnavailable(f"specialist {specialist_id}: calendar not connected") from None
 
-    def _window(self, st: _State, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    def _yesterday(self) -> datetime:
         today = self.clock().astimezone(self.zone).date()
-        lo = datetime.combine(today - timedelta(days=1), time(), self.zone).astimezone(UTC)
-        hi = datetime.combine(today + timedelta(days=st.horizon_days + 1), time(), self.zone).astimezone(UTC)
-        return min(lo, start.astimezone(UTC)), max(hi, end.astimezone(UTC))
+        return datetime.combine(today - timedelta(days=1), time(), self.zone).astimezone(UTC)
 
-    async def _ensure(self, st: _State, cal: CalendarCache, start: datetime, end: datetime, fresh: bool) -> None:
+    def _window(self, st: _State, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        """What to load: yesterday to the horizon, widened to the range asked for, never before yesterday."""
+        lo = self._yesterday()
+        today = self.clock().astimezone(self.zone).date()
+        hi = datetime.combine(today + timedelta(days=st.horizon_days + 1), time(), self.zone).astimezone(UTC)
+        return lo, max(hi, end.astimezone(UTC))
+
+    def _stale(self, cal: CalendarCache) -> bool:
+        return cal.refreshed is None or _time.monotonic() - cal.refreshed >= self.ttl
+
+    async def _update(self, st: _State, cal: CalendarCache, start: datetime, end: datetime) -> None:
+        """Load the window if the cache does not cover [start, end), else bring it up to date."""
         if not cal.covers(start, end):
             lo, hi = self._window(st, start, end)
-            if cal.start is not None and cal.end is not None:
-                lo, hi = min(lo, cal.start), max(hi, cal.end)
+            if cal.end is not None:
+                hi = max(hi, cal.end)  # grows forward with what is asked; the start stays at yesterday
             await sync.full_load(st.conn, cal, lo, hi)
-        elif fresh or cal.refreshed is None or _time.monotonic() - cal.refreshed >= self.ttl:
+        else:
             await sync.refresh(st.conn, cal)
 
+    def _shared(self, st: _State, cal: CalendarCache, start: datetime, end: datetime) -> asyncio.Task[None]:
+        """The request under way for this calendar, or a new one: readers never send the same request twice."""
+        task = st.inflight.get(cal.url)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._update(st, cal, start, end))
+            st.inflight[cal.url] = task
+
+            def done(t: asyncio.Task[None]) -> None:
+                if st.inflight.get(cal.url) is t:
+                    del st.inflight[cal.url]
+                if not t.cancelled():
+                    t.exception()  # retrieved here: every reader may have stopped waiting
+
+            task.add_done_callback(done)
+        return task
+
+    async def _ensure(self, st: _State, cal: CalendarCache, start: datetime, end: datetime, fresh: bool) -> None:
+        """Make the cache answer [start, end): fresh asks the server (sharing a request under way); otherwise a
+        covered cache answers at once and a stale one is refreshed in the background."""
+        for _ in range(3):
+            if cal.covers(start, end) and not fresh:
+                if self._stale(cal):
+                    # Stale while revalidating: browsing waits a moment for the refresh, never for a slow server.
+                    task = self._shared(st, cal, start, end)
+                    await asyncio.wait([task], timeout=self.stale_wait)
+                    if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+                        raise exc
+                return
+            task = self._shared(st, cal, start, end)
+            # Shielded: a reader that gives up (a time limit) does not cancel the others' request.
+            await asyncio.shield(task)
+            if cal.covers(start, end):
+                return
+        raise CalendarUnavailable(f"{cal.url}: the calendar could not be read for the range asked")
+
     async def busy(self, specialist_id: str, start: datetime, end: datetime, *, fresh: bool = False) -> list[Busy]:
-        """Busy intervals of all the specialist's busy calendars in [start, end), in aware UTC."""
+        """Busy intervals of all the specialist's busy calendars in [start, end), in aware UTC.
+
+        Nothing before yesterday is read or kept: past time cannot be booked.
+        """
         st = self._state(specialist_id)
-        async with st.lock:
-            results = await asyncio.gather(
-                *(self._ensure(st, cal, start, end, fresh) for cal in st.calendars), return_exceptions=True
-            )
-            for cal, res in zip(st.calendars, results, strict=True):
-                if isinstance(res, BaseException):
-                    if not isinstance(res, CalendarUnavailable):
-                        res = CalendarUnavailable(f"{cal.url}: {type(res).__name__}: {res}")
-                    if fresh or not cal.covers(start, end):
-                        raise res
-                    log.warning("calendar %s unreachable, answering from cache: %s", cal.url, res)
-            out = [b for cal in st.calendars for b in cal.busy(start, end)]
+        start = max(start.astimezone(UTC), self._yesterday())
+        if end <= start:
+            return []
+        results = await asyncio.gather(
+            *(self._ensure(st, cal, start, end, fresh) for cal in st.calendars), return_exceptions=True
+        )
+        for cal, res in zip(st.calendars, results, strict=True):
+            if isinstance(res, BaseException):
+                if isinstance(res, asyncio.CancelledError):
+                    raise res
+                if not isinstance(res, CalendarUnavailable):
+                    res = CalendarUnavailable(f"{cal.url}: {type(res).__name__}: {res}")
+                if fresh or not cal.covers(start, end):
+                    raise res
+                log.warning("calendar %s unreachable, answering from cache: %s", cal.url, res)
+        out = [b for cal in st.calendars for b in cal.busy(start, end)]
         out.sort(key=lambda b: (b.start, b.end))
         return out
 
@@ -200,11 +254,10 @@ class CalDAVGateway:
         moved outside the cached window)."""
         st = self._state(specialist_id)
         wanted = set(uids)
-        async with st.lock:
-            lo, hi = self._window(st, self.clock(), self.clock())
-            await self._ensure(st, st.booking, lo, hi, fresh=True)
-            # Our own writes count only once a read has shown them: a server may answer 201 and lose the event.
-            objects = [(key, entry.text) for key, entry in st.booking.entries.items() if not entry.local]
+        lo, hi = self._window(st, self.clock(), self.clock())
+        await self._ensure(st, st.booking, lo, hi, fresh=True)
+        # Our own writes count only once a read has shown them: a server may answer 201 and lose the event.
+        objects = [(key, entry.text) for key, entry in st.booking.entries.items() if not entry.local]
         seen: dict[str, tuple[datetime, datetime] | None] = {}
         cancelled: set[str] = set()
 
@@ -235,14 +288,13 @@ class CalDAVGateway:
     async def series_state(self, specialist_id: str, uids: Collection[str]) -> dict[str, SeenSeries | None]:
         """Our recurring events after a fresh read, expanded; a resource not in the window is fetched by name."""
         st = self._state(specialist_id)
-        async with st.lock:
-            lo, hi = self._window(st, self.clock(), self.clock())
-            await self._ensure(st, st.booking, lo, hi, fresh=True)
-            texts = {
-                uid: entry.text
-                for uid in uids
-                if (entry := st.booking.entries.get(href_key(self._event_url(st, uid)))) and not entry.local
-            }
+        lo, hi = self._window(st, self.clock(), self.clock())
+        await self._ensure(st, st.booking, lo, hi, fresh=True)
+        texts = {
+            uid: entry.text
+            for uid in uids
+            if (entry := st.booking.entries.get(href_key(self._event_url(st, uid)))) and not entry.local
+        }
         out: dict[str, SeenSeries | None] = {}
         for uid in uids:
             text = texts.get(uid)

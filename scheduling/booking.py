@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from scheduling.calendar_sync import CalendarSync
 from scheduling.config import Practice
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
-from scheduling.model import Busy, Channel, Slot, Status
+from scheduling.model import ACTIVE_STATUSES, Busy, Channel, Slot, Status
 from scheduling.slots import CLIENT_RULES, Rules, days_with_slots, free_slots, last_bookable_day
 from scheduling.store import AppointmentRow, Store, Tx
 
@@ -21,6 +22,12 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+
+# The booking path's calendar work: how long a fresh read may take, and how many requests of one
+# specialist may wait for it (the others answer from the cache at once, so a slow server never fills
+# the bot's update slots).
+CALENDAR_TIME_LIMIT = 4.0
+CALENDAR_WAITERS = 4
 
 # Problems that mean "someone else got this time" rather than "this request was never valid".
 _TAKEN = frozenset({ProblemKind.COLLISION, ProblemKind.LEAD_TIME, ProblemKind.PAST})
@@ -97,12 +104,17 @@ class BookingService:
         *,
         clock: Clock = utcnow,
         on_calendar_change: Callable[[], None] = lambda: None,
+        calendar_time_limit: float = CALENDAR_TIME_LIMIT,
+        calendar_waiters: int = CALENDAR_WAITERS,
     ):
         self.practice = practice
         self.store = store
         self.calendar = calendar
         self.clock = clock
         self._wake_outbox = on_calendar_change
+        self.calendar_time_limit = calendar_time_limit
+        self.calendar_waiters = calendar_waiters
+        self._calendar_waiting: dict[str, int] = {}
         self.sync = CalendarSync(practice, store, calendar, clock=lambda: self.clock(), wake_outbox=on_calendar_change)
 
     def wake_outbox(self) -> None:
@@ -131,8 +143,10 @@ class BookingService:
         # Our events found in the calendar are ours to judge from the database, whatever state
         # the calendar copy is in; a day of margin catches appointments that straddle the range.
         margin = timedelta(days=1)
-        ids = list(specialist_ids)
-        events = {spec_id: await self.calendar.busy(spec_id, start, end, fresh=fresh) for spec_id in ids}
+        ids = list(dict.fromkeys(specialist_ids))
+        # Side by side: one slow calendar does not add its wait to every other specialist's.
+        reads = await asyncio.gather(*(self.calendar.busy(spec_id, start, end, fresh=fresh) for spec_id in ids))
+        events = dict(zip(ids, reads, strict=True))
         # One short query for every specialist's own appointments, read after the calendars so it is the newer.
         async with self.store.tx() as tx:
             own = await tx.own_times(ids, start - margin, end + margin)
@@ -257,17 +271,8 @@ class BookingService:
             active = await tx.active_appointments(req.specialist_id, *window)
         early = self._problems(req, [self._appointment_busy(a) for a in active])
         if early:
-            await self._refuse(req, early)
-        try:
-            events = await self.calendar.busy(req.specialist_id, *window, fresh=True)
-        except CalendarUnavailable:
-            # The server is down: judge by what we last saw, and let the specialist's approval be
-            # the final word. The event itself is queued in the outbox and written once it is back.
-            log.warning("calendar of %s unreachable while booking; using cached busy data", req.specialist_id)
-            try:
-                events = await self.calendar.busy(req.specialist_id, *window)
-            except CalendarUnavailable:
-                events = []
+            await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False))
+        events = await self._calendar_read(req.specialist_id, window, fresh=True)
         now = self.clock()
         async with self.store.tx() as tx:
             await tx.lock_specialist(req.specialist_id)
@@ -297,9 +302,38 @@ class BookingService:
                     await within(tx, appt)
                 await tx.enqueue_sync(appt.id, req.specialist_id, now)
         if problems:
-            await self._refuse(req, problems)
+            await self._refuse(req, problems, busy)
         self._wake_outbox()
         return appt
+
+    async def _calendar_read(self, specialist_id: str, window: tuple[datetime, datetime], *, fresh: bool) -> list[Busy]:
+        """The calendar's busy time for a booking, within the booking path's time and concurrency limits.
+
+        Concurrent fresh reads share one request (the gateway does that); beyond `calendar_waiters` readers
+        of one specialist, or past `calendar_time_limit` seconds, or with the server down, the cached copy
+        answers and the specialist's approval is the final word. Never None: an unreadable calendar is empty,
+        the database still refuses our own collisions.
+        """
+        waiting = self._calendar_waiting.get(specialist_id, 0)
+        if fresh and waiting < self.calendar_waiters:
+            self._calendar_waiting[specialist_id] = waiting + 1
+            try:
+                async with asyncio.timeout(self.calendar_time_limit):
+                    return await self.calendar.busy(specialist_id, *window, fresh=True)
+            except (CalendarUnavailable, TimeoutError) as exc:
+                # The event itself is queued in the outbox and written once the server answers.
+                log.warning(
+                    "calendar of %s did not answer while booking (%s); using cached busy data",
+                    specialist_id,
+                    type(exc).__name__,
+                )
+            finally:
+                self._calendar_waiting[specialist_id] -= 1
+        try:
+            async with asyncio.timeout(self.calendar_time_limit):
+                return await self.calendar.busy(specialist_id, *window)
+        except (CalendarUnavailable, TimeoutError):
+            return []
 
     def _appointment_busy(self, appt: AppointmentRow) -> Busy:
         """The time an appointment of ours blocks: itself and its service's buffer."""
@@ -318,15 +352,34 @@ class BookingService:
             rules=req.rules,
         )
 
-    async def _refuse(self, req: Request, problems: list[Problem]) -> NoReturn:
-        """Raise SlotTaken with the day's remaining slots, or InvalidRequest for a request never bookable."""
-        if all(p.kind in _TAKEN for p in problems):
-            local_day = req.start.astimezone(self.practice.zone(req.location_id)).date()
-            remaining = await self.day_slots(
-                req.service_id, req.location_id, [req.specialist_id], local_day, rules=req.rules
+    async def _refuse(self, req: Request, problems: list[Problem], events: list[Busy]) -> NoReturn:
+        """Raise SlotTaken with the day's remaining slots, or InvalidRequest for a request never bookable.
+
+        The remaining slots come from `events`, the calendar as just read (the window covers the whole
+        local day), and the database: a refusal never waits for the calendar again.
+        """
+        if not all(p.kind in _TAKEN for p in problems):
+            raise InvalidRequest(problems)
+        local_day = req.start.astimezone(self.practice.zone(req.location_id)).date()
+        start, end = self._local_range(req.location_id, local_day, local_day)
+        margin = timedelta(days=1)
+        async with self.store.tx() as tx:
+            ours = await tx.known_uids(req.specialist_id, start - margin, end + margin)
+            active = await tx.active_appointments(req.specialist_id, start - margin, end + margin)
+        busy = [b for b in events if b.uid not in ours] + [self._appointment_busy(a) for a in active]
+        raise SlotTaken(
+            free_slots(
+                self.practice,
+                service_id=req.service_id,
+                location_id=req.location_id,
+                specialist_ids=[req.specialist_id],
+                first_day=local_day,
+                last_day=local_day,
+                busy={req.specialist_id: busy},
+                now=self.clock(),
+                rules=req.rules,
             )
-            raise SlotTaken(remaining)
-        raise InvalidRequest(problems)
+        )
 
     def _expiry(self, now: datetime, start: datetime) -> datetime:
         # A request must be decided before the visit starts, even when the timeout is longer.

@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.telegram",
     "tests.fixtures.practice",
     "tests.fixtures.bot",
+    "tests.fixtures.proxy",
     "tests.fixtures.feeds",
     "tests.fixtures.series",
     "tests.fixtures.providers",

@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import tomllib
 from pathlib import Path
 
 import httpx
 import pytest
 
-from scheduling.config import Practice, parse_practice
 from scheduling.store import AppointmentRow
-from tests.fixtures.bot import ADMIN, ANNA, CENTRE_FIRST_CONSULTATION, JONAS, Bot, running_bot, tap_through
+from tests.fixtures.bot import Bot, running_bot
 from tests.fixtures.caldav import CalDAVServer, auth_of, make_calendar
-from tests.fixtures.practice import EXAMPLE
-from tests.fixtures.proxy import FaultProxy
+from tests.fixtures.proxy import FaultProxy, practice_on, to_summary
 from tests.test_e2e_calendar_edits import CalendarApp
 from tgemu import BotApiEmulator, TelegramUser
 
-PASSWORD_ENV = "BOOKINGBOT_TEST_ANNA_PASSWORD"
 CONFIRM = {"minutes": 6}  # past the time two reads must be apart before a missing event counts as deleted
-
-
-def practice_on(server: CalDAVServer, url: str, calendar: str) -> Practice:
-    """The example practice with Anna's bookings in `calendar` of an external server reached at `url`."""
-    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    data["practice"]["admins"] = [ADMIN]
-    data["specialists"][0]["telegram_id"] = ANNA
-    data["specialists"][1]["telegram_id"] = JONAS
-    data["specialists"][0]["caldav"] = {
-        "url": url,
-        "username": server.username,
-        "password_env": PASSWORD_ENV,
-        "booking_calendar": calendar,
-    }
-    return parse_practice(data)
-
-
-async def to_summary(bot: Bot, telegram_id: int, time: str) -> TelegramUser:
-    """A new client chooses Wednesday 2 December at `time` with Anna, on site, up to the summary."""
-    client = bot.user(telegram_id, "Client")
-    await client.send("/book")
-    await tap_through(client, *CENTRE_FIRST_CONSULTATION, "Anna Kowalska", "2", time, "On site", "Skip")
-    await client.send("Ola Nowak")
-    await client.share_contact("48601234568")
-    await tap_through(client, "Skip", "I agree")
-    return client
 
 
 async def request_at(bot: Bot, telegram_id: int, time: str) -> TelegramUser:
@@ -75,11 +45,6 @@ async def settle(bot: Bot) -> None:
 
 def on_server(server: CalDAVServer, calendar_url: str, uid: str) -> int:
     return httpx.get(f"{calendar_url}{uid}.ics", auth=auth_of(server), timeout=10).status_code
-
-
-@pytest.fixture
-def anna_password(radicale_account: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, radicale_account.password)
 
 
 @pytest.mark.usefixtures("anna_password")

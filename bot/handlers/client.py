@@ -189,14 +189,19 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
+    if verb == "send":
+        # Sending waits for the calendar: the tap is answered first, so Telegram stops its spinner now.
+        await answer(query)
     try:
         screen = await dialog.on_button(c, verb, arg)
     except dialog.Forged:
         log.warning("refused callback data %r", query.data[:64])
-        await answer(query, _("This button is not valid."), alert=True)
+        if verb != "send":
+            await answer(query, _("This button is not valid."), alert=True)
         return
-    # Answered after the step ran, so that refused data can still get its alert.
-    await answer(query)
+    if verb != "send":
+        # Answered after the step ran, so that refused data can still get its alert.
+        await answer(query)
     await _show(update, context, d, c, screen, message_id, new_message=False)
     if screen.booked is not None:
         await notify.ask_specialist(context.bot, d, screen.booked)
