@@ -53,9 +53,60 @@ def _occurrence(component: Any, zone: ZoneInfo) -> Busy | None:
     return Busy(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")) or None)
 
 
+# Occurrences one object may expand to; an object that would make more (FREQ=MINUTELY without end, an
+# hourly rule running for years) is not expanded: the whole span its rule covers in the range counts busy.
+MAX_OCCURRENCES = 2_000
+_FREQ_SECONDS = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3600,
+    "DAILY": 86400,
+    "WEEKLY": 7 * 86400,
+    "MONTHLY": 28 * 86400,
+    "YEARLY": 365 * 86400,
+}
+_EXPANDING = ("BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH")
+
+
+def _rule_span(component: Any, start: datetime, end: datetime, zone: ZoneInfo) -> Busy | None:
+    """The span to count busy instead of expanding, when the rule could make more than MAX_OCCURRENCES
+    from its DTSTART to `end` (expanding also walks every occurrence before `start`); None when it cannot."""
+    rule = component.get("RRULE")
+    if rule is None or "DTSTART" not in component:
+        return None
+    rules = rule if isinstance(rule, list) else [rule]
+    first = _aware(component.decoded("DTSTART"), zone)
+    bound = 0.0
+    last: datetime | None = None
+    for r in rules:
+        freq = str((r.get("FREQ") or [""])[0]).upper()
+        step = _FREQ_SECONDS.get(freq, 1) * max(int((r.get("INTERVAL") or [1])[0]), 1)
+        per_step = 1
+        for part in _EXPANDING:
+            per_step *= max(len(r.get(part) or []), 1)
+        count = r.get("COUNT")
+        until = r.get("UNTIL")
+        stop = _aware(until[0], zone) if until else end
+        estimate = max((min(stop, end) - first).total_seconds(), 0) / step * per_step + per_step
+        if count:
+            estimate = min(estimate, int(count[0]))
+        bound += estimate
+        if until:
+            last = max(last or stop, stop)
+        elif not count:
+            last = end
+    if bound <= MAX_OCCURRENCES:
+        return None
+    summary, uid = str(component.get("SUMMARY", "")), str(component.get("UID", "")) or None
+    return Busy(max(first, start), min(last or end, end), summary, uid)  # may be empty: nothing in the range
+
+
 def parse_object(text: str, start: datetime, end: datetime, zone: ZoneInfo) -> list[Busy]:
     """Busy intervals of one calendar object within [start, end); raises on data that does not parse."""
     cal = Calendar.from_ical(text)
+    heavy = [(c, b) for c in cal.walk("VEVENT") if (b := _rule_span(c, start, end, zone)) is not None]
+    if heavy:
+        return [b for c, b in heavy if b.end > b.start and not _free(c)]
     # Widen by a day each side: floating and all-day values are only placed in the zone afterwards.
     occurrences = recurring_ical_events.of(cal, components=["VEVENT"]).between(
         start - timedelta(days=1), end + timedelta(days=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time as _time
 from dataclasses import dataclass, field
@@ -66,6 +67,21 @@ class CalendarCache:
         busy = object_busy(key, text, self.start, self.end, self.zone, self.reported)
         self.entries[key] = Entry(etag, text, busy, local)
 
+    async def store_many(self, objects: list[tuple[str, str | None, str]]) -> None:
+        """Keep many (href, etag, text) objects; recurrences are expanded in a worker thread, off the event loop."""
+        assert self.start is not None and self.end is not None
+        start, end = self.start, self.end
+
+        def expand() -> list[tuple[str, Entry]]:
+            out = []
+            for href, etag, text in objects:
+                key = href_key(href)
+                out.append((key, Entry(etag, text, object_busy(key, text, start, end, self.zone, self.reported))))
+            return out
+
+        if objects:
+            self.entries.update(await asyncio.to_thread(expand))
+
     def drop(self, href: str) -> None:
         self.entries.pop(href_key(href), None)
 
@@ -104,10 +120,12 @@ async def full_load(conn: Connection, cache: CalendarCache, start: datetime, end
         raise CalendarUnavailable(f"{cache.url}: calendar-query answered {resp.status}")
     rows = multistatus(resp)
     fresh = CalendarCache(cache.url, cache.zone, start, end, reported=cache.reported)
+    found = []
     for href, status, props in rows:
         data = text_of(props, f"{{{CALDAV}}}calendar-data")
         if status // 100 == 2 and data is not None:
-            fresh.store(href, text_of(props, f"{{{DAV}}}getetag"), data)
+            found.append((href, text_of(props, f"{{{DAV}}}getetag"), data))
+    await fresh.store_many(found)
     cache.start, cache.end, cache.entries = start, end, fresh.entries
     cache.sync_token, cache.ctag = token, ctag
     cache.refreshed = _time.monotonic()
@@ -123,12 +141,14 @@ async def _multiget(conn: Connection, cache: CalendarCache, hrefs: list[str]) ->
         resp = await conn.report(cache.url, body, depth=1)
         if resp.status != 207:
             raise CalendarUnavailable(f"{cache.url}: calendar-multiget answered {resp.status}")
+        found = []
         for href, status, props in multistatus(resp):
             data = text_of(props, f"{{{CALDAV}}}calendar-data")
             if status == 404:
                 cache.drop(href)
             elif status // 100 == 2 and data is not None:
-                cache.store(href, text_of(props, f"{{{DAV}}}getetag"), data)
+                found.append((href, text_of(props, f"{{{DAV}}}getetag"), data))
+        await cache.store_many(found)
 
 
 async def _sync(conn: Connection, cache: CalendarCache) -> bool:

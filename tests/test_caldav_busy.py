@@ -134,3 +134,36 @@ def test_unparsable_object_counts_busy_and_is_logged_once(caplog: pytest.LogCapt
 
 def test_unreadable_without_dtstart_gives_nothing_to_place() -> None:
     assert busy_of([("/x.ics", "not a calendar at all")], NOW, NOW + timedelta(days=1), WAW, set()) == []
+
+
+async def test_an_endless_minutely_event_is_not_expanded_and_its_span_counts_busy(
+    radicale_account: CalDAVServer,
+) -> None:
+    """FREQ=MINUTELY without an end would expand to ~45,000 occurrences over a month: capped per object.
+
+    Radicale only: Xandikos expands such an event itself while filtering and does not answer in time.
+    """
+    caldav_server = radicale_account
+    gateway = CalDAVGateway(practice_for(caldav_server), accounts={"ana": account_of(caldav_server)}, clock=lambda: NOW)
+    await gateway.start()
+    put_raw(
+        caldav_server,
+        "spam.ics",
+        vcal(
+            "UID:spam\r\nSUMMARY:Every minute\r\nDTSTART:20260319T000000Z\r\nDTEND:20260319T000030Z\r\n"
+            "RRULE:FREQ=MINUTELY\r\n"
+        ),
+    )
+    put_raw(
+        caldav_server,
+        "hourly.ics",  # 24 a day for a week: expanded as usual
+        vcal(
+            "UID:hourly\r\nSUMMARY:Hourly\r\nDTSTART:20260323T000000Z\r\nDTEND:20260323T001000Z\r\n"
+            "RRULE:FREQ=HOURLY;COUNT=168\r\n"
+        ),
+    )
+    busy = await gateway.busy("ana", NOW, NOW + timedelta(days=30), fresh=True)
+    spam = [b for b in busy if b.uid == "spam"]
+    assert len(spam) == 1 and spam[0].end - spam[0].start >= timedelta(days=30)
+    assert len([b for b in busy if b.uid == "hourly"]) == 168
+    await gateway.close()
