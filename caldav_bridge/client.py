@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
@@ -17,6 +19,9 @@ from scheduling.calendar import CalendarUnavailable
 from scheduling.config import Specialist
 
 log = logging.getLogger(__name__)
+
+# The raw HTTP answers of the request under way (see Connection._send): caldav parses XML before we see it.
+_ANSWERS: ContextVar[list[Any] | None] = ContextVar("caldav_answers", default=None)
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -120,7 +125,10 @@ class Connection:
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.requests += 1
-            return await send(*args, **kwargs)
+            response = await send(*args, **kwargs)
+            if (answers := _ANSWERS.get()) is not None:
+                answers.append(response)
+            return response
 
         session.request = counted
         self._wrapped = session
@@ -149,8 +157,16 @@ class Connection:
     async def _send(self, method: str, url: str, body: str, headers: dict[str, str] | None) -> Response:
         self._count_http()
         where = urlsplit(url)._replace(query="", fragment="").geturl()
+        answers: list[Any] = []
+        token = _ANSWERS.set(answers)
         try:
             r = await asyncio.wait_for(self._client.request(url, method, body, headers or {}), self.timeout + 1)
+        except etree.XMLSyntaxError:
+            # One object with a character XML forbids (a U+FFFE the server echoed) spoils the whole document
+            # for caldav's parser: the multistatus is read response by response instead (see `multistatus`).
+            if not answers or answers[-1].status_code != 207:
+                raise CalendarUnavailable(f"{where}: {method} answered XML that does not parse") from None
+            return Response(207, answers[-1].headers, answers[-1].content, None)
         except dav_error.AuthorizationError as exc:
             status = getattr(exc, "status", None)
             if status == 403 and exc.preconditions:
@@ -169,6 +185,8 @@ class Connection:
             raise
         except Exception as exc:
             raise CalendarUnavailable(f"{where}: {method} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            _ANSWERS.reset(token)
         if r.status >= 500:
             raise CalendarUnavailable(f"{where}: {method} answered {r.status} {r.reason}")
         raw = r._raw_body or (r._raw if isinstance(r._raw, bytes) else str(r._raw or "").encode())
@@ -193,14 +211,48 @@ class Connection:
 _XMLNS = f'xmlns:d="{DAV}" xmlns:c="{CALDAV}" xmlns:cs="{CS}"'
 
 
+_RESPONSE = re.compile(rb"<(?:[\w.-]+:)?response[\s>].*?</(?:[\w.-]+:)?response\s*>", re.S)
+_ROOT = re.compile(rb"<(?:[\w.-]+:)?multistatus\b([^>]*)>")
+# Characters XML 1.0 does not allow, as some servers echo them from what a client stored.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _responses(body: bytes) -> list[Any]:
+    """The <response> elements of a multistatus that does not parse as a whole, each parsed on its own.
+
+    A response that does not parse is read again without the characters XML forbids; the others never
+    depend on it. Raises CalendarUnavailable when the body is not a multistatus at all.
+    """
+    root = _ROOT.search(body)
+    if root is None:
+        raise CalendarUnavailable("the server answered something that is not a multistatus document")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    out = []
+    for match in _RESPONSE.finditer(body):
+        wrapped = b"<multistatus " + root[1].strip().rstrip(b"/") + b">" + match[0] + b"</multistatus>"
+        try:
+            tree = etree.fromstring(wrapped, parser)
+        except etree.XMLSyntaxError:
+            cleaned = _NOT_XML.sub("", wrapped.decode("utf-8", "replace")).encode("utf-8")
+            try:
+                tree = etree.fromstring(cleaned, parser)
+            except etree.XMLSyntaxError:
+                log.warning("a response of a multistatus answer does not parse; left out")
+                continue
+        out.extend(tree)
+    return out
+
+
 def multistatus(resp: Response) -> list[tuple[str, int, dict[str, Any]]]:
     """(href, status, {clark tag: element}) per <response>, with props from 2xx propstats only."""
     if resp.tree is None:
-        if resp.body.strip():
-            raise CalendarUnavailable("the server answered something that is not a multistatus document")
-        return []
+        if not resp.body.strip():
+            return []
+        responses = [r for r in _responses(resp.body) if r.tag == f"{{{DAV}}}response"]
+    else:
+        responses = list(resp.tree.iterfind("d:response", NS))
     out: list[tuple[str, int, dict[str, Any]]] = []
-    for r in resp.tree.iterfind("d:response", NS):
+    for r in responses:
         href = unquote(r.findtext("d:href", "", NS).strip())
         status = _status(r.findtext("d:status", None, NS))
         props: dict[str, Any] = {}

@@ -6,12 +6,14 @@ import re
 
 import phonenumbers
 
+from scheduling.text import clean_text
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 
 
 def clean_name(text: str) -> str | None:
     """The name as typed, trimmed and single-spaced; None if it cannot be a person's name."""
-    name = " ".join(text.split())
+    name = " ".join(clean_text(text, name=True).split())
     if not 2 <= len(name) <= 100 or name.startswith("/") or not any(c.isalpha() for c in name):
         return None
     return name

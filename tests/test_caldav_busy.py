@@ -167,3 +167,27 @@ async def test_an_endless_minutely_event_is_not_expanded_and_its_span_counts_bus
     assert len(spam) == 1 and spam[0].end - spam[0].start >= timedelta(days=30)
     assert len([b for b in busy if b.uid == "hourly"]) == 168
     await gateway.close()
+
+
+async def test_one_object_with_a_character_xml_forbids_never_hides_the_others(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    """Another app stored U+FFFE in a description; the server echoes it into the REPORT's XML."""
+    put_raw(
+        caldav_server,
+        "bad.ics",
+        vcal(
+            "UID:bad\r\nSUMMARY:Broken\r\nDESCRIPTION:before\ufffeafter\r\n"
+            "DTSTART:20260323T090000Z\r\nDTEND:20260323T100000Z\r\n"
+        ),
+    )
+    put_raw(
+        caldav_server,
+        "good.ics",
+        vcal("UID:good\r\nSUMMARY:Fine\r\nDTSTART:20260324T090000Z\r\nDTEND:20260324T100000Z\r\n"),
+    )
+    busy = await gateway.busy("ana", NOW, NOW + timedelta(days=30), fresh=True)
+    assert {(b.uid, b.start) for b in busy} == {
+        ("bad", datetime(2026, 3, 23, 9, tzinfo=UTC)),
+        ("good", datetime(2026, 3, 24, 9, tzinfo=UTC)),
+    }

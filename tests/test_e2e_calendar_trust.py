@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from scheduling.store import AppointmentRow
-from tests.fixtures.bot import Bot, running_bot
+from tests.fixtures.bot import CENTRE_FIRST_CONSULTATION, Bot, running_bot, tap_through
 from tests.fixtures.caldav import CalDAVServer, auth_of, make_calendar
 from tests.fixtures.proxy import FaultProxy, practice_on, to_summary
 from tests.test_e2e_calendar_edits import CalendarApp
@@ -166,3 +166,22 @@ async def test_staff_are_told_once_when_writes_keep_failing(bot: Bot) -> None:
     await bot.sweep()
     assert len([m for m in bot.anna.messages if "cannot be written" in m.text]) == 1
     assert "Your request has been sent" in client.last.text  # the client's request stands
+
+
+async def test_a_note_with_a_noncharacter_is_cleaned_and_the_calendar_stays_readable(bot: Bot) -> None:
+    client = bot.user(7501, "Client")
+    await client.send("/book")
+    await tap_through(client, *CENTRE_FIRST_CONSULTATION, "Anna Kowalska", "2", "09:00", "On site")
+    await client.send("Quiet room\ufffe please\x00\u202e")
+    await client.send("Ola Nowak")
+    await client.share_contact("48601234568")
+    await tap_through(client, "Skip", "I agree", "Send request")
+    assert "Your request has been sent" in client.last.text
+    await settle(bot)
+    [appt] = await anna_appointments(bot)
+    assert appt.note == "Quiet room please\u202e"
+    # The calendar still reads: another client is offered the day's other times, fresh from the server.
+    busy = await bot.runtime.booking.busy(["anna"], appt.start, appt.end, fresh=True)
+    assert [b.uid for b in busy["anna"]] == [appt.uid]
+    other = await to_summary(bot, 7502, "10:00")
+    assert "Please check your request" in other.last.text

@@ -20,6 +20,7 @@ from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
 from scheduling.model import Status
 from scheduling.store import AppointmentRow, ClientRow, Tx
+from scheduling.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_text(_("Send /book to book an appointment."))
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
-    screen = await dialog.on_text(c, message.text)
+    screen = await dialog.on_text(c, clean_text(message.text))
     if screen is None:
         await message.reply_text(_("Please use the buttons above, or send /cancel to stop."))
         return

@@ -20,6 +20,7 @@ from scheduling.booking import AlreadyDecided, NotAllowed, NotYet
 from scheduling.model import Status
 from scheduling.partners import RefusalClosed
 from scheduling.store import AppointmentRow
+from scheduling.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ async def typed_reason(
     _ = gettext_for(lang)
     appt_id, draft.reason_for = draft.reason_for, None
     await drafts.save(d.store, message.chat.id, draft, message_id)
-    reason = message.text.strip()[:500]
+    reason = clean_text(message.text).strip()[:500]
     try:
         appt = await d.booking.decline(appt_id, user.id, reason)
     except AlreadyDecided as exc:
