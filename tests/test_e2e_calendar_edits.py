@@ -46,6 +46,11 @@ async def booked(bot: Bot, telegram_id: int, *, approve: bool = True):  # type: 
         await bot.anna.tap("Approve")
     appt = await _appointment(bot, telegram_id)
     await calendar_status(bot, "anna", appt.uid, want="CONFIRMED" if approve else "TENTATIVE")
+    for _ in range(200):  # the write is on the server; wait until the outbox has recorded it too
+        async with bot.runtime.store.tx() as tx:
+            if not await tx.outbox_pending():
+                break
+        await asyncio.sleep(0.05)
     await bot.sweep()  # a read shows the event as we wrote it: from now on its absence means something
     return client, appt
 
