@@ -88,8 +88,10 @@ class OutboxWorker(Drainer):
             else:
                 await self.calendar.remove(row.specialist_id, appt.uid)
             own = series is None and appt.specialist_id == row.specialist_id
-            if own and appt.calendar_url and appt.calendar_url != (
-                written or self.calendar.booking_calendar_url(row.specialist_id)
+            if (
+                own
+                and appt.calendar_url
+                and appt.calendar_url != (written or self.calendar.booking_calendar_url(row.specialist_id))
             ):
                 # The booking calendar changed in the configuration: the copy in the old one goes.
                 await self._remove_old(row.specialist_id, appt.uid, appt.calendar_url)

@@ -44,7 +44,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("alerted_at", sa.DateTime(timezone=True), nullable=True))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("alerted_at")
