@@ -22,6 +22,7 @@ from scheduling.calendar_sync import CalendarChange, Incident
 from scheduling.model import Status
 from scheduling.series import SeriesChange
 from scheduling.store import AppointmentRow, ClientRow
+from scheduling.store_series import SeriesRow
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,29 @@ async def replaced(d: Deps, appt: AppointmentRow) -> AppointmentRow | None:
         return await tx.get_appointment(appt.replaces_id)
 
 
+async def _series_of(d: Deps, appt: AppointmentRow) -> tuple[SeriesRow, list[AppointmentRow]] | None:
+    if appt.series_id is None:
+        return None
+    async with d.store.tx() as tx:
+        series = await tx.get_series(appt.series_id)
+        rows = await tx.series_rows(appt.series_id)
+    return (series, rows) if series is not None else None
+
+
+async def _request_message(d: Deps, appt: AppointmentRow) -> texts.Message:
+    """The request as the specialist sees it; a series' request lists every date, decided as a whole."""
+    client = await _client_of(d, appt)
+    msg = await _staff_message(d, appt, client)
+    found = await _series_of(d, appt)
+    if found is not None:
+        msg = series_texts.with_dates(msg, d.practice, *found, staff_lang(d))
+    return msg
+
+
 async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Send the request with Approve / Decline; remembered so later changes edit the same message."""
-    client = await _client_of(d, appt)
-    msg = texts.request_message(d.practice, appt, client, staff_lang(d), await replaced(d, appt))
+    msg = await _request_message(d, appt)
+    found = await _series_of(d, appt)
     for chat_id in _recipients(d, appt):
         try:
             sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
@@ -62,7 +82,9 @@ async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
             log.warning("specialist %s has not started the bot; request %s waits", appt.specialist_id, appt.id)
             continue
         async with d.store.tx() as tx:
-            await tx.set_request_message(appt.id, chat_id, sent.message_id)
+            # Every visit of a series points at the one request message, so none is asked again.
+            for row in found[1] if found is not None else [appt]:
+                await tx.set_request_message(row.id, chat_id, sent.message_id)
         return
 
 
@@ -78,8 +100,7 @@ async def refresh_request(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Show the request's new status in the specialist's message, without buttons once decided."""
     if appt.request_chat_id is None or appt.request_message_id is None:
         return
-    client = await _client_of(d, appt)
-    msg = await _staff_message(d, appt, client)
+    msg = await _request_message(d, appt)
     await edit_quietly(bot, appt.request_chat_id, appt.request_message_id, text=msg.text, markup=msg.markup)
 
 
@@ -116,6 +137,19 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
         await _to_client(bot, client, texts.move_approved_for_client(d.practice, original, lang))
         await _send_ics(bot, d, original, client)
         return
+    found = await _series_of(d, appt)
+    if found is not None:
+        series, rows = found
+        text = texts.confirmed_for_client(d.practice, appt, lang)
+        text += "\n\n" + "\n".join(series_texts.visit_dates(d.practice, series, rows, lang))
+        await _to_client(bot, client, text)
+        spec = series_event_for(d.practice, series, rows)
+        if spec is not None and client.telegram_id is not None:
+            try:
+                await bot.send_document(client.telegram_id, ics_bytes(spec), filename="appointments.ics")
+            except TelegramError as exc:
+                log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+        return
     await _to_client(bot, client, texts.confirmed_for_client(d.practice, appt, lang))
     await _send_ics(bot, d, appt, client)
 
@@ -139,6 +173,9 @@ async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
         await _to_client(bot, client, texts.move_refused_for_client(d.practice, appt, original, lang, expired=False))
         return
     msg = texts.declined_for_client(d.practice, appt, lang)
+    found = await _series_of(d, appt)
+    if found is not None:
+        msg = series_texts.with_dates(msg, d.practice, *found, lang)
     await _to_client(bot, client, msg.text, reply_markup=msg.markup)
 
 
@@ -246,7 +283,12 @@ async def sweep(bot: Bot, d: Deps) -> None:
     now = d.booking.clock()
     async with d.store.tx() as tx:
         unsent = await tx.unsent_requests(now - timedelta(seconds=30))
+    asked: set[int] = set()
     for appt in unsent:
+        if appt.series_id is not None:
+            if appt.series_id in asked:
+                continue  # one message for the whole series
+            asked.add(appt.series_id)
         await ask_specialist(bot, d, appt)
     if d.practice.partners:
         await _partner_notices(bot, d)

@@ -82,6 +82,13 @@ class SeriesConflicts(Exception):
         self.total = total
         self.conflicts = list(conflicts)
 
+    @property
+    def skippable(self) -> bool:
+        """Whether booking the other dates would work: every problem is one a date can be skipped for."""
+        return len(self.conflicts) < self.total and all(
+            p.kind in _SKIPPABLE for c in self.conflicts for p in c.problems
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SeriesPlan:

@@ -32,7 +32,8 @@ def agenda(practice: Practice, appts: list[AppointmentRow], lang: str, *, starte
             f" · {escape(practice.specialist_by_id[appt.specialist_id].name)}" if len(practice.specialists) > 1 else ""
         )
         how, status = channel_label(_, appt.channel), status_label(_, appt.status)
-        lines.append(f"{i}. {moment} · {service} · {how} · {who}{extra} ({status})")
+        mark = "↻ " if appt.series_id is not None else ""  # a visit of a recurring series
+        lines.append(f"{i}. {mark}{moment} · {service} · {how} · {who}{extra} ({status})")
         if appt.id in started and appt.status == Status.CONFIRMED:
             rows.append(
                 [

@@ -42,6 +42,7 @@ from scheduling.changes import ChangeService
 from scheduling.config import Practice, local
 from scheduling.contact import clean_email, clean_name, normalize_phone
 from scheduling.model import Channel, Slot
+from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
 from scheduling.store import AppointmentRow, ClientRow
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "service": ("service",),
     "specialist": ("specialist",),
     "day": ("day",),
-    "time": ("start", "assigned", "channels", "part"),
+    "time": ("start", "assigned", "channels", "part", "repeat", "skip"),
     "channel": ("channel",),
     "note": ("note",),
     "contact": ("contact_stage",),
@@ -75,6 +76,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
 }
 PARTS = {"m": (0, 12), "a": (12, 17), "e": (17, 24)}  # local hours [from, to)
 NOTE_MAX = 1000  # characters of a client's note kept
+REPEAT_CHOICES = (4, 8, 12)  # weekly visits a client may ask for at once
 MANY_TIMES = 12  # more free times than this in a day: offer the morning / afternoon / evening filter
 
 
@@ -396,8 +398,18 @@ async def screen_summary(c: Ctx) -> Screen | str:
         lines.append(_("Note: {note}").format(note=escape(d.note)))
     contact = ", ".join(escape(x) for x in (cl.name, cl.phone, cl.email) if x)
     lines.append(_("Your details: {contact}").format(contact=contact))
+    if d.repeat:
+        lines.append(_("Repeats: every week at this time, {count} visits").format(count=d.repeat))
+        if d.skip:
+            zone = c.practice.zone(d.location or "")
+            left_out = ", ".join(
+                format_date(datetime.fromisoformat(s).astimezone(zone).date(), "d MMM", locale=d.lang) for s in d.skip
+            )
+            lines.append(_("Taken, so left out: {dates}").format(dates=escape(left_out)))
+    repeat = _("Repeat every week") if not d.repeat else _("Weekly: {count} visits (change)").format(count=d.repeat)
     rows = [
         [_button(_("Send request"), "send")],
+        [_button(repeat, "repeat")],
         [_button(_("Change my details"), "edit")],
         _nav(c),
     ]
@@ -552,7 +564,13 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
         d.step = "summary"
     elif verb == "edit" and d.step == "summary":
         d.step, d.contact_stage = "contact", "name"
+    elif verb == "repeat" and d.step == "summary" and d.moving is None:
+        choices = [None, *REPEAT_CHOICES]
+        d.repeat = choices[(choices.index(d.repeat) + 1) % len(choices)] if d.repeat in choices else None
+        d.skip = None
     elif verb == "send" and d.step == "summary":
+        if d.repeat:
+            return await _send_series(c)
         return await _send(c)
     else:
         raise Forged(verb)
@@ -623,6 +641,45 @@ async def _send(c: Ctx) -> Screen:
     else:
         text = c._("Your request has been sent. The specialist will reply soon; I will let you know here.")
     return Screen(_header(c) + text, done=True, booked=appt)
+
+
+async def _send_series(c: Ctx) -> Screen:
+    """The same time every week: one request for the whole series, approved or declined as a whole."""
+    d = c.draft
+    assert d.service and d.location and d.assigned and d.start and d.channel and d.repeat
+    req = SeriesRequest(
+        client_id=c.client.id,
+        service_id=d.service,
+        location_id=d.location,
+        specialist_id=d.assigned,
+        channel=Channel(d.channel),
+        start=datetime.fromisoformat(d.start),
+        count=d.repeat,
+        note=d.note or "",
+    )
+    skip = [datetime.fromisoformat(s) for s in d.skip or []]
+    try:
+        _series, rows = await SeriesService(c.booking).create(
+            req, actor=f"client:{c.client.id}", confirmed=False, skip=skip
+        )
+    except SeriesConflicts as exc:
+        if exc.skippable and exc.conflicts[0].start != req.start:
+            # Some later weeks are taken: say which, and send the rest on the next tap.
+            d.skip = [x.start.isoformat() for x in exc.conflicts]
+            return await render(c)
+        d.step, d.day, d.repeat, d.skip = "day", None, None, None
+        d.notice = c._("This time can no longer be booked. Please choose again.")
+        return await render(c)
+    except (InvalidRequest, CalendarUnavailable) as exc:
+        log.info("series request refused: %s", type(exc).__name__)
+        d.step, d.day, d.repeat, d.skip = "day", None, None, None
+        d.notice = c._("This time can no longer be booked. Please choose again.")
+        return await render(c)
+    text = c._(
+        "Your request for {count} weekly visits has been sent. The specialist will reply soon; "
+        "I will let you know here."
+    ).format(count=len(rows))
+    return Screen(_header(c) + text, done=True, booked=rows[0])
 
 
 async def on_text(c: Ctx, text: str) -> Screen | None:

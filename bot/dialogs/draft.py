@@ -35,6 +35,8 @@ class Draft:
     reply_keyboard: bool = False  # the "share my number" keyboard is showing and must be removed
     moving: int | None = None  # the appointment this dialog asks to move (None: a new booking)
     moving_from: str | None = None  # ISO UTC start of that appointment, shown while choosing
+    repeat: int | None = None  # the client asks for this many weekly visits at the same time (None: one visit)
+    skip: list[str] | None = None  # ISO UTC starts of those weekly dates that are taken and will be left out
     avoid: list[str] = field(default_factory=list)  # specialists "first available" must not pick (they declined)
 
     @classmethod

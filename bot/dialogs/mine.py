@@ -22,17 +22,46 @@ def _service(practice: Practice, appt: AppointmentRow, lang: str) -> str:
     return escape(local(practice.service_by_id[appt.service_id].name, lang))
 
 
-def listing(practice: Practice, appts: list[AppointmentRow], moves: dict[int, AppointmentRow], lang: str) -> Message:
-    """Upcoming requests and appointments with their buttons; a pending move is shown under its visit."""
+def listing(
+    practice: Practice,
+    appts: list[AppointmentRow],
+    moves: dict[int, AppointmentRow],
+    lang: str,
+    *,
+    expand: int | None = None,
+) -> Message:
+    """Upcoming requests and appointments with their buttons; a pending move is shown under its visit.
+
+    A series takes one line (its next visit and how many follow) unless it is the one `expand`ed.
+    """
     _ = gettext_for(lang)
     if not appts:
         return Message(_("You have no upcoming appointments. Send /book to book one."))
     lines, rows = [_("Your upcoming appointments:")], []
-    for i, appt in enumerate(appts, 1):
+    shown_series: set[int] = set()
+    number = 0
+    for appt in appts:
+        if appt.series_id is not None and appt.series_id != expand:
+            if appt.series_id in shown_series:
+                continue
+            shown_series.add(appt.series_id)
+            number += 1
+            same = [a for a in appts if a.series_id == appt.series_id]
+            spec = practice.specialist_by_id[appt.specialist_id].name
+            moment = when(lang, practice, appt.location_id, appt.start)
+            lines.append(
+                f"{number}. ↻ {escape(moment)}: {_service(practice, appt, lang)}, {escape(spec)} "
+                + _("({count} upcoming visits)").format(count=len(same))
+            )
+            rows.append([_button(_("Show the visits of #{number}").format(number=number), "x", appt.id)])
+            continue
+        number += 1
+        i = number
         spec = practice.specialist_by_id[appt.specialist_id].name
         moment = when(lang, practice, appt.location_id, appt.start)
         status = status_label(_, appt.status)
-        lines.append(f"{i}. {escape(moment)}: {_service(practice, appt, lang)}, {escape(spec)} ({status})")
+        mark = "↻ " if appt.series_id is not None else ""
+        lines.append(f"{i}. {mark}{escape(moment)}: {_service(practice, appt, lang)}, {escape(spec)} ({status})")
         row = []
         move = moves.get(appt.id)
         if move is not None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from html import escape
 
-from bot.dialogs.render import when
+from bot.dialogs.render import Gettext, when
+from bot.dialogs.specialist import Message
 from bot.i18n import gettext_for
 from scheduling.config import Practice
+from scheduling.model import IN_CALENDAR
 from scheduling.series import SeriesChange
+from scheduling.store import AppointmentRow
+from scheduling.store_series import SeriesRow
 
 
 def change_for_client(practice: Practice, change: SeriesChange, lang: str) -> str:
@@ -31,3 +35,25 @@ def change_for_client(practice: Practice, change: SeriesChange, lang: str) -> st
             lines.append("• " + _("{old} → {new}").format(old=old, new=new))
     lines += ["", _("The attached file updates your calendar."), _("Send /my to see or cancel your appointments.")]
     return "\n".join(lines)
+
+
+def _every(_: Gettext, series: SeriesRow) -> str:
+    if series.interval_weeks == 1:
+        return _("every week")
+    return _("every {weeks} weeks").format(weeks=series.interval_weeks)
+
+
+def visit_dates(practice: Practice, series: SeriesRow, rows: list[AppointmentRow], lang: str) -> list[str]:
+    """The series' rule and its visits still on, one line each."""
+    _ = gettext_for(lang)
+    on = [r for r in rows if r.status in IN_CALENDAR] or list(rows)  # a declined series: the dates it asked for
+    lines = [_("Recurring: {every}, {count} visits:").format(every=_every(_, series), count=len(on))]
+    lines += ["• " + when(lang, practice, r.location_id, r.start) for r in on]
+    return lines
+
+
+def with_dates(
+    message: Message, practice: Practice, series: SeriesRow, rows: list[AppointmentRow], lang: str
+) -> Message:
+    """A message about the series' first visit, followed by all its dates."""
+    return Message(message.text + "\n\n" + "\n".join(visit_dates(practice, series, rows, lang)), message.markup)

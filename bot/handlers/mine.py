@@ -22,16 +22,16 @@ from scheduling.store import ClientRow
 
 log = logging.getLogger(__name__)
 
-_VERBS = ("c", "y", "l", "n", "mv", "w")
+_VERBS = ("c", "y", "l", "n", "mv", "w", "x")
 
 
-async def listing(d: Deps, client: ClientRow) -> Message:
+async def listing(d: Deps, client: ClientRow, *, expand: int | None = None) -> Message:
     """The client's upcoming visits, each request to move shown under the visit it would move."""
     async with d.store.tx() as tx:
         appts = await tx.client_appointments(client.id, upcoming_from=d.booking.clock())
         visits = [a for a in appts if a.status in ACTIVE_STATUSES and a.replaces_id is None]
         moves = await tx.pending_moves([a.id for a in visits])
-    return mine.listing(d.practice, visits, moves, d.language(client))
+    return mine.listing(d.practice, visits, moves, d.language(client), expand=expand)
 
 
 async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -64,6 +64,11 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if verb == "n":
         await answer(query)
         await edit_quietly(context.bot, chat_id, message_id, text=_("Nothing changed."))
+        return
+    if verb == "x":
+        await answer(query)
+        msg = await listing(d, client, expand=appt.series_id)
+        await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
         return
     if verb == "c":
         await answer(query)

@@ -78,7 +78,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert client is not None and query.message is not None
     chat_id, message_id = query.message.chat.id, query.message.message_id
     if verb == "a":
-        await _decided(update, context, d, lambda: d.booking.approve(appt_id, query.from_user.id), notify.confirmed)
+        await _decided(update, context, d, _decision(d, appt, query.from_user.id, True), notify.confirmed)
     elif verb == "d":
         await answer(query)
         msg = texts.reasons_message(d.practice, appt, client, lang, await notify.replaced(d, appt))
@@ -98,7 +98,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             update,
             context,
             d,
-            lambda: d.booking.decline(appt_id, query.from_user.id, reason),
+            _decision(d, appt, query.from_user.id, False, reason),
             notify.declined,
         )
     elif verb == "t":
@@ -108,6 +108,20 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         draft.reason_for = appt_id
         await drafts.save(d.store, chat_id, draft, dialog_message)
         await context.bot.send_message(chat_id, texts.type_reason_prompt(lang))
+
+
+def _decision(d: Deps, appt: AppointmentRow, telegram_id: int, approve: bool, reason: str = ""):  # type: ignore[no-untyped-def]
+    """Approve or decline the request; a series' request is decided as a whole."""
+
+    async def run() -> AppointmentRow:
+        if appt.series_id is not None:
+            _series, decided = await d.series.decide(appt.series_id, telegram_id, approve, reason or None)
+            return next((r for r in decided if r.id == appt.id), decided[0])
+        if approve:
+            return await d.booking.approve(appt.id, telegram_id)
+        return await d.booking.decline(appt.id, telegram_id, reason)
+
+    return run
 
 
 async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, action, tell) -> None:  # type: ignore[no-untyped-def]
@@ -166,7 +180,10 @@ async def typed_reason(
     await drafts.save(d.store, message.chat.id, draft, message_id)
     reason = clean_text(message.text).strip()[:500]
     try:
-        appt = await d.booking.decline(appt_id, user.id, reason)
+        found = await _load(d, appt_id)
+        if found is None:
+            raise NotAllowed(appt_id)
+        appt = await _decision(d, found, user.id, False, reason)()
     except AlreadyDecided as exc:
         await message.reply_text(texts.already(lang, exc.status))
         return

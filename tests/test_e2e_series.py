@@ -1,0 +1,105 @@
+"""End to end: a client asks for the same time every week, the specialist approves the series as a whole, the
+client sees one line per series in /my, expands it and cancels one visit; the calendar follows every step."""
+
+from __future__ import annotations
+
+import httpx
+from icalendar import Calendar
+
+from scheduling.model import Status
+from tests.fixtures.bot import Bot
+from tests.fixtures.caldav import CalDAVServer
+from tests.fixtures.series import expanded, expected
+from tests.test_e2e_booking import book_first_consultation
+
+
+def anna_calendar(bot: Bot) -> CalDAVServer:
+    account = bot.runtime.accounts["anna"]
+    url = account.calendar_url if account.calendar_url.endswith("/") else account.calendar_url + "/"
+    return CalDAVServer("radicale", account.url, account.username, account.password, "", url, "")
+
+
+async def assert_calendar_matches(bot: Bot) -> list[tuple[str, object, object]]:
+    while await bot.drain_outbox():
+        pass
+    rows = await expected(bot.runtime.store)
+    seen = [o for o in expanded(anna_calendar(bot)) if o[0] != "dentist"]
+    assert seen == rows
+    return seen
+
+
+def dentist(bot: Bot) -> None:
+    """Anna's own appointment on Wednesday 16 December, 09:00-10:00 Warsaw, written by another calendar client."""
+    server = anna_calendar(bot)
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:dentist\r\n"
+        "DTSTAMP:20261101T000000Z\r\nDTSTART:20261216T080000Z\r\nDTEND:20261216T090000Z\r\n"
+        "SUMMARY:Dentist\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    r = httpx.put(
+        server.calendar_url + "dentist.ics",
+        content=body.encode(),
+        headers={"Content-Type": "text/calendar; charset=utf-8"},
+        auth=(server.username, server.password),
+    )
+    r.raise_for_status()
+
+
+async def test_weekly_request_approved_whole_then_one_visit_cancelled_from_my(bot: Bot) -> None:
+    client = bot.user(1001, "Jan")
+    dentist(bot)
+    book = book_first_consultation(client)
+    # Stop at the summary: walk the dialog, but tap "Repeat every week" before sending.
+    client_tap = client.tap
+
+    async def tap(label: str, **kw: object) -> None:
+        if label == "Send request":
+            await client_tap("Repeat every week")
+            assert "Repeats: every week at this time, 4 visits" in client.last.text
+        await client_tap(label, **kw)  # type: ignore[arg-type]
+
+    client.tap = tap  # type: ignore[method-assign]
+    try:
+        await book
+    finally:
+        client.tap = client_tap  # type: ignore[method-assign]
+    # 16 December is taken: the summary says so, and the next tap sends the other three.
+    assert "Taken, so left out: 16 Dec" in client.last.text
+    await client.tap("Send request")
+    assert "Your request for 3 weekly visits has been sent" in client.last.text
+
+    requests = [m for m in bot.anna.messages if "New appointment request" in m.text]
+    assert len(requests) == 1  # one request for the whole series
+    assert "Recurring: every week, 3 visits:" in requests[0].text
+    assert requests[0].buttons == [["Approve", "Decline"]]
+    await bot.sweep()  # the sweep does not ask again for the other visits
+    assert len([m for m in bot.anna.messages if "New appointment request" in m.text]) == 1
+    seen = await assert_calendar_matches(bot)
+    assert len(seen) == 3
+
+    await bot.anna.tap("Approve")
+    async with bot.runtime.store.tx() as tx:
+        client_row = await tx.client_by_telegram(1001)
+        appts = await tx.client_appointments(client_row.id)
+    assert [a.status for a in appts] == [Status.CONFIRMED] * 3
+    confirmations = [m for m in client.messages if "Your appointment is confirmed" in m.text]
+    assert len(confirmations) == 1 and "Recurring: every week, 3 visits:" in confirmations[0].text
+    ((name, data),) = client.documents
+    assert name == "appointments.ics"
+    master = next(c for c in Calendar.from_ical(data).walk("VEVENT") if "RECURRENCE-ID" not in c)
+    assert "COUNT=4" in master["RRULE"].to_ical().decode() and "EXDATE" in master
+    seen = await assert_calendar_matches(bot)
+    assert len(seen) == 3
+
+    await client.send("/my")
+    listing = client.last
+    assert "↻" in listing.text and "(3 upcoming visits)" in listing.text
+    assert listing.buttons == [["Show the visits of #1"]]
+    await client.tap("Show the visits of #1")
+    assert client.last.text.count("↻") == 3
+    await client.tap("Cancel #2")
+    await client.tap("Yes, cancel it")
+    assert "cancelled" in client.last.text
+    seen = await assert_calendar_matches(bot)
+    assert len(seen) == 2
+    assert any("The client cancelled" in m.text for m in bot.anna.messages)
