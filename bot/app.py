@@ -21,7 +21,7 @@ from telegram.ext import (
 
 from bot import notify, webhook_reply
 from bot.deps import Deps, deps
-from bot.handlers import account, alerts, client, connect, mine, specialist
+from bot.handlers import account, alerts, client, connect, messages, mine, specialist, waitlist
 from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
@@ -144,6 +144,8 @@ def build_application(
     app.add_handler(CommandHandler("connect", connect.connect))
     app.add_handler(CallbackQueryHandler(connect.button, pattern=r"^c\|"))
     app.add_handler(CallbackQueryHandler(alerts.button, pattern=r"^a\|"))
+    app.add_handler(CallbackQueryHandler(messages.write_button, pattern=r"^w\|"))
+    app.add_handler(CallbackQueryHandler(waitlist.button, pattern=r"^q\|"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.CONTACT, client.contact))
     staff = [s.telegram_id for s in d.practice.specialists if s.telegram_id]

@@ -1,14 +1,14 @@
-"""How an appointment reads in the specialist's calendar and in the client's .ics file."""
+"""How an appointment reads in the specialist's calendar and in the client's own .ics file."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.dialogs.render import channel_label
+from bot.dialogs.render import channel_label, visit_link
 from bot.i18n import gettext_for
 from scheduling.calendar import EventSpec, OverrideSpec, RecurrenceSpec
-from scheduling.config import Practice
+from scheduling.config import Practice, local
 from scheduling.model import Status
 from scheduling.series import series_layout, shown
 from scheduling.store import AppointmentRow, ClientRow
@@ -21,10 +21,13 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
     service = practice.service_by_id[appt.service_id]
     location = practice.location_by_id[appt.location_id]
     who = client.name if client and client.name else _("Client")
+    link = visit_link(practice, appt)
     lines = [
         _("Service: {name} ({minutes} min)").format(name=service.name, minutes=service.duration),
         _("How: {channel}").format(channel=channel_label(_, appt.channel)),
     ]
+    if link:
+        lines.append(_("Video link: {url}").format(url=link))
     if client is not None:
         lines += [_("Client: {name}").format(name=who), _("Phone: {phone}").format(phone=client.phone or "")]
         if client.email:
@@ -46,10 +49,47 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
         tzid=practice.zone(appt.location_id).key,
         summary=f"{title}: {who}",
         description="\n".join(lines),
-        location=location.address or location.name,
+        location=link or location.address or location.name,
         status="TENTATIVE" if appt.status == Status.REQUESTED else "CONFIRMED",
         sequence=appt.sequence,
         appointment_id=appt.id,
+        url=link,
+    )
+
+
+def client_event_for(practice: Practice, appt: AppointmentRow, lang: str) -> EventSpec:
+    """The event for the client's own calendar, in their language: the visit, never the client's own details.
+
+    Same UID as the specialist's event, so an update or a cancellation replaces the imported copy.
+    """
+    _ = gettext_for(lang)
+    service = local(practice.service_by_id[appt.service_id].name, lang)
+    spec = practice.specialist_by_id[appt.specialist_id]
+    location = practice.location_by_id[appt.location_id]
+    address = local(location.address or location.name, lang)
+    link = visit_link(practice, appt)
+    lines = [
+        local(practice.practice.name, lang),
+        _("Specialist: {name}").format(name=spec.name),
+        _("How: {channel}").format(channel=channel_label(_, appt.channel)),
+    ]
+    if link:
+        lines.append(_("Video link: {url}").format(url=link))
+    instructions = practice.service_by_id[appt.service_id].instructions_for(appt.channel)
+    if instructions:
+        lines.append(local(instructions, lang))
+    return EventSpec(
+        uid=appt.uid,
+        start=appt.start,
+        end=appt.end,
+        tzid=practice.zone(appt.location_id).key,
+        summary=_("{service} with {specialist}").format(service=service, specialist=spec.name),
+        description="\n".join(lines),
+        location=link or (address if appt.channel == "on_site" else local(practice.practice.name, lang)),
+        status="TENTATIVE" if appt.status == Status.REQUESTED else "CONFIRMED",
+        sequence=appt.sequence,
+        appointment_id=0,
+        url=link,
     )
 
 

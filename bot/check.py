@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import aiosmtplib
 import httpx
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +23,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.request import HTTPXRequest
 
 from bot.i18n import available
+from bot.mail import Mailer
 from bot.settings import DEFAULT_API_URL, ENV, Settings
 from bot.web import feed_key, feed_url, public_base
 from caldav_bridge.client import CalDAVAuthError, CalendarInfo, account_for, list_calendars, pick
@@ -202,6 +204,33 @@ async def unreachable_reason(url: str) -> str | None:
     except OSError as exc:
         return f"cannot connect to {host}:{port} ({exc.strerror or exc})"
     return None
+
+
+async def check_smtp(report: Report, settings: Settings) -> None:
+    """E-mail is optional: say that it is off, or log in to the SMTP server once."""
+    if not settings.smtp_host:
+        report.line(SKIP, f"e-mail: off ({ENV['smtp_host']} not set), nothing is e-mailed to clients", count=False)
+        return
+    mailer_port = Mailer.port_for(settings)
+    where = f"SMTP server {settings.smtp_host}:{mailer_port}"
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            smtp = aiosmtplib.SMTP(
+                hostname=settings.smtp_host,
+                port=mailer_port,
+                use_tls=settings.smtp_security == "tls",
+                start_tls=settings.smtp_security == "starttls",
+            )
+            await smtp.connect()
+            if settings.smtp_user:
+                await smtp.login(settings.smtp_user, settings.smtp_password or "")
+            await smtp.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        report.line(BAD, f"{ENV['smtp_host']}: the {where} refused or did not answer ({type(exc).__name__})")
+        return
+    report.line(
+        OK, f"e-mail: the {where} accepts us; clients who gave an address get e-mails from {settings.smtp_from}"
+    )
 
 
 async def check_caldav(report: Report, spec: Specialist) -> None:
@@ -436,6 +465,7 @@ async def run_check(settings: Settings) -> int:
     report = Report(secrets=[s for s in (settings.token, settings.webhook_secret) if s])
     practice = check_practice(report, settings.config)
     await check_settings(report, settings)
+    await check_smtp(report, settings)
     if check_token_format(report, settings):
         await check_token(report, settings)
     if practice is not None:

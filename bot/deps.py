@@ -7,6 +7,7 @@ from functools import cached_property
 
 from telegram.ext import Application, ContextTypes
 
+from bot.mail import Mailer
 from providers.connections import Connections
 from scheduling.booking import BookingService
 from scheduling.changes import ChangeService
@@ -15,6 +16,7 @@ from scheduling.locks import KeyLocks
 from scheduling.partners import PartnerService
 from scheduling.series import SeriesService
 from scheduling.store import ClientRow, Store
+from scheduling.waitlist import WaitingList
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Deps:
     booking: BookingService
     chats: KeyLocks = field(default_factory=KeyLocks)  # one chat's updates one at a time, across processes
     connections: Connections | None = None  # Google and Microsoft sign-ins
+    mailer: Mailer | None = None  # e-mail to clients; None without SMTP settings
 
     @property
     def changes(self) -> ChangeService:
@@ -39,6 +42,11 @@ class Deps:
     def partners(self) -> PartnerService:
         """Partner bookings under each partner's rules, on the same booking service."""
         return PartnerService(self.practice, self.booking)
+
+    @property
+    def waitlist(self) -> WaitingList:
+        """Clients waiting for an earlier time (stateless: made on demand)."""
+        return WaitingList(self.booking)
 
     def language(self, client: ClientRow | None) -> str:
         """The language a client is answered in: theirs, else the practice's."""

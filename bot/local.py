@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from telegram.ext import Application
 
@@ -62,14 +63,19 @@ async def local_bot(
     sweep_seconds: float | None = SWEEP_SECONDS,
     outbox_poll: float = 0.2,
     caldav_port: int = 0,
+    settings_extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Runtime, Application]]:
-    """The whole bot (database, embedded calendar, outbox, Application) talking to the emulator."""
+    """The whole bot (database, embedded calendar, outbox, Application) talking to the emulator.
+
+    `settings_extra`: further settings, e.g. an SMTP server's.
+    """
     settings = Settings(
         token=emulator.token,
         api_url=emulator.base_url.removesuffix("/bot"),
         data_dir=data_dir,
         database_url=database_url,
         caldav_port=caldav_port,
+        **(settings_extra or {}),
     )
     runtime = await start_runtime(settings, practice, clock=clock, accounts=accounts)
     app = build_application(

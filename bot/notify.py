@@ -9,17 +9,24 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from bot.calendar_text import event_for, series_event_for
+from bot.calendar_text import client_event_for, series_event_for
 from bot.deps import Deps
 from bot.dialogs import alerts
+from bot.dialogs import messages as message_texts
 from bot.dialogs import series as series_texts
 from bot.dialogs import specialist as texts
+from bot.dialogs import waitlist as waitlist_texts
 from bot.dialogs.mine import cancelled_for_specialist
+from bot.dialogs.render import visit_link
 from bot.handlers.common import edit_quietly
 from bot.i18n import gettext_for
+from bot.mail import plain
 from caldav_bridge.ical import ics_bytes
 from scheduling.calendar_sync import CalendarChange, Incident
-from scheduling.model import Status
+from scheduling.config import local
+from scheduling.db import MessageRow
+from scheduling.messages import Messages
+from scheduling.model import Channel, Status
 from scheduling.series import SeriesChange
 from scheduling.store import AppointmentRow, ClientRow
 from scheduling.store_series import SeriesRow
@@ -128,17 +135,63 @@ async def _to_client(bot: Bot, client: ClientRow, text: str, **kwargs: object) -
         log.warning("could not tell client %s: %s", client.id, exc.message)
 
 
+def _subject(d: Deps, lang: str, kind: str) -> str:
+    _ = gettext_for(lang)
+    practice = local(d.practice.practice.name, lang)
+    return {
+        "confirmed": _("{practice}: your appointment is confirmed"),
+        "changed": _("{practice}: your appointment has changed"),
+        "cancelled": _("{practice}: your appointment is cancelled"),
+    }[kind].format(practice=practice)
+
+
+async def _tell(
+    bot: Bot,
+    d: Deps,
+    client: ClientRow,
+    appt: AppointmentRow,
+    text: str,
+    *,
+    kind: str | None = None,
+    markup: InlineKeyboardMarkup | None = None,
+    shown: bool = False,
+) -> None:
+    """A message about an appointment in Telegram and, with `kind`, its .ics and an e-mail to the client.
+
+    kind "confirmed" or "changed" attaches the event; "cancelled" attaches METHOD:CANCEL, so the
+    copy the client imported disappears from their calendar. `shown`: the text is already on the
+    client's screen (they did it themselves), so Telegram gets only the file. The message with
+    buttons (e.g. "Choose another time") comes last, where the client looks.
+    """
+    if kind is None:
+        await _to_client(bot, client, text, reply_markup=markup)
+        return
+    lang = d.language(client)
+    data = ics_bytes(client_event_for(d.practice, appt, lang), cancel=kind == "cancelled")
+    if not shown and markup is None:
+        await _to_client(bot, client, text)
+    if client.telegram_id is not None:
+        try:
+            await bot.send_document(client.telegram_id, data, filename="appointment.ics")
+        except TelegramError as exc:
+            log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+    if not shown and markup is not None:
+        await _to_client(bot, client, text, reply_markup=markup)
+    if d.mailer is not None and client.email:
+        await d.mailer.send_later(client.id, _subject(d, lang, kind), plain(text), data)
+
+
 async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Tell the client, with an .ics file for their own calendar (a move: the visit's new time)."""
     client = await _client_of(d, appt)
     lang = d.language(client)
     original = await replaced(d, appt)
     if appt.status == Status.MOVED and original is not None:
-        await _to_client(bot, client, texts.move_approved_for_client(d.practice, original, lang))
-        await _send_ics(bot, d, original, client)
-        return
-    found = await _series_of(d, appt)
-    if found is not None:
+        text = texts.move_approved_for_client(d.practice, original, lang)
+        await _tell(bot, d, client, original, text, kind="changed")
+        appt = original
+        await offer_freed_time(bot, d)  # the visit's old time
+    elif (found := await _series_of(d, appt)) is not None:
         series, rows = found
         text = texts.confirmed_for_client(d.practice, appt, lang)
         text += "\n\n" + "\n".join(series_texts.visit_dates(d.practice, series, rows, lang))
@@ -149,20 +202,19 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
                 await bot.send_document(client.telegram_id, ics_bytes(spec), filename="appointments.ics")
             except TelegramError as exc:
                 log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
-        return
-    await _to_client(bot, client, texts.confirmed_for_client(d.practice, appt, lang))
-    await _send_ics(bot, d, appt, client)
+    else:
+        await _tell(bot, d, client, appt, texts.confirmed_for_client(d.practice, appt, lang), kind="confirmed")
+    if appt.channel == Channel.VIDEO and not visit_link(d.practice, appt):
+        await _to_deciders(bot, d, appt, texts.send_video_link(d.practice, appt, staff_lang(d)))
 
 
-async def _send_ics(bot: Bot, d: Deps, appt: AppointmentRow, client: ClientRow) -> None:
-    """The appointment as a file for the client's own calendar (same UID: a newer one replaces the older)."""
-    if client.telegram_id is None:
-        return
-    data = ics_bytes(event_for(d.practice, appt, client))
-    try:
-        await bot.send_document(client.telegram_id, data, filename="appointment.ics")
-    except TelegramError as exc:
-        log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+async def _to_deciders(bot: Bot, d: Deps, appt: AppointmentRow, text: str) -> None:
+    """A message to whoever decides for the appointment's specialist."""
+    for chat_id in _recipients(d, appt):
+        try:
+            await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.warning("could not tell specialist %s: %s", appt.specialist_id, exc.message)
 
 
 async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
@@ -171,12 +223,13 @@ async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     original = await replaced(d, appt)
     if original is not None:
         await _to_client(bot, client, texts.move_refused_for_client(d.practice, appt, original, lang, expired=False))
-        return
-    msg = texts.declined_for_client(d.practice, appt, lang)
-    found = await _series_of(d, appt)
-    if found is not None:
-        msg = series_texts.with_dates(msg, d.practice, *found, lang)
-    await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+    elif (found := await _series_of(d, appt)) is not None:
+        msg = series_texts.with_dates(texts.declined_for_client(d.practice, appt, lang), d.practice, *found, lang)
+        await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+    else:
+        msg = texts.declined_for_client(d.practice, appt, lang)
+        await _tell(bot, d, client, appt, msg.text, kind="cancelled", markup=msg.markup)
+    await offer_freed_time(bot, d, appt.specialist_id)
 
 
 async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
@@ -190,18 +243,19 @@ async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
         msg = texts.expired_for_client(d.practice, appt, lang)
         await _to_client(bot, client, msg.text, reply_markup=msg.markup)
     await refresh_request(bot, d, appt)
+    await offer_freed_time(bot, d, appt.specialist_id)
 
 
 async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
-    """The client cancelled: the specialist is told and their request message updated."""
-    for chat_id in _recipients(d, appt):
-        try:
-            await bot.send_message(
-                chat_id, cancelled_for_specialist(d.practice, appt, staff_lang(d)), parse_mode=ParseMode.HTML
-            )
-        except TelegramError as exc:
-            log.warning("could not tell specialist %s of a cancellation: %s", appt.specialist_id, exc.message)
+    """The client cancelled: the specialist is told and their request message updated; the client's copy goes."""
+    await _to_deciders(bot, d, appt, cancelled_for_specialist(d.practice, appt, staff_lang(d)))
     await refresh_request(bot, d, appt)
+    client = await _client_of(d, appt)
+    if appt.status == Status.CANCELLED and appt.replaces_id is None:
+        text = texts.cancellation_confirmed(d.practice, appt, d.language(client))
+        await _tell(bot, d, client, appt, text, kind="cancelled", shown=True)
+    await d.waitlist.visit_ended(appt.id)
+    await offer_freed_time(bot, d, appt.specialist_id)
 
 
 async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
@@ -210,15 +264,16 @@ async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
     client = await _client_of(d, appt)
     lang = d.language(client)
     if not change.removed:
-        await _to_client(bot, client, texts.moved_for_client(d.practice, appt, lang))
-        if appt.status == Status.CONFIRMED and client.telegram_id is not None:
-            await _send_ics(bot, d, appt, client)
+        kind = "changed" if appt.status == Status.CONFIRMED else None
+        await _tell(bot, d, client, appt, texts.moved_for_client(d.practice, appt, lang), kind=kind)
     elif appt.status == Status.DECLINED:
         await declined(bot, d, appt)
     else:
         msg = texts.cancelled_by_specialist(d.practice, appt, lang)
-        await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+        await _tell(bot, d, client, appt, msg.text, kind="cancelled", markup=msg.markup)
+        await d.waitlist.visit_ended(appt.id)
     await refresh_request(bot, d, appt)
+    await offer_freed_time(bot, d, appt.specialist_id)
 
 
 async def series_changed(bot: Bot, d: Deps, change: SeriesChange) -> None:
@@ -260,8 +315,73 @@ async def calendar_incident(bot: Bot, d: Deps, incident: Incident) -> None:
     await _to_staff(bot, d, incident.specialist_id, msg.text, msg.markup)
 
 
+async def deliver_message(bot: Bot, d: Deps, row: MessageRow) -> bool:
+    """Deliver a message between client and specialist; it is forgotten once delivered, retried otherwise."""
+    async with d.store.tx() as tx:
+        appt = await tx.get_appointment(row.appointment_id)
+    messages = Messages(d.booking)
+    if appt is None:
+        await messages.delivered(row.id)
+        return False
+    if row.to_client:
+        client = appt.client
+        msg = message_texts.to_client(d.practice, appt, row, d.language(client))
+        chats = [client.telegram_id] if client.telegram_id is not None else []
+    else:
+        msg = message_texts.to_specialist(d.practice, appt, row, staff_lang(d))
+        chats = _recipients(d, appt)
+    for chat_id in chats:
+        try:
+            await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
+        except TelegramError as exc:
+            log.warning("message %s not delivered yet: %s", row.id, exc.message)
+            continue
+        await messages.delivered(row.id)
+        return True
+    if not await messages.failed(row.id):
+        log.warning("message %s given up after repeated failures", row.id)
+    return False
+
+
+async def offer_freed_time(bot: Bot, d: Deps, specialist_id: str | None = None) -> None:
+    """Time may have freed up: offer it to the clients waiting for it, and send the offers."""
+    await d.waitlist.time_freed(specialist_id)
+    await send_offers(bot, d)
+
+
+async def send_offers(bot: Bot, d: Deps) -> None:
+    """Send each offer of freed time not sent yet; remembered so a lapse can edit it."""
+    for entry in await d.waitlist.unsent_offers():
+        async with d.store.tx() as tx:
+            client = await tx.get_client(entry.client_id)
+        if client is None or client.telegram_id is None:
+            continue
+        msg = waitlist_texts.offer(d.practice, entry, d.language(client))
+        try:
+            sent = await bot.send_message(
+                client.telegram_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup
+            )
+        except TelegramError as exc:
+            log.warning("could not send an offer to client %s: %s", client.id, exc.message)
+            continue
+        await d.waitlist.offer_sent(entry.id, client.telegram_id, sent.message_id)
+
+
+async def lapse_offers(bot: Bot, d: Deps) -> None:
+    """Offers nobody took in time: say so, and offer the time to the next client waiting."""
+    for entry in await d.waitlist.lapse_due():
+        if entry.offer_chat_id is not None and entry.offer_message_id is not None:
+            async with d.store.tx() as tx:
+                client = await tx.get_client(entry.client_id)
+            lang = d.language(client)
+            await edit_quietly(bot, entry.offer_chat_id, entry.offer_message_id, text=waitlist_texts.lapsed(lang))
+        await d.waitlist.time_freed(entry.offer_specialist)
+    await send_offers(bot, d)
+
+
 async def sweep(bot: Bot, d: Deps) -> None:
     """Expire requests, carry calendar edits back, remind clients, re-send requests that did not go out."""
+    await lapse_offers(bot, d)
     for appt in await d.booking.expire_due():
         await expired(bot, d, appt)
     for _series, lapsed in await d.series.expire_due():
@@ -280,6 +400,10 @@ async def sweep(bot: Bot, d: Deps) -> None:
         client = await _client_of(d, appt)
         msg = texts.reminder_for_client(d.practice, appt, d.language(client))
         await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+        if appt.channel == Channel.VIDEO and not visit_link(d.practice, appt):
+            await _to_deciders(bot, d, appt, texts.send_video_link(d.practice, appt, staff_lang(d)))
+    if d.mailer is not None:
+        await d.mailer.flush()
     now = d.booking.clock()
     async with d.store.tx() as tx:
         unsent = await tx.unsent_requests(now - timedelta(seconds=30))
@@ -290,6 +414,10 @@ async def sweep(bot: Bot, d: Deps) -> None:
                 continue  # one message for the whole series
             asked.add(appt.series_id)
         await ask_specialist(bot, d, appt)
+    for row in await Messages(d.booking).undelivered(now - timedelta(seconds=30)):
+        await deliver_message(bot, d, row)
+    # Catches freed time no event announced (e.g. an event deleted in the calendar app).
+    await offer_freed_time(bot, d)
     if d.practice.partners:
         await _partner_notices(bot, d)
 

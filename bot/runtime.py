@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.calendar_text import event_for, series_event_for
 from bot.deps import Deps
+from bot.mail import Mailer
 from bot.settings import ENV, Settings, SettingsError
 from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV, PortInUse
 from caldav_bridge.gateway import CalDAVGateway
@@ -55,6 +56,7 @@ class Runtime:
     accounts: dict[str, EmbeddedAccount] = field(default_factory=dict)
     chats: KeyLocks = field(default_factory=KeyLocks)
     graph: GraphGateway | None = None
+    mailer: Mailer | None = None
     _worker_task: asyncio.Task[None] | None = None
     _feeds_task: asyncio.Task[None] | None = None
     _webhooks_task: asyncio.Task[None] | None = None
@@ -65,7 +67,7 @@ class Runtime:
 
     @property
     def deps(self) -> Deps:
-        return Deps(self.practice, self.store, self.booking, self.chats, self.connections)
+        return Deps(self.practice, self.store, self.booking, self.chats, self.connections, self.mailer)
 
     @cached_property
     def partners(self) -> PartnerService:
@@ -99,6 +101,8 @@ class Runtime:
         if self.embedded is not None:
             await self.embedded.stop()
         await self.chats.close()
+        if self.mailer is not None:
+            await self.mailer.close()
         await self.engine.dispose()
 
 
@@ -176,6 +180,7 @@ async def start_runtime(
         accounts,
         graph=graph,
         chats=chats,
+        mailer=Mailer(settings, store, clock) if settings.smtp_host else None,
     )
 
 

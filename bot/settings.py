@@ -31,6 +31,13 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     caldav_host: str = "127.0.0.1"
     caldav_port: int = 5232
+    # E-mail to clients who gave an address; off without a host.
+    smtp_host: str | None = None
+    smtp_port: int | None = None  # default: 465 with tls, else 587 (25 with none)
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_security: str = "starttls"  # starttls, tls or none
+    smtp_from: str | None = None
 
     @property
     def db_url(self) -> str:
@@ -63,7 +70,15 @@ ENV = {
     "listen": "BOOKINGBOT_LISTEN",
     "caldav_host": "BOOKINGBOT_CALDAV_HOST",
     "caldav_port": "BOOKINGBOT_CALDAV_PORT",
+    "smtp_host": "BOOKINGBOT_SMTP_HOST",
+    "smtp_port": "BOOKINGBOT_SMTP_PORT",
+    "smtp_user": "BOOKINGBOT_SMTP_USER",
+    "smtp_password": "BOOKINGBOT_SMTP_PASSWORD",
+    "smtp_security": "BOOKINGBOT_SMTP_SECURITY",
+    "smtp_from": "BOOKINGBOT_SMTP_FROM",
 }
+
+SMTP_SECURITY = ("starttls", "tls", "none")
 
 
 def load_settings(overrides: dict[str, str | None] | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -88,6 +103,7 @@ def load_settings(overrides: dict[str, str | None] | None = None, env: dict[str,
             raise SettingsError(f"{ENV['listen']}: {raw['listen']!r} is not host:port")
     if "database_url" in raw:
         values["database_url"] = _database_url(raw["database_url"])
+    _check_smtp(raw, values)
     for name in ("api_url", "webhook_url", "public_url"):
         if name in raw and not raw[name].startswith(("http://", "https://")):
             raise SettingsError(f"{ENV[name]}: {raw[name]!r} is not an http(s) URL")
@@ -111,6 +127,22 @@ def _database_url(url: str) -> str:
         scheme = url.partition(":")[0]
         raise SettingsError(f"{ENV['database_url']}: {scheme!r} databases are not supported; {use}") from None
     return url
+
+
+def _check_smtp(raw: dict[str, str], values: dict[str, object]) -> None:
+    """SMTP settings hang together: a sender for a host, a port number, a known security mode."""
+    if "smtp_port" in raw:
+        if not raw["smtp_port"].isdigit() or not 0 < int(raw["smtp_port"]) < 65536:
+            raise SettingsError(f"{ENV['smtp_port']}: {raw['smtp_port']!r} is not a port number")
+        values["smtp_port"] = int(raw["smtp_port"])
+    if "smtp_security" in raw:
+        values["smtp_security"] = raw["smtp_security"].lower()
+        if values["smtp_security"] not in SMTP_SECURITY:
+            raise SettingsError(f"{ENV['smtp_security']}: use one of {', '.join(SMTP_SECURITY)}")
+    if "smtp_host" in raw and "@" not in raw.get("smtp_from", ""):
+        raise SettingsError(f"{ENV['smtp_from']}: the address e-mails come from (e.g. bookings@example.org)")
+    if "smtp_user" in raw and "smtp_password" not in raw:
+        raise SettingsError(f"{ENV['smtp_password']}: the password of {ENV['smtp_user']}")
 
 
 def require_token(settings: Settings) -> str:

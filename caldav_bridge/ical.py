@@ -24,6 +24,8 @@ OWNED = (
     "SUMMARY",
     "DESCRIPTION",
     "LOCATION",
+    "URL",
+    "CONFERENCE",
     LINK,
     "RRULE",
     "RDATE",
@@ -56,7 +58,11 @@ def _fill(ev: Event, spec: EventSpec) -> None:
     ev.add("SUMMARY", spec.summary)
     ev.add("DESCRIPTION", spec.description)
     ev.add("LOCATION", spec.location)
-    ev.add(LINK, str(spec.appointment_id))
+    if spec.url:
+        ev.add("URL", spec.url)
+        ev.add("CONFERENCE", spec.url, parameters={"VALUE": "URI", "FEATURE": "AUDIO,VIDEO"})
+    if spec.appointment_id:
+        ev.add(LINK, str(spec.appointment_id))
     rec = spec.recurrence
     if rec is None:
         return
@@ -120,13 +126,21 @@ def to_ical(spec: EventSpec) -> str:
     return _object(spec).to_ical().decode("utf-8")
 
 
-def ics_bytes(spec: EventSpec, *more: EventSpec) -> bytes:
+def ics_bytes(spec: EventSpec, *more: EventSpec, cancel: bool = False) -> bytes:
     """The .ics file a client gets attached (METHOD:PUBLISH, imports into any calendar app); several events
-    when a series was split in two."""
-    cal = _object(spec, "PUBLISH")
+    when a series was split in two.
+
+    With `cancel`, METHOD:CANCEL and STATUS:CANCELLED under the same UID (the SEQUENCE the
+    cancellation gave it): calendar apps remove the copy they imported.
+    """
+    cal = _object(spec, "CANCEL" if cancel else "PUBLISH")
     for other in more:
         extra = _object(other)
         cal.subcomponents += [c for c in extra.subcomponents if c.name == "VEVENT"]
+    if cancel:
+        for ev in cal.walk("VEVENT"):
+            ev.pop("STATUS", None)
+            ev.add("STATUS", "CANCELLED")
     cal.subcomponents = [c for c in cal.subcomponents if c.name != "VTIMEZONE"]
     cal.add_missing_timezones()
     return cal.to_ical()
@@ -183,6 +197,7 @@ def from_ical(text: str | bytes) -> EventSpec:
         status="CONFIRMED" if status == "CONFIRMED" else "TENTATIVE",
         sequence=int(ev.get("SEQUENCE", 0)),
         appointment_id=int(str(link)) if link is not None and str(link).strip().isdigit() else 0,
+        url=str(ev.get("URL", "")),
     )
 
 

@@ -51,6 +51,7 @@ class EventSpec:
     sequence: int
     appointment_id: int
     recurrence: RecurrenceSpec | None = None  # a series: start/end are its first instance under the rule
+    url: str = ""  # the visit's video room (URL and CONFERENCE, RFC 7986), if it has one
 
 
 class CalendarPort(Protocol):

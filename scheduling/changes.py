@@ -22,9 +22,15 @@ class ChangeService:
         return appt.start - timedelta(hours=spec.cancellation.free_until_hours)
 
     def may_move(self, appt: AppointmentRow) -> bool:
-        """Only a confirmed visit (not itself a request to move), and only until the deadline."""
+        """Only a confirmed single visit (not a request to move, not one of a series), until the deadline.
+
+        A series' visits are moved by the series rules (this one, this and following, all).
+        """
         return (
-            appt.status == Status.CONFIRMED and appt.replaces_id is None and self.booking.clock() <= self.deadline(appt)
+            appt.status == Status.CONFIRMED
+            and appt.replaces_id is None
+            and appt.series_id is None
+            and self.booking.clock() <= self.deadline(appt)
         )
 
     def move_specialists(self, appt: AppointmentRow) -> list[str] | None:

@@ -110,6 +110,21 @@ def local(text: str, lang: str) -> str:
     return text.local(lang) if isinstance(text, LocalText) else text
 
 
+def _meeting_link(value: Any) -> str:
+    """A video room URL, optionally with `{appointment}` where each visit's own room name goes."""
+    text = str(value).strip()
+    if not text:
+        return ""
+    if not text.startswith(("https://", "http://")):
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    if "{" in text.replace("{appointment}", "") or "}" in text.replace("{appointment}", ""):
+        raise ValueError("the only placeholder a link may hold is {appointment}")
+    return text
+
+
+MeetingLink = Annotated[str, BeforeValidator(_meeting_link)]
+
+
 def _zone(value: Any) -> str:
     try:
         ZoneInfo(str(value))
@@ -169,6 +184,7 @@ class Location(_Strict):
     address: LocalText = LocalText("")
     timezone: TimeZoneName | None = None
     kind: Literal["on_site", "online"] = "on_site"
+    video_link: MeetingLink = Field("", description="video room for visits here, unless the specialist has one")
 
 
 class Service(_Strict):
@@ -277,6 +293,8 @@ class Specialist(_Strict):
     min_notice_hours: float = Field(12, ge=0)
     horizon_days: int = Field(60, gt=0, le=730)
     cancellation: CancellationPolicy = CancellationPolicy()
+    # A fixed room, or a template with {appointment} for a room per visit (e.g. https://meet.jit.si/harbour-{appointment}).
+    video_link: MeetingLink = ""
     calendar: CalendarKind | None = Field(
         None, description="where bookings are written; default: caldav with a caldav.url, else embedded"
     )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -315,6 +316,64 @@ class PartnerEventRow(QueueColumns, Base):
     event: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class MessageRow(Base):
+    """A message between a client and a specialist about an appointment, kept only until delivered."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
+    to_client: Mapped[bool]  # False: from the client to the specialist
+    sender: Mapped[str] = mapped_column(String(100))  # "client:<id>", "specialist:<telegram id>", "admin:<...>"
+    text: Mapped[str] = mapped_column(Text)
+    relayed: Mapped[bool] = mapped_column(default=False)  # part of a chat visit: shown without buttons
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+
+
+class WaitingRow(Base):
+    """A client waiting for an earlier time (the "ASAP" flag), and the offer they hold, if any."""
+
+    __tablename__ = "waiting_list"
+    __table_args__ = (Index("ix_waiting_list_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    specialist_id: Mapped[str | None] = mapped_column(String(64))  # None: any specialist offering the service
+    first_day: Mapped[date] = mapped_column(Date)  # local dates, inclusive
+    last_day: Mapped[date] = mapped_column(Date)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))  # move this visit earlier
+    status: Mapped[str] = mapped_column(String(16))  # waiting, offered, done, left
+    created_at: Mapped[datetime]
+    offer_start: Mapped[datetime | None]
+    offer_specialist: Mapped[str | None] = mapped_column(String(64))
+    offer_expires_at: Mapped[datetime | None]
+    offer_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    offer_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Offers this client let lapse or turned down ("<specialist>|<iso start>"), never offered again.
+    passed: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class EmailRow(Base):
+    """An e-mail to a client waiting to be sent; deleted once it is (nothing is kept after)."""
+
+    __tablename__ = "emails"
+    __table_args__ = (Index("ix_emails_due", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    ics: Mapped[str | None] = mapped_column(Text)  # the attached calendar file, if any
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class SpecialistLockRow(Base):

@@ -72,7 +72,24 @@ async def test_example_without_token_is_fine_and_says_what_was_not_checked(
     assert "✔ specialist anna: embedded calendar" in out
     assert "✔ specialist jonas: embedded calendar" in out
     assert re.search(r"anna: http://127\.0\.0\.1:8080/feeds/anna/[0-9a-f]{32}\.ics", out)
+    assert "– e-mail: off (BOOKINGBOT_SMTP_HOST not set), nothing is e-mailed to clients" in out
     assert out.rstrip().endswith("All good.")
+
+
+async def test_an_smtp_server_that_does_not_answer_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        config=example_with(tmp_path),
+        data_dir=tmp_path / "data",
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_security="none",
+        smtp_from="bot@example.org",
+    )
+    assert await run_check(settings) == 1
+    (bad,) = lines(capsys.readouterr().out, "✘")
+    assert "BOOKINGBOT_SMTP_HOST" in bad and "refused or did not answer" in bad
 
 
 async def test_shipped_example_asks_for_approvers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

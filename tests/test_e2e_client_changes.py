@@ -28,7 +28,7 @@ async def _ask_to_move(bot: Bot, telegram_id: int):  # type: ignore[no-untyped-d
     await bot.anna.tap("Approve")
     visit = await _appointment(bot, telegram_id)
     await client.send("/my")
-    assert labels(client.last) == ["Move #1", "Cancel #1"]
+    assert labels(client.last) == ["Move #1", "Cancel #1", "Earlier time? #1", "Message the specialist about #1"]
     await client.tap("Move #1")
     assert "Moving your appointment of Wednesday, December 2, 2026, 09:00" in client.last.text
     assert "Who would you like to see?" not in client.last.text  # the same specialist
@@ -168,3 +168,26 @@ async def test_a_long_note_is_said_to_be_cut_and_a_bad_name_gets_one_message(bot
     replies = client.messages[before:]
     assert len(replies) == 1 and "does not look like a name" in replies[0].text
     assert replies[0].text.count("first and last name") == 1  # the refusal asks again itself
+
+
+async def test_the_reminder_offers_move_and_cancel(bot: Bot) -> None:
+    client = bot.user(7110, "Client")
+    await book_first_consultation(client, note=None)
+    await bot.anna.tap("Approve")
+    bot.clock.advance(hours=25, minutes=5)  # inside 24 hours before the visit
+    await bot.sweep()
+    assert "A reminder of your appointment" in client.last.text
+    assert client.last.buttons == [["Move", "Cancel"]]
+    await client.tap("Move")
+    # Inside Anna's 24-hour limit: the policy and the contact, no pickers.
+    assert "too late to move" in client.last.text and "kontakt@example.org" in client.last.text
+
+
+async def test_slash_cancel_removes_the_dialogs_buttons(bot: Bot) -> None:
+    client = bot.user(7111, "Client")
+    await client.send("/book")
+    await client.tap("City centre office")
+    dialog = client.last
+    await client.send("/cancel")
+    assert "Booking cancelled" in client.last.text
+    assert dialog.buttons == []  # the same message, edited

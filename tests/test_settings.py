@@ -31,6 +31,10 @@ def test_command_line_overrides_the_environment() -> None:
         ({"BOOKINGBOT_CALDAV_PORT": "http"}, "BOOKINGBOT_CALDAV_PORT"),
         ({"BOOKINGBOT_LISTEN": "8080"}, "BOOKINGBOT_LISTEN"),
         ({"BOOKINGBOT_WEBHOOK_URL": "https://bot.example.org/hook"}, "BOOKINGBOT_WEBHOOK_SECRET"),
+        ({"BOOKINGBOT_SMTP_HOST": "smtp.example.org"}, "BOOKINGBOT_SMTP_FROM"),
+        ({"BOOKINGBOT_SMTP_PORT": "smtp"}, "BOOKINGBOT_SMTP_PORT"),
+        ({"BOOKINGBOT_SMTP_SECURITY": "ssl3"}, "BOOKINGBOT_SMTP_SECURITY"),
+        ({"BOOKINGBOT_SMTP_USER": "bot"}, "BOOKINGBOT_SMTP_PASSWORD"),
     ],
 )
 def test_wrong_settings_name_the_variable(env: dict[str, str], named: str) -> None:
@@ -84,3 +88,18 @@ def test_run_with_an_unreachable_calendar_stops_with_a_message(
     assert code == 2
     err = capsys.readouterr().err
     assert "cannot start" in err and "127.0.0.1:9" in err
+
+
+def test_smtp_settings_from_the_environment_keep_the_password_out_of_sight() -> None:
+    settings = load_settings(
+        env={
+            "BOOKINGBOT_SMTP_HOST": "smtp.example.org",
+            "BOOKINGBOT_SMTP_PORT": "465",
+            "BOOKINGBOT_SMTP_SECURITY": "TLS",
+            "BOOKINGBOT_SMTP_USER": "bot",
+            "BOOKINGBOT_SMTP_PASSWORD": "s3cret-value",
+            "BOOKINGBOT_SMTP_FROM": "bookings@example.org",
+        }
+    )
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_security) == ("smtp.example.org", 465, "tls")
+    assert settings.smtp_password == "s3cret-value" and "s3cret-value" not in repr(settings)

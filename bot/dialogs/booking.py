@@ -16,6 +16,7 @@ from telegram import (
     ReplyKeyboardMarkup,
 )
 
+from bot.dialogs import waitlist as waitlist_texts
 from bot.dialogs.draft import Draft
 from bot.dialogs.render import (
     Gettext,
@@ -44,6 +45,7 @@ from scheduling.contact import clean_email, clean_name, normalize_phone
 from scheduling.model import Channel, Slot
 from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
 from scheduling.store import AppointmentRow, ClientRow
+from scheduling.waitlist import WaitingList
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +299,25 @@ async def screen_day(c: Ctx) -> Screen | str:
                 row.append(_button("·", "noop", "day"))
         rows.append(row)
     text = _("Choose a day; days with free times show their date.") if free else _("No free times this month.")
-    return Screen(_header(c) + text, [*rows, _nav(c)])
+    if d.moving is None and await _may_wait(c):
+        rows.append([_button(_("Tell me if a time frees up this month"), "wait")])
+    return Screen(_with_notice(c, _header(c) + text), [*rows, _nav(c)])
+
+
+async def _may_wait(c: Ctx) -> bool:
+    """The waiting list books straight away when a time is taken, so it needs the details a request needs."""
+    if not (c.client.name and c.client.phone):
+        return False
+    async with c.booking.store.tx() as tx:
+        return await tx.has_consent(c.client.id, c.practice.practice.policy_version)
+
+
+def _month_range(c: Ctx) -> tuple[date, date]:
+    """The days of the month the day picker shows that can still be booked."""
+    assert c.draft.month
+    month = date.fromisoformat(c.draft.month + "-01")
+    last_of_month = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    return max(month, _today(c)), min(last_of_month, _last_day(c))
 
 
 def _merged(slots: list[Slot]) -> dict[datetime, list[Slot]]:
@@ -549,6 +569,19 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
         if not _today(c) <= day <= _last_day(c):
             raise Forged(verb)
         d.day, d.part, d.step = arg, None, "time"
+    elif verb == "wait" and d.step == "day" and d.month and d.moving is None and await _may_wait(c):
+        assert d.service and d.location
+        first, last = _month_range(c)
+        await WaitingList(c.booking).join(
+            c.client.id,
+            service_id=d.service,
+            location_id=d.location,
+            specialist_id=None if d.specialist == "*" else d.specialist,
+            first_day=first,
+            last_day=last,
+            only_new=True,
+        )
+        return Screen(waitlist_texts.joined(d.lang, first, last), done=True)
     elif verb == "part" and d.step == "time" and arg in PARTS:
         # A part with no times is never offered; a tap on one (stale or forged) just shows the whole day.
         d.part = None if d.part == arg else arg

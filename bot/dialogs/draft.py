@@ -31,6 +31,8 @@ class Draft:
     source: str | None = None
     notice: str | None = None  # a one-off notice shown above the next screen
     reason_for: int | None = None  # a specialist typing a decline reason for this appointment
+    message_for: int | None = None  # typing a message to the other party of this appointment
+    message_staff: bool = False  # ... as its specialist (or an admin), not as its client
     active: bool = False  # a booking dialog is under way
     reply_keyboard: bool = False  # the "share my number" keyboard is showing and must be removed
     moving: int | None = None  # the appointment this dialog asks to move (None: a new booking)

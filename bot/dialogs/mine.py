@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.dialogs.messages import write_button
 from bot.dialogs.render import contact_the_practice, status_label, when
 from bot.dialogs.specialist import Message
 from bot.i18n import gettext_for
@@ -27,12 +29,14 @@ def listing(
     appts: list[AppointmentRow],
     moves: dict[int, AppointmentRow],
     lang: str,
+    waiting: Collection[int] = (),
     *,
     expand: int | None = None,
 ) -> Message:
     """Upcoming requests and appointments with their buttons; a pending move is shown under its visit.
 
     A series takes one line (its next visit and how many follow) unless it is the one `expand`ed.
+    `waiting`: visits whose client waits for an earlier time.
     """
     _ = gettext_for(lang)
     if not appts:
@@ -68,10 +72,15 @@ def listing(
             to = when(lang, practice, move.location_id, move.start)
             lines.append("   " + _("Move to {when} requested; waiting for the specialist.").format(when=escape(to)))
             row.append(_button(_("Keep #{number} as is").format(number=i), "w", move.id))
-        elif appt.status == Status.CONFIRMED:
+        elif appt.status == Status.CONFIRMED and appt.series_id is None:
             row.append(_button(_("Move #{number}").format(number=i), "mv", appt.id))
         row.append(_button(_("Cancel #{number}").format(number=i), "c", appt.id))
         rows.append(row)
+        if appt.id in waiting:
+            lines.append("   " + _("You are waiting for an earlier time."))
+        elif appt.status == Status.CONFIRMED and move is None and appt.series_id is None:
+            rows.append([_button(_("Earlier time? #{number}").format(number=i), "e", appt.id)])
+        rows.append([write_button(_("Message the specialist about #{number}").format(number=i), appt.id, staff=False)])
     return Message("\n".join(lines), InlineKeyboardMarkup(rows))
 
 

@@ -9,6 +9,7 @@ from html import escape
 from babel.dates import format_date, format_time
 
 from scheduling.config import Practice, local
+from scheduling.meeting import video_link
 from scheduling.model import Channel, Status
 from scheduling.store import AppointmentRow
 
@@ -37,16 +38,31 @@ def status_label(_: Gettext, status: str) -> str:
     }[Status(status)]
 
 
-def channel_instructions(_: Gettext, lang: str, practice: Practice, channel: str, location_id: str) -> str:
-    """What the client should expect for this channel: the address on site, the call otherwise."""
-    if channel == Channel.ON_SITE:
-        loc = practice.location_by_id[location_id]
+def visit_link(practice: Practice, appt: AppointmentRow) -> str:
+    """The appointment's video room ("" unless a video visit with a link configured)."""
+    return video_link(
+        practice, specialist_id=appt.specialist_id, location_id=appt.location_id, uid=appt.uid, channel=appt.channel
+    )
+
+
+def channel_instructions(_: Gettext, lang: str, practice: Practice, appt: AppointmentRow) -> str:
+    """What the client should expect for the visit's channel: the address, the video link, the call, the chat."""
+    if appt.channel == Channel.ON_SITE:
+        loc = practice.location_by_id[appt.location_id]
         return _("Address: {address}").format(address=escape(local(loc.address or loc.name, lang)))
-    return {
-        Channel.VIDEO: _("You will receive a video link before the appointment."),
-        Channel.PHONE: _("The specialist will call you at the number you gave."),
-        Channel.CHAT: _("The specialist will write to you here at the agreed time."),
-    }[Channel(channel)]
+    if appt.channel == Channel.VIDEO:
+        link = visit_link(practice, appt)
+        if link:
+            return _("Video link: {url}").format(url=escape(link))
+        return _("The specialist will send you the video link here before the appointment.")
+    if appt.channel == Channel.PHONE:
+        phone = appt.client.phone if appt.client is not None else None
+        if phone:
+            return _("The specialist will call you at the number you gave: {phone}").format(phone=escape(phone))
+        return _("The specialist will call you at the number you gave.")
+    return _(
+        "At the appointment's time, write here: your messages go to the specialist and their replies come back here."
+    )
 
 
 def when(lang: str, practice: Practice, location_id: str, start: datetime, *, with_zone: bool = False) -> str:

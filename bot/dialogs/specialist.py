@@ -39,8 +39,12 @@ def _button(label: str, *parts: str | int) -> InlineKeyboardButton:
 
 def _client_lines(_: Gettext, appt: AppointmentRow, client: ClientRow) -> list[str]:
     """Who the client is and what they wrote, for the specialist."""
+    name = escape(client.name or "")
+    if client.telegram_id is not None:
+        # A mention by user id: the specialist can open the client's profile and write directly.
+        name = f'<a href="tg://user?id={client.telegram_id}">{name or escape(_("Client"))}</a>'
     lines = [
-        _("Client: {name}").format(name=escape(client.name or "")),
+        _("Client: {name}").format(name=name),
         _("Phone: {phone}").format(phone=escape(client.phone or "")),
     ]
     if client.email:
@@ -120,7 +124,7 @@ def _letter(
     """A message to the client: a heading, the appointment's facts, what to expect (`how`), then paragraphs."""
     lines = [heading, "", *appointment_facts(_, lang, practice, appt)]
     if how:
-        lines.append(channel_instructions(_, lang, practice, appt.channel, appt.location_id))
+        lines.append(channel_instructions(_, lang, practice, appt))
     for paragraph in after:
         if paragraph:
             lines += ["", paragraph]
@@ -168,10 +172,9 @@ def reminder_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> 
     _ = gettext_for(lang)
     heading, footer = _("A reminder of your appointment:"), _("Send /my to see or cancel your appointments.")
     text = _letter(_, lang, practice, appt, heading, _instructions(practice, appt, lang), footer, how=True)
-    buttons = [
-        InlineKeyboardButton(_("Move"), callback_data=f"m|mv|{appt.id}"),
-        InlineKeyboardButton(_("Cancel"), callback_data=f"m|c|{appt.id}"),
-    ]
+    buttons = [InlineKeyboardButton(_("Cancel"), callback_data=f"m|c|{appt.id}")]
+    if appt.series_id is None:  # a series' visits move by the series rules, in /my
+        buttons.insert(0, InlineKeyboardButton(_("Move"), callback_data=f"m|mv|{appt.id}"))
     return Message(text, InlineKeyboardMarkup([buttons]))
 
 
@@ -182,6 +185,20 @@ def moved_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> str
         _("Send /my to see or cancel your appointments."),
     )
     return _letter(_, lang, practice, appt, heading, footer)
+
+
+def cancellation_confirmed(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+    """The client's own cancellation, for the e-mail that carries the calendar file removing it."""
+    _ = gettext_for(lang)
+    paragraphs = [_("It was a late cancellation: the practice may charge for it.")] if appt.cancelled_late else []
+    return _letter(_, lang, practice, appt, _("Your appointment is cancelled."), *paragraphs)
+
+
+def send_video_link(practice: Practice, appt: AppointmentRow, lang: str) -> str:
+    """Remind the specialist that a video visit has no link configured: they send one themselves."""
+    _ = gettext_for(lang)
+    heading = _("No video link is set up for this video visit: please send the client a link before it.")
+    return _letter(_, lang, practice, appt, heading)
 
 
 def cancelled_by_specialist(practice: Practice, appt: AppointmentRow, lang: str) -> Message:

@@ -15,6 +15,7 @@ from bot.dialogs import booking as dialog
 from bot.dialogs import draft as drafts
 from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
+from bot.handlers import messages as message_handlers
 from bot.handlers import specialist as specialist_handlers
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
@@ -155,6 +156,12 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     draft, message_id = await drafts.load(d.store, chat_id)
     client = await client_of(d, update)
     _ = gettext_for(d.language(client))
+    if draft is not None and draft.message_for is not None:
+        # Only the message being typed is dropped; a booking under way stays.
+        draft.message_for, draft.message_staff = None, False
+        await drafts.save(d.store, chat_id, draft, message_id)
+        await update.effective_message.reply_text(_("The message was not sent."))  # type: ignore[union-attr]
+        return
     async with d.store.tx() as tx:
         await tx.delete_draft(chat_id)
     if message_id:
@@ -257,6 +264,11 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if draft is not None and draft.reason_for is not None:
         await specialist_handlers.typed_reason(update, context, draft, message_id)
         return
+    if draft is not None and draft.message_for is not None:
+        await message_handlers.typed(update, context, draft, message_id)
+        return
+    if (draft is None or not draft.active) and await message_handlers.relay(update, context):
+        return  # a chat visit is on: the text went to the other party
     client = await client_of(d, update)
     _ = gettext_for(d.language(client))
     if draft is None or not draft.active:

@@ -11,18 +11,19 @@ from bot import notify
 from bot.deps import Deps, deps
 from bot.dialogs import mine
 from bot.dialogs import specialist as texts
+from bot.dialogs import waitlist as waitlist_texts
 from bot.dialogs.specialist import Message
 from bot.handlers import client as client_handlers
 from bot.handlers.client import client_of
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for
 from scheduling.booking import AlreadyDecided, CancellationClosed, NotAllowed
-from scheduling.model import ACTIVE_STATUSES
+from scheduling.model import ACTIVE_STATUSES, Status
 from scheduling.store import ClientRow
 
 log = logging.getLogger(__name__)
 
-_VERBS = ("c", "y", "l", "n", "mv", "w", "x")
+_VERBS = ("c", "y", "l", "n", "mv", "w", "x", "e")
 
 
 async def listing(d: Deps, client: ClientRow, *, expand: int | None = None) -> Message:
@@ -31,7 +32,8 @@ async def listing(d: Deps, client: ClientRow, *, expand: int | None = None) -> M
         appts = await tx.client_appointments(client.id, upcoming_from=d.booking.clock())
         visits = [a for a in appts if a.status in ACTIVE_STATUSES and a.replaces_id is None]
         moves = await tx.pending_moves([a.id for a in visits])
-    return mine.listing(d.practice, visits, moves, d.language(client), expand=expand)
+    waiting = {w.appointment_id for w in await d.waitlist.waiting(client.id) if w.appointment_id is not None}
+    return mine.listing(d.practice, visits, moves, d.language(client), waiting, expand=expand)
 
 
 async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -82,6 +84,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         await edit_quietly(context.bot, chat_id, message_id, markup=None)
         await client_handlers.begin_move(update, context, d, client, appt)
+        return
+    if verb == "e":
+        await answer(query)
+        if appt.status == Status.CONFIRMED:
+            await d.waitlist.join_earlier(appt)
+            await edit_quietly(context.bot, chat_id, message_id, text=waitlist_texts.joined_earlier(lang))
+            await notify.offer_freed_time(context.bot, d)
+        else:
+            await edit_quietly(context.bot, chat_id, message_id, text=texts.already(lang, appt.status))
         return
     if verb == "w":
         try:
