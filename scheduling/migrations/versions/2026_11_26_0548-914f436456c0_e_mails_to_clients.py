@@ -1,7 +1,7 @@
 """E-mails to clients, queued until the SMTP server takes them.
 
 Revision ID: 914f436456c0
-Revises: 7961c4232cf6
+Revises: 23728b39a39e
 Create Date: 2026-11-26 05:48:31.039022
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "914f436456c0"
-down_revision = "7961c4232cf6"
+down_revision = "23728b39a39e"
 branch_labels = None
 depends_on = None
 
