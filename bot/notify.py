@@ -251,7 +251,8 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     await _to_deciders(bot, d, appt, cancelled_for_specialist(d.practice, appt, staff_lang(d)))
     await refresh_request(bot, d, appt)
     client = await _client_of(d, appt)
-    if appt.status == Status.CANCELLED and appt.replaces_id is None:
+    # A series visit's calendar file is the series' own: the series changes send it, not this.
+    if appt.status == Status.CANCELLED and appt.replaces_id is None and appt.series_id is None:
         text = texts.cancellation_confirmed(d.practice, appt, d.language(client))
         await _tell(bot, d, client, appt, text, kind="cancelled", shown=True)
     await d.waitlist.visit_ended(appt.id)
