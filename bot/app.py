@@ -6,8 +6,8 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from telegram import BotCommand, Update
-from telegram.error import BadRequest, Forbidden
+from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -21,7 +21,7 @@ from telegram.ext import (
 
 from bot import notify, webhook_reply
 from bot.deps import Deps, deps
-from bot.handlers import account, alerts, client, connect, messages, mine, specialist, waitlist
+from bot.handlers import account, alerts, client, connect, messages, mine, specialist, waitlist, workspace
 from bot.handlers.common import answer, harmless
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
@@ -101,6 +101,24 @@ async def set_commands(app: Application) -> None:
             BotCommand("help", _("Help and the practice's contact")),
         ]
         await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+        staff_commands = [
+            BotCommand("agenda", _("The week's requests and appointments")),
+            BotCommand("new", _("Book a visit for a client")),
+            BotCommand("find", _("Find a client's appointments")),
+            *commands,
+        ]
+        d = deps(app)
+        staff = {s.telegram_id for s in d.practice.specialists if s.telegram_id} | set(d.practice.practice.admins)
+        for chat_id in sorted(staff):
+            try:
+                await app.bot.set_my_commands(
+                    staff_commands,
+                    scope=BotCommandScopeChat(chat_id),
+                    language_code=None if lang == "en" else lang,
+                )
+            except TelegramError as exc:
+                # Telegram knows no chat with someone who never started the bot.
+                log.info("no staff command menu for a chat yet: %s", exc.message)
 
 
 def build_application(
@@ -146,6 +164,11 @@ def build_application(
     app.add_handler(CallbackQueryHandler(alerts.button, pattern=r"^a\|"))
     app.add_handler(CallbackQueryHandler(messages.write_button, pattern=r"^w\|"))
     app.add_handler(CallbackQueryHandler(waitlist.button, pattern=r"^q\|"))
+    app.add_handler(CommandHandler("new", workspace.new_visit))
+    app.add_handler(CommandHandler("find", workspace.find))
+    app.add_handler(CallbackQueryHandler(workspace.button, pattern=r"^k\|"))
+    app.add_handler(CallbackQueryHandler(workspace.flow_button, pattern=r"^v\|"))
+    app.add_handler(CallbackQueryHandler(workspace.proposal, pattern=r"^p\|"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.CONTACT, client.contact))
     staff = [s.telegram_id for s in d.practice.specialists if s.telegram_id]

@@ -9,7 +9,7 @@ from bot.dialogs.render import channel_label, visit_link
 from bot.i18n import gettext_for
 from scheduling.calendar import EventSpec, OverrideSpec, RecurrenceSpec
 from scheduling.config import Practice, local
-from scheduling.model import Status
+from scheduling.model import PENDING_STATUSES, Status
 from scheduling.series import series_layout, shown
 from scheduling.store import AppointmentRow, ClientRow
 from scheduling.store_series import SeriesRow
@@ -36,6 +36,8 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
         lines.append(_("Note: {note}").format(note=appt.note))
     if appt.status == Status.REQUESTED:
         lines.append(_("Waiting for your approval in Telegram."))
+    elif appt.status == Status.PROPOSED:
+        lines.append(_("Proposed to the client, waiting for their answer in Telegram."))
     title = service.name
     partner = practice.partner_by_id.get(appt.partner_booking.partner_id) if appt.partner_booking else None
     if partner is not None:
@@ -50,7 +52,7 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
         summary=f"{title}: {who}",
         description="\n".join(lines),
         location=link or location.address or location.name,
-        status="TENTATIVE" if appt.status == Status.REQUESTED else "CONFIRMED",
+        status="TENTATIVE" if appt.status in PENDING_STATUSES else "CONFIRMED",
         sequence=appt.sequence,
         appointment_id=appt.id,
         url=link,

@@ -44,18 +44,23 @@ Commands:
   /tap <label>       tap a shown button by its label (or part of it); /tap /regex/ taps the first match
   /contact [phone]   share a phone number (default {phone}), as Telegram's contact button does
   /as <who>          speak as someone else: {people}
+As a specialist (e.g. /as anna): /agenda lists the week with a card per visit (move, cancel, reassign,
+  notes, flags, came / did not come), /new books a visit for a client, /find <name or phone> finds one.
   /help              this list;   /quit (or Ctrl-D) ends the demo
 Anything else is sent to the bot as a message: /start, /book, /cancel, a name, a note ..."""
 
 
 def demo_practice(practice: Practice) -> Practice:
-    """The practice with a demo Telegram id for every specialist that has none."""
+    """The practice with a demo Telegram id for every specialist that has none, and the first one an admin."""
     data = practice.model_dump()
     taken = {s["telegram_id"] for s in data["specialists"] if s.get("telegram_id")}
     ids = (n for n in range(FIRST_SPECIALIST_ID, FIRST_SPECIALIST_ID + 10_000) if n not in taken)
     for spec in data["specialists"]:
         if not spec.get("telegram_id"):
             spec["telegram_id"] = next(ids)
+    if not data["practice"].get("admins") and data["specialists"]:
+        # The first specialist also runs the practice, so the demo shows the admin's tools (delete) too.
+        data["practice"]["admins"] = [data["specialists"][0]["telegram_id"]]
     return parse_practice(data)
 
 
@@ -362,7 +367,10 @@ async def run_demo(
         await _chat(terminal, LineReader(stdin, stdout))
         try:
             # Write what is still queued for the calendar before it stops, like `bookingbot run` does.
-            await runtime.worker.run_once()
+            # One pass writes one change per appointment (in order): repeat until nothing is left.
+            for _pass in range(20):
+                if not await runtime.worker.run_once():
+                    break
         except Exception:
             log.exception("could not flush the calendar outbox")
         terminal.write(f"Demo stopped. Bookings stay in {settings.data_dir}.")

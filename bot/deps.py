@@ -11,11 +11,14 @@ from bot.mail import Mailer
 from providers.connections import Connections
 from scheduling.booking import BookingService
 from scheduling.changes import ChangeService
+from scheduling.clients import ClientRecords
 from scheduling.config import Practice
 from scheduling.locks import KeyLocks
 from scheduling.partners import PartnerService
 from scheduling.series import SeriesService
+from scheduling.staff_changes import StaffChanges
 from scheduling.store import ClientRow, Store
+from scheduling.visits import StaffBooking
 from scheduling.waitlist import WaitingList
 
 
@@ -47,6 +50,24 @@ class Deps:
     def waitlist(self) -> WaitingList:
         """Clients waiting for an earlier time (stateless: made on demand)."""
         return WaitingList(self.booking)
+
+    @cached_property
+    def visits(self) -> StaffBooking:
+        return StaffBooking(self.booking)
+
+    @cached_property
+    def staff_changes(self) -> StaffChanges:
+        return StaffChanges(self.booking)
+
+    @cached_property
+    def records(self) -> ClientRecords:
+        return ClientRecords(self.booking)
+
+    async def staff_language(self, telegram_id: int) -> str:
+        """The language a staff member is written to in: their Telegram language, else the practice's."""
+        async with self.store.tx() as tx:
+            row = await tx.client_by_telegram(telegram_id)
+        return self.language(row)
 
     def language(self, client: ClientRow | None) -> str:
         """The language a client is answered in: theirs, else the practice's."""

@@ -16,8 +16,10 @@ from bot.dialogs import messages as message_texts
 from bot.dialogs import series as series_texts
 from bot.dialogs import specialist as texts
 from bot.dialogs import waitlist as waitlist_texts
+from bot.dialogs import workspace as work_texts
 from bot.dialogs.mine import cancelled_for_specialist
 from bot.dialogs.render import visit_link
+from bot.dialogs.specialist import Message
 from bot.handlers.common import edit_quietly
 from bot.i18n import gettext_for
 from bot.mail import plain
@@ -28,13 +30,16 @@ from scheduling.db import MessageRow
 from scheduling.messages import Messages
 from scheduling.model import Channel, Status
 from scheduling.series import SeriesChange
+from scheduling.staff_changes import Move
 from scheduling.store import AppointmentRow, ClientRow
 from scheduling.store_series import SeriesRow
+from scheduling.visits import STAFF_SOURCE
 
 log = logging.getLogger(__name__)
 
 
 def staff_lang(d: Deps) -> str:
+    """The practice's language, for staff messages not addressed to one person (see Deps.staff_language)."""
     return d.practice.practice.language
 
 
@@ -44,7 +49,7 @@ def _recipients(d: Deps, appt: AppointmentRow) -> list[int]:
     return [spec.telegram_id] if spec.telegram_id else list(d.practice.practice.admins)
 
 
-async def _client_of(d: Deps, appt: AppointmentRow) -> ClientRow:
+async def client_of(d: Deps, appt: AppointmentRow) -> ClientRow:
     async with d.store.tx() as tx:
         client = await tx.get_client(appt.client_id)
     assert client is not None
@@ -68,21 +73,21 @@ async def _series_of(d: Deps, appt: AppointmentRow) -> tuple[SeriesRow, list[App
     return (series, rows) if series is not None else None
 
 
-async def _request_message(d: Deps, appt: AppointmentRow) -> texts.Message:
-    """The request as the specialist sees it; a series' request lists every date, decided as a whole."""
-    client = await _client_of(d, appt)
-    msg = await _staff_message(d, appt, client)
+async def _request_message(d: Deps, appt: AppointmentRow, chat_id: int) -> texts.Message:
+    """The request as one staff member sees it; a series' request lists every date, decided as a whole."""
+    client = await client_of(d, appt)
+    msg = await _staff_message(d, appt, client, chat_id)
     found = await _series_of(d, appt)
     if found is not None:
-        msg = series_texts.with_dates(msg, d.practice, *found, staff_lang(d))
+        msg = series_texts.with_dates(msg, d.practice, *found, await d.staff_language(chat_id))
     return msg
 
 
 async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Send the request with Approve / Decline; remembered so later changes edit the same message."""
-    msg = await _request_message(d, appt)
     found = await _series_of(d, appt)
     for chat_id in _recipients(d, appt):
+        msg = await _request_message(d, appt, chat_id)
         try:
             sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
         except Forbidden:
@@ -95,27 +100,28 @@ async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
         return
 
 
-async def _staff_message(d: Deps, appt: AppointmentRow, client: ClientRow) -> texts.Message:
-    """The specialist's message about an appointment: a partner's booking, or a client's request."""
+async def _staff_message(d: Deps, appt: AppointmentRow, client: ClientRow, chat_id: int) -> texts.Message:
+    """The specialist's message about an appointment (a partner's booking, or a client's request) for one chat."""
+    lang = await d.staff_language(chat_id)
     if appt.partner_booking is not None:
         refusable = d.partners.may_refuse(appt.partner_booking)
-        return texts.partner_booking_message(d.practice, appt, client, staff_lang(d), refusable=refusable)
-    return texts.request_message(d.practice, appt, client, staff_lang(d), await replaced(d, appt))
+        return texts.partner_booking_message(d.practice, appt, client, lang, refusable=refusable)
+    return texts.request_message(d.practice, appt, client, lang, await replaced(d, appt))
 
 
 async def refresh_request(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Show the request's new status in the specialist's message, without buttons once decided."""
     if appt.request_chat_id is None or appt.request_message_id is None:
         return
-    msg = await _request_message(d, appt)
+    msg = await _request_message(d, appt, appt.request_chat_id)
     await edit_quietly(bot, appt.request_chat_id, appt.request_message_id, text=msg.text, markup=msg.markup)
 
 
 async def tell_partner_booking(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """A partner booked: the specialist learns of it, with Refuse for the partner's refusal window."""
-    client = await _client_of(d, appt)
-    msg = await _staff_message(d, appt, client)
+    client = await client_of(d, appt)
     for chat_id in _recipients(d, appt):
+        msg = await _staff_message(d, appt, client, chat_id)
         try:
             sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
         except TelegramError as exc:
@@ -183,7 +189,7 @@ async def _tell(
 
 async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Tell the client, with an .ics file for their own calendar (a move: the visit's new time)."""
-    client = await _client_of(d, appt)
+    client = await client_of(d, appt)
     lang = d.language(client)
     original = await replaced(d, appt)
     if appt.status == Status.MOVED and original is not None:
@@ -218,7 +224,7 @@ async def _to_deciders(bot: Bot, d: Deps, appt: AppointmentRow, text: str) -> No
 
 
 async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
-    client = await _client_of(d, appt)
+    client = await client_of(d, appt)
     lang = d.language(client)
     original = await replaced(d, appt)
     if original is not None:
@@ -234,7 +240,10 @@ async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 
 async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Both are told: the client may choose again (or keeps the visit a move was for), the buttons go away."""
-    client = await _client_of(d, appt)
+    client = await client_of(d, appt)
+    if appt.source == STAFF_SOURCE:
+        await proposal_lapsed(bot, d, appt, client)
+        return
     lang = d.language(client)
     original = await replaced(d, appt)
     if original is not None:
@@ -250,7 +259,7 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """The client cancelled: the specialist is told and their request message updated; the client's copy goes."""
     await _to_deciders(bot, d, appt, cancelled_for_specialist(d.practice, appt, staff_lang(d)))
     await refresh_request(bot, d, appt)
-    client = await _client_of(d, appt)
+    client = await client_of(d, appt)
     # A series visit's calendar file is the series' own: the series changes send it, not this.
     if appt.status == Status.CANCELLED and appt.replaces_id is None and appt.series_id is None:
         text = texts.cancellation_confirmed(d.practice, appt, d.language(client))
@@ -262,7 +271,7 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
     """The specialist moved or removed the event in their calendar app: tell the client, update the request."""
     appt = change.appointment
-    client = await _client_of(d, appt)
+    client = await client_of(d, appt)
     lang = d.language(client)
     if not change.removed:
         kind = "changed" if appt.status == Status.CONFIRMED else None
@@ -279,7 +288,7 @@ async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
 
 async def series_changed(bot: Bot, d: Deps, change: SeriesChange) -> None:
     """One message for one change to a series, with one .ics of its new state."""
-    client = await _client_of(d, change.visits[0].appointment)
+    client = await client_of(d, change.visits[0].appointment)
     await _to_client(bot, client, series_texts.change_for_client(d.practice, change, d.language(client)))
     specs = []
     async with d.store.tx() as tx:
@@ -398,7 +407,7 @@ async def sweep(bot: Bot, d: Deps) -> None:
     for spec_id, error in (await d.booking.sync.failing_writes()).items():
         await _to_staff(bot, d, spec_id, alerts.writes_failing_message(d.practice, spec_id, error, staff_lang(d)))
     for appt in await d.booking.claim_reminders():
-        client = await _client_of(d, appt)
+        client = await client_of(d, appt)
         msg = texts.reminder_for_client(d.practice, appt, d.language(client))
         await _to_client(bot, client, msg.text, reply_markup=msg.markup)
         if appt.channel == Channel.VIDEO and not visit_link(d.practice, appt):
@@ -436,13 +445,126 @@ async def _partner_notices(bot: Bot, d: Deps) -> None:
 async def calendar_signed_out(bot: Bot, d: Deps, specialist_id: str, provider: str) -> None:
     """Tell the specialist and the admins, once, that a calendar sign-in stopped working."""
     spec = d.practice.specialist_by_id[specialist_id]
-    _ = gettext_for(staff_lang(d))
-    text = _(
-        "The bot can no longer use {name}'s {provider} calendar: access was withdrawn. Free times stay closed "
-        "and bookings wait until {name} sends /connect again."
-    ).format(name=spec.name, provider=provider.capitalize())
     for chat_id in dict.fromkeys([*([spec.telegram_id] if spec.telegram_id else []), *d.practice.practice.admins]):
+        _ = gettext_for(await d.staff_language(chat_id))
+        text = _(
+            "The bot can no longer use {name}'s {provider} calendar: access was withdrawn. Free times stay closed "
+            "and bookings wait until {name} sends /connect again."
+        ).format(name=spec.name, provider=provider.capitalize())
         try:
             await bot.send_message(chat_id, text)
         except TelegramError:
             log.warning("could not tell chat about the revoked %s sign-in of %s", provider, specialist_id)
+
+
+# --- the specialist's workspace ---------------------------------------------------------------------
+
+
+async def _to_each_staff(bot: Bot, d: Deps, chat_ids: list[int], compose) -> None:  # type: ignore[no-untyped-def]
+    """Send each staff member `compose(lang)` in their own language."""
+    for chat_id in chat_ids:
+        msg: Message = compose(await d.staff_language(chat_id))
+        try:
+            await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
+        except TelegramError as exc:
+            log.warning("could not reach a staff member: %s", exc.message)
+
+
+def specialist_chats(d: Deps, specialist_id: str) -> list[int]:
+    """Where a specialist is written to: their own chat, or the admins' when they have no Telegram id."""
+    spec = d.practice.specialist_by_id[specialist_id]
+    return [spec.telegram_id] if spec.telegram_id else list(d.practice.practice.admins)
+
+
+async def proposed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """A visit the practice booked: the client accepts or declines it."""
+    client = await client_of(d, appt)
+    msg = work_texts.proposal_for_client(d.practice, appt, d.language(client))
+    await _to_client(bot, client, msg.text, reply_markup=msg.markup)
+
+
+async def proposal_answered(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """The client accepted (they get the .ics) or declined; the specialist is told either way."""
+    client = await client_of(d, appt)
+    if appt.status == Status.CONFIRMED:
+        await confirmed(bot, d, appt)
+    await _to_each_staff(
+        bot,
+        d,
+        specialist_chats(d, appt.specialist_id),
+        lambda lang: work_texts.proposal_answered(d.practice, appt, client, lang),
+    )
+
+
+async def proposal_lapsed(bot: Bot, d: Deps, appt: AppointmentRow, client: ClientRow) -> None:
+    await _to_client(bot, client, work_texts.proposal_lapsed_for_client(d.practice, appt, d.language(client)))
+    await _to_each_staff(
+        bot,
+        d,
+        specialist_chats(d, appt.specialist_id),
+        lambda lang: work_texts.proposal_lapsed(d.practice, appt, client, lang),
+    )
+
+
+async def moved_by_staff(bot: Bot, d: Deps, move: Move) -> None:
+    """Staff moved a visit: the client is told (when asked for) with the reason and a new .ics."""
+    appt = move.appointment
+    await refresh_request(bot, d, appt)
+    if not move.tell:
+        return
+    client = await client_of(d, appt)
+    text = work_texts.moved_with_reason(d.practice, appt, d.language(client), move.reason)
+    await _tell(bot, d, client, appt, text, kind="changed" if appt.status == Status.CONFIRMED else None)
+    if appt.status == Status.PROPOSED:
+        await proposed(bot, d, appt)
+
+
+async def cancelled_by_staff(bot: Bot, d: Deps, appt: AppointmentRow, *, tell: bool, reason: str | None) -> None:
+    """Staff cancelled: the client is told (when asked for) and offered other times with one button."""
+    await refresh_request(bot, d, appt)
+    if not tell:
+        return
+    client = await client_of(d, appt)
+    msg = work_texts.cancelled_with_reason(d.practice, appt, d.language(client), reason)
+    await _tell(bot, d, client, appt, msg.text, kind="cancelled", markup=msg.markup)
+
+
+async def send_ics_again(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """The appointment's file once more (Telegram gets only the file; an e-mail carries the confirmation)."""
+    client = await client_of(d, appt)
+    text = texts.confirmed_for_client(d.practice, appt, d.language(client))
+    await _tell(bot, d, client, appt, text, kind="confirmed", shown=True)
+
+
+async def handover_offered(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
+    """The colleague is asked to take the appointment over."""
+    assert appt.reassign_to is not None
+    client = await client_of(d, appt)
+    await _to_each_staff(
+        bot,
+        d,
+        specialist_chats(d, appt.reassign_to),
+        lambda lang: work_texts.handover_offer(d.practice, appt, client, lang),
+    )
+
+
+async def handover_decided(bot: Bot, d: Deps, appt: AppointmentRow, *, owner: str, colleague: str) -> None:
+    """The one who asked learns the answer; on a takeover the client learns who will see them."""
+    accepted = appt.specialist_id == colleague
+    await _to_each_staff(
+        bot,
+        d,
+        specialist_chats(d, owner),
+        lambda lang: work_texts.handover_outcome(d.practice, appt, lang, accepted=accepted, colleague=colleague),
+    )
+    if accepted:
+        client = await client_of(d, appt)
+        text = work_texts.reassigned_for_client(d.practice, appt, d.language(client))
+        await _tell(bot, d, client, appt, text, kind="changed")
+
+
+async def ask_admins_to_link(bot: Bot, d: Deps, client: ClientRow, records: list[ClientRow]) -> None:
+    """Several records match a new bot user: the admins decide, nothing is linked meanwhile."""
+    await _to_each_staff(
+        bot, d, list(d.practice.practice.admins), lambda lang: work_texts.link_question(client, records, lang)
+    )

@@ -14,7 +14,7 @@ from scheduling.calendar_sync import CalendarSync
 from scheduling.config import Practice
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
-from scheduling.model import ACTIVE_STATUSES, Busy, Channel, Slot, Status
+from scheduling.model import ACTIVE_STATUSES, PENDING_STATUSES, Busy, Channel, Slot, Status
 from scheduling.slots import CLIENT_RULES, Rules, days_with_slots, free_slots, last_bookable_day
 from scheduling.store import AppointmentRow, Store, Tx
 
@@ -269,7 +269,7 @@ class BookingService:
         # round trip is kept for requests that may succeed. The locked check below decides.
         async with self.store.tx() as tx:
             active = await tx.active_appointments(req.specialist_id, *window)
-        early = self._problems(req, [self._appointment_busy(a) for a in active])
+        early = self._problems(req, [self.appointment_busy(a) for a in active])
         if early:
             await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False))
         events = await self._calendar_read(req.specialist_id, window, fresh=True)
@@ -278,7 +278,7 @@ class BookingService:
             await tx.lock_specialist(req.specialist_id)
             ours = await tx.known_uids(req.specialist_id, *window)
             active = await tx.active_appointments(req.specialist_id, *window)
-            busy = [b for b in events if b.uid not in ours] + [self._appointment_busy(a) for a in active]
+            busy = [b for b in events if b.uid not in ours] + [self.appointment_busy(a) for a in active]
             problems = self._problems(req, busy)
             if not problems:
                 appt = await tx.add_appointment(
@@ -291,7 +291,7 @@ class BookingService:
                     end=end,
                     note=req.note,
                     source=req.source,
-                    expires_at=None if req.confirmed else self._expiry(now, req.start),
+                    expires_at=None if req.confirmed else self.expiry(now, req.start),
                     actor=req.actor or f"client:{req.client_id}",
                     at=now,
                     first_available=req.first_available,
@@ -335,7 +335,7 @@ class BookingService:
         except (CalendarUnavailable, TimeoutError):
             return []
 
-    def _appointment_busy(self, appt: AppointmentRow) -> Busy:
+    def appointment_busy(self, appt: AppointmentRow) -> Busy:
         """The time an appointment of ours blocks: itself and its service's buffer."""
         return Busy(appt.start, appt.end + self._buffer(appt.service_id), uid=appt.uid)
 
@@ -381,7 +381,7 @@ class BookingService:
             )
         )
 
-    def _expiry(self, now: datetime, start: datetime) -> datetime:
+    def expiry(self, now: datetime, start: datetime) -> datetime:
         # A request must be decided before the visit starts, even when the timeout is longer.
         timeout = timedelta(hours=self.practice.practice.approval_timeout_hours)
         return min(now + timeout, start)
@@ -416,7 +416,7 @@ class BookingService:
             if target == Status.DECLINED:
                 appt.decline_reason = reason
             await tx.enqueue_sync(appt.id, appt.specialist_id, now)
-        self._wake_outbox()
+        self.wake_outbox()
         return appt
 
     async def _carry_out_move(self, tx: Tx, move: AppointmentRow, *, actor: str, at: datetime) -> None:
@@ -478,8 +478,8 @@ class BookingService:
         for candidate in (a for a in due if a.series_id is None):
             async with self.store.tx() as tx:
                 appt = await tx.get_appointment(candidate.id, for_update=True)
-                if appt is None or appt.status != Status.REQUESTED:
-                    continue  # another process or the specialist got there first
+                if appt is None or appt.status not in PENDING_STATUSES:
+                    continue  # another process, the specialist or the client got there first
                 try:
                     await tx.transition(appt, Status.EXPIRED, actor="system", at=now)
                 except InvalidTransition:
@@ -488,7 +488,7 @@ class BookingService:
                 await tx.enqueue_sync(appt.id, appt.specialist_id, now)
                 expired.append(appt)
         if expired:
-            self._wake_outbox()
+            self.wake_outbox()
         return expired
 
     async def claim_reminders(self) -> list[AppointmentRow]:

@@ -111,7 +111,12 @@ class CalendarSync:
             pending = {row.appointment_id for row in await tx.outbox_pending()}
             held = {i for inc in await tx.open_incidents(specialist_id) for i in inc.appointments["ids"]}
         # Occurrences of a series live in the series' resource: SeriesService.reconcile reads those.
-        candidates = [a for a in active if a.id not in pending and a.start > now and a.series_id is None]
+        # Only events in this specialist's calendar: an appointment offered to them is still in its owner's.
+        candidates = [
+            a
+            for a in active
+            if a.specialist_id == specialist_id and a.id not in pending and a.start > now and a.series_id is None
+        ]
         # Written to another calendar (the configuration changed): write them to the current one.
         elsewhere = [a for a in candidates if a.calendar_url and a.calendar_url != current]
         moving = {a.id for a in elsewhere}

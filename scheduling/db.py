@@ -108,6 +108,8 @@ class ClientRow(Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     email: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str | None] = mapped_column(String(16))
+    # Who created a record without Telegram ("specialist:<id>"); None for clients who came through the bot.
+    created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -189,6 +191,10 @@ class AppointmentRow(Base):
     written_at: Mapped[datetime | None]
     seen_at: Mapped[datetime | None]
     missing_since: Mapped[datetime | None]
+    # Staff flags (scheduling.model.Flag values, comma-separated); never shown to the client.
+    flags: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # A colleague asked to take this appointment over; it stays with specialist_id until they accept.
+    reassign_to: Mapped[str | None] = mapped_column(String(64))
     # Loaded with the appointment (inner join): rows are used after their transaction has closed.
     client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
     # Set for bookings a partner made through the HTTP API; written through Tx.partners only.
@@ -204,6 +210,21 @@ class TransitionRow(Base):
     to_status: Mapped[Status]
     actor: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+    # What changed, for the history: old and new time, overridden warnings, reassignment, notice given.
+    details: Mapped[dict[str, Any] | None]
+
+
+class StaffNoteRow(Base):
+    """A note by the practice's staff about a client (and one of their appointments); never shown to the client."""
+
+    __tablename__ = "staff_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), index=True)
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
 
 

@@ -14,15 +14,21 @@ class InvalidTransition(Exception):
         self.target = target
 
 
+_ANSWERED = frozenset({Status.CONFIRMED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED})
+
+# An admin may delete a record in any state but deleted; that is the only way out of a final state.
 ALLOWED: dict[Status, frozenset[Status]] = {
-    Status.REQUESTED: frozenset({Status.CONFIRMED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.MOVED}),
-    Status.CONFIRMED: frozenset({Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW}),
-    Status.DECLINED: frozenset(),
-    Status.EXPIRED: frozenset(),
-    Status.CANCELLED: frozenset(),
-    Status.COMPLETED: frozenset(),
-    Status.NO_SHOW: frozenset(),
-    Status.MOVED: frozenset(),
+    Status.REQUESTED: _ANSWERED | {Status.MOVED, Status.DELETED},
+    # A visit the practice proposed: the client accepts (confirmed) or declines, or it lapses.
+    Status.PROPOSED: _ANSWERED | {Status.DELETED},
+    Status.CONFIRMED: frozenset({Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW, Status.DELETED}),
+    Status.DECLINED: frozenset({Status.DELETED}),
+    Status.EXPIRED: frozenset({Status.DELETED}),
+    Status.CANCELLED: frozenset({Status.DELETED}),
+    Status.COMPLETED: frozenset({Status.DELETED}),
+    Status.NO_SHOW: frozenset({Status.DELETED}),
+    Status.DELETED: frozenset(),
+    Status.MOVED: frozenset({Status.DELETED}),
 }
 
 

@@ -16,6 +16,7 @@ class Channel(enum.StrEnum):
 
 class Status(enum.StrEnum):
     REQUESTED = "requested"
+    PROPOSED = "proposed"  # booked by the practice for a client who uses the bot: waits for their answer
     CONFIRMED = "confirmed"
     DECLINED = "declined"
     EXPIRED = "expired"
@@ -24,10 +25,13 @@ class Status(enum.StrEnum):
     NO_SHOW = "no_show"
     # A request to move another appointment, carried out: its time now belongs to that appointment.
     MOVED = "moved"
+    DELETED = "deleted"  # removed by an admin: only the history row (who, when) remains
 
 
 # Statuses whose appointment still occupies its time.
-ACTIVE_STATUSES = frozenset({Status.REQUESTED, Status.CONFIRMED})
+ACTIVE_STATUSES = frozenset({Status.REQUESTED, Status.PROPOSED, Status.CONFIRMED})
+# Statuses that wait for someone's answer and lapse when nobody gives it in time.
+PENDING_STATUSES = frozenset({Status.REQUESTED, Status.PROPOSED})
 # Statuses whose event stays in the specialist's calendar (a visit that took place is history, not a gap).
 IN_CALENDAR = ACTIVE_STATUSES | {Status.COMPLETED, Status.NO_SHOW}
 
@@ -65,3 +69,10 @@ class Slot:
     specialist_id: str
     location_id: str
     channels: tuple[Channel, ...] = field(default_factory=tuple)
+
+
+class Flag(enum.StrEnum):
+    """Staff markers on an appointment; never shown to the client nor written to the calendar."""
+
+    FIRST = "first"  # first consultation
+    ASAP = "asap"  # the client wants an earlier time if one frees up

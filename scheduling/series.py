@@ -177,7 +177,7 @@ class SeriesService:
         ours = await tx.known_uids(specialist_id, lo, hi)
         active = await tx.active_appointments(specialist_id, lo, hi)
         return [b for b in events if b.uid not in ours] + [
-            self.booking._appointment_busy(a) for a in active if a.id not in exclude
+            self.booking.appointment_busy(a) for a in active if a.id not in exclude
         ]
 
     def _conflicts(
@@ -265,7 +265,7 @@ class SeriesService:
                 at=now,
             )
             rows: list[AppointmentRow] = []
-            expires = self.booking._expiry(now, min(s for s in starts if s not in taken))
+            expires = self.booking.expiry(now, min(s for s in starts if s not in taken))
             for start in starts:
                 if start in taken:
                     continue

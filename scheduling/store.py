@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -22,23 +22,25 @@ from scheduling.db import (
     ReminderRow,
     SeriesRow,
     SpecialistLockRow,
+    StaffNoteRow,
     TransitionRow,
 )
 from scheduling.lifecycle import InvalidTransition, check_transition
-from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Status
+from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, PENDING_STATUSES, Status
 from scheduling.partner_store import PartnerTx
 from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
 from scheduling.store_series import SeriesQueries
+from scheduling.store_workspace import WorkspaceQueries
 from scheduling.sync_store import CalendarSyncQueries
 
-__all__ = ["RETRY_MAX", "AppointmentRow", "ClientRow", "Store", "Tx"]
+__all__ = ["RETRY_MAX", "AppointmentRow", "ClientRow", "StaffNoteRow", "Store", "TransitionRow", "Tx"]
 
 
 def _overlapping(start: datetime, end: datetime) -> Any:
     return and_(AppointmentRow.start < end, AppointmentRow.end > start)
 
 
-class Tx(SeriesQueries, CalendarSyncQueries):
+class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries):
     """One open transaction; every method runs inside it."""
 
     def __init__(self, session: AsyncSession):
@@ -140,6 +142,8 @@ class Tx(SeriesQueries, CalendarSyncQueries):
         series_id: int | None = None,
         recurrence_id: datetime | None = None,
         status: Status = Status.REQUESTED,
+        flags: str = "",
+        details: dict[str, Any] | None = None,
     ) -> AppointmentRow:
         """A new appointment (`requested` unless said otherwise) with a fresh uid, its creation recorded.
 
@@ -168,10 +172,15 @@ class Tx(SeriesQueries, CalendarSyncQueries):
             replaces_id=replaces_id,
             series_id=series_id,
             recurrence_id=recurrence_id,
+            flags=flags,
         )
         self.session.add(appt)
         await self.session.flush()
-        self.session.add(TransitionRow(appointment_id=appt.id, from_status=None, to_status=status, actor=actor, at=at))
+        self.session.add(
+            TransitionRow(
+                appointment_id=appt.id, from_status=None, to_status=status, actor=actor, at=at, details=details
+            )
+        )
         await self.session.flush()
         # Known without asking: a new appointment is nobody's partner booking until one is added.
         set_committed_value(appt, "partner_booking", None)
@@ -200,11 +209,14 @@ class Tx(SeriesQueries, CalendarSyncQueries):
         return {row.replaces_id: row for row in rows if row.replaces_id is not None}
 
     async def active_appointments(self, specialist_id: str, start: datetime, end: datetime) -> list[AppointmentRow]:
-        """Requested or confirmed appointments overlapping [start, end), by start."""
+        """Appointments holding the specialist's time in [start, end), by start.
+
+        Active ones of their own, and those a colleague asked them to take over (held for both until decided).
+        """
         rows = await self.session.scalars(
             select(AppointmentRow)
             .where(
-                AppointmentRow.specialist_id == specialist_id,
+                or_(AppointmentRow.specialist_id == specialist_id, AppointmentRow.reassign_to == specialist_id),
                 AppointmentRow.status.in_(ACTIVE_STATUSES),
                 _overlapping(start, end),
             )
@@ -238,7 +250,9 @@ class Tx(SeriesQueries, CalendarSyncQueries):
         self, client_id: int, *, upcoming_from: datetime | None = None
     ) -> list[AppointmentRow]:
         """The client's appointments by start; with `upcoming_from`, only those not ended by then."""
-        stmt = select(AppointmentRow).where(AppointmentRow.client_id == client_id)
+        stmt = select(AppointmentRow).where(
+            AppointmentRow.client_id == client_id, AppointmentRow.status != Status.DELETED
+        )
         if upcoming_from is not None:
             stmt = stmt.where(AppointmentRow.end > upcoming_from)
         rows = await self.session.scalars(stmt.order_by(AppointmentRow.start, AppointmentRow.id))
@@ -257,7 +271,14 @@ class Tx(SeriesQueries, CalendarSyncQueries):
         return int(count or 0)
 
     async def transition(
-        self, appt: AppointmentRow, to: Status, *, actor: str, at: datetime, reason: str | None = None
+        self,
+        appt: AppointmentRow,
+        to: Status,
+        *,
+        actor: str,
+        at: datetime,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         """Move `appt` to `to` if the lifecycle allows it; raises InvalidTransition otherwise."""
         current = Status(appt.status)
@@ -279,7 +300,15 @@ class Tx(SeriesQueries, CalendarSyncQueries):
         set_committed_value(appt, "sequence", sequence)
         set_committed_value(appt, "updated_at", at)
         self.session.add(
-            TransitionRow(appointment_id=appt.id, from_status=current, to_status=to, actor=actor, reason=reason, at=at)
+            TransitionRow(
+                appointment_id=appt.id,
+                from_status=current,
+                to_status=to,
+                actor=actor,
+                reason=reason,
+                at=at,
+                details=details,
+            )
         )
         await self.session.flush()
         # Every status change of a partner's booking reaches the partner: recorded here, where all of them pass.
@@ -295,12 +324,15 @@ class Tx(SeriesQueries, CalendarSyncQueries):
         at: datetime,
         specialist_id: str | None = None,
         channel: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> bool:
         """Give the appointment a new time (same identity, SEQUENCE+1), recorded like a transition.
 
         With `specialist_id`, it also goes to that specialist (the caller queues the removal from
         the old calendar); with `channel`, it takes place that way. Reminders already sent are
-        forgotten: they follow the new time.
+        forgotten: they follow the new time. `reason` and `details` go into the history row (the
+        old and new times are always there).
         Compare-and-set on the old time and specialist: False if someone moved it meanwhile.
         """
         old_start, old_specialist = appt.start, appt.specialist_id
@@ -342,12 +374,23 @@ class Tx(SeriesQueries, CalendarSyncQueries):
             .execution_options(synchronize_session=False)
         )
         status = Status(appt.status)
-        reason = f"moved from {old_start.isoformat()}"
+        if reason is None:
+            reason = f"moved from {old_start.isoformat()}"
+            if specialist_id != old_specialist:
+                reason += f" and from {old_specialist}"
+        what: dict[str, Any] = {"old_start": old_start.isoformat(), "new_start": start.isoformat()}
         if specialist_id != old_specialist:
-            reason += f" and from {old_specialist}"
+            what |= {"reassigned_from": old_specialist, "reassigned_to": specialist_id}
+        what |= details or {}
         self.session.add(
             TransitionRow(
-                appointment_id=appt.id, from_status=status, to_status=status, actor=actor, reason=reason, at=at
+                appointment_id=appt.id,
+                from_status=status,
+                to_status=status,
+                actor=actor,
+                reason=reason,
+                at=at,
+                details=what,
             )
         )
         await self.session.flush()
@@ -373,10 +416,10 @@ class Tx(SeriesQueries, CalendarSyncQueries):
         return list(rows)
 
     async def due_expiries(self, now: datetime) -> list[AppointmentRow]:
-        """Requested appointments whose expiry time has come."""
+        """Requests and proposals whose expiry time has come."""
         rows = await self.session.scalars(
             select(AppointmentRow)
-            .where(AppointmentRow.status == Status.REQUESTED, AppointmentRow.expires_at <= now)
+            .where(AppointmentRow.status.in_(PENDING_STATUSES), AppointmentRow.expires_at <= now)
             .order_by(AppointmentRow.expires_at, AppointmentRow.id)
         )
         return list(rows)

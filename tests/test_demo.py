@@ -201,3 +201,51 @@ async def test_mistakes_are_explained_and_the_demo_goes_on(tmp_path: Path, monke
     assert "! nobody called 'nobody': choose one of client, anna, jonas" in transcript
     assert "-- now speaking as Jonas Petraitis\n  (nothing new" in transcript
     assert "bot (edited): What is it about?" in _after(transcript, "[client] > /tap Online")
+
+
+WORKSPACE_SCRIPT = """\
+/as anna
+/new
+/tap New client
+Ewa Zielińska
++48 601 555 444
+/tap Skip
+/tap Anna
+/tap Psychotherapy
+/tap City centre
+/tap On site
+/tap ›
+/tap /\\d+/
+/tap /\\d\\d:\\d\\d/
+/tap ASAP
+/tap Continue
+/tap Save
+/find Zielińska
+/tap #1 Ewa
+/tap Add a note
+Prefers mornings.
+/tap Delete
+/tap Yes, delete it
+"""
+
+
+async def test_the_demo_specialist_runs_the_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/as anna` books for a new client, finds the card, adds a note and (as the demo's admin) deletes it."""
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    out = io.StringIO()
+    code = await run_demo(
+        Settings(data_dir=tmp_path, caldav_port=0),
+        load_practice(EXAMPLE),
+        stdin=io.StringIO(WORKSPACE_SCRIPT + "/quit\n"),
+        stdout=out,
+    )
+    transcript = out.getvalue()
+    assert code == 0
+    assert "/new books a visit for a client" in transcript  # the help names the workspace
+    saved = _after(transcript, "bot (edited): Saved.")
+    assert "Appointment #1" in saved and "ASAP: wants an earlier time" in saved
+    found = _after(saved, "Found for “Zielińska”")
+    assert "Ewa Zielińska" in found
+    assert "Note saved." in found and "Prefers mornings." in found
+    assert "Appointment #1 was deleted." in found
+    assert "! " not in transcript.split("/as anna", 1)[1], transcript

@@ -175,14 +175,14 @@ async def test_the_specialist_agenda_lists_the_week_and_records_who_came(bot: Bo
     await bot.anna.tap("Approve")
     await bot.anna.send("/agenda")
     assert "Your agenda:" in bot.anna.last.text and "Jan Nowak, +48601234567" in bot.anna.last.text
-    assert bot.anna.last.buttons == []  # nothing to mark before the visit
+    assert bot.anna.last.buttons == [["#1 Jan Nowak"], ["+ New visit"]]  # nothing to mark before the visit
     appt = await _appointment(bot, 6011)
     await bot.anna.tap_data(f"s|m|{appt.id}|1", message_id=bot.anna.last.message_id)
     assert "has not begun yet" in bot.anna.answers[-1].text
 
     bot.clock.advance(days=2, hours=1)  # Wednesday 10:00 local: the visit has begun
     await bot.anna.send("/agenda")
-    assert bot.anna.last.buttons == [["#1 came", "#1 did not come"]]
+    assert bot.anna.last.buttons == [["#1 Jan Nowak", "#1 came", "#1 did not come"], ["+ New visit"]]
     await bot.anna.tap("#1 did not come")
     assert (await _appointment(bot, 6011)).status == "no_show"
     assert "No appointments in the coming week." in bot.anna.last.text

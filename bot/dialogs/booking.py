@@ -5,10 +5,10 @@ from __future__ import annotations
 import calendar
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from html import escape
 
-from babel.dates import format_date, get_day_names
+from babel.dates import format_date
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -24,6 +24,7 @@ from bot.dialogs.render import (
     channel_label,
     contact_the_practice,
     day_label,
+    month_grid,
     time_label,
     when,
     zone_note,
@@ -276,28 +277,13 @@ async def screen_day(c: Ctx) -> Screen | str:
         )
     except CalendarUnavailable:
         return _unavailable(c)
-    prev_month = (month - timedelta(days=1)).replace(day=1)
-    next_month = (month + timedelta(days=32)).replace(day=1)
-    title = format_date(month, "LLLL yyyy", locale=d.lang).capitalize()
-    head = [
-        _button("‹", "month", prev_month.isoformat()[:7])
-        if prev_month >= today.replace(day=1)
-        else _button(" ", "noop"),
-        _button(title, "noop"),
-        _button("›", "month", next_month.isoformat()[:7]) if next_month <= last else _button(" ", "noop"),
-    ]
-    names = get_day_names("short", locale=d.lang)
-    rows = [head, [_button(names[i], "noop") for i in range(7)]]
-    for week in calendar.Calendar().monthdatescalendar(month.year, month.month):
-        row = []
-        for day in week:
-            if day.month != month.month:
-                row.append(_button(" ", "noop"))
-            elif day in free:
-                row.append(_button(str(day.day), "day", day.isoformat()))
-            else:
-                row.append(_button("·", "noop", "day"))
-        rows.append(row)
+
+    def cell(day: date) -> InlineKeyboardButton:
+        if day in free:
+            return _button(str(day.day), "day", day.isoformat())
+        return _button("·", "noop", "day")
+
+    rows = month_grid(d.lang, month, first_month=today.replace(day=1), last=last, button=_button, cell=cell)
     text = _("Choose a day; days with free times show their date.") if free else _("No free times this month.")
     if d.moving is None and await _may_wait(c):
         rows.append([_button(_("Tell me if a time frees up this month"), "wait")])

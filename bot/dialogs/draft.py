@@ -40,6 +40,7 @@ class Draft:
     repeat: int | None = None  # the client asks for this many weekly visits at the same time (None: one visit)
     skip: list[str] | None = None  # ISO UTC starts of those weekly dates that are taken and will be left out
     avoid: list[str] = field(default_factory=list)  # specialists "first available" must not pick (they declined)
+    work: dict[str, Any] = field(default_factory=dict)  # a staff member's workspace dialog (bot.dialogs.work)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Draft:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from html import escape
 
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_time, get_day_names
+from telegram import InlineKeyboardButton
 
 from scheduling.config import Practice, local
 from scheduling.meeting import video_link
@@ -28,6 +30,7 @@ def channel_label(_: Gettext, channel: str) -> str:
 def status_label(_: Gettext, status: str) -> str:
     return {
         Status.REQUESTED: _("waiting for the specialist"),
+        Status.PROPOSED: _("proposed, waiting for the client"),
         Status.CONFIRMED: _("confirmed"),
         Status.DECLINED: _("declined"),
         Status.EXPIRED: _("expired without an answer"),
@@ -35,6 +38,7 @@ def status_label(_: Gettext, status: str) -> str:
         Status.COMPLETED: _("completed"),
         Status.NO_SHOW: _("client did not come"),
         Status.MOVED: _("moved as asked"),
+        Status.DELETED: _("deleted"),
     }[Status(status)]
 
 
@@ -150,3 +154,28 @@ def practice_contact(_: Gettext, lang: str, practice: Practice) -> str:
 def contact_the_practice(_: Gettext, lang: str, practice: Practice) -> str:
     """ "Please contact the practice", followed by how."""
     return _("Please contact the practice.") + "\n" + practice_contact(_, lang, practice)
+
+
+def month_grid(
+    lang: str,
+    month: date,
+    *,
+    first_month: date,
+    last: date,
+    button: Callable[..., InlineKeyboardButton],
+    cell: Callable[[date], InlineKeyboardButton],
+) -> list[list[InlineKeyboardButton]]:
+    """A month's day picker: ‹ title › (only towards months in [first_month, last]), weekdays, one cell per day."""
+    prev_month = (month - timedelta(days=1)).replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    title = format_date(month, "LLLL yyyy", locale=lang).capitalize()
+    head = [
+        button("‹", "month", prev_month.isoformat()[:7]) if prev_month >= first_month else button(" ", "noop"),
+        button(title, "noop"),
+        button("›", "month", next_month.isoformat()[:7]) if next_month <= last else button(" ", "noop"),
+    ]
+    names = get_day_names("short", locale=lang)
+    rows = [head, [button(names[i], "noop") for i in range(7)]]
+    for week in calendar.Calendar().monthdatescalendar(month.year, month.month):
+        rows.append([cell(day) if day.month == month.month else button(" ", "noop") for day in week])
+    return rows

@@ -8,7 +8,7 @@ from html import escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.dialogs.render import Gettext, appointment_facts, channel_instructions, status_label, time_label, when
-from bot.i18n import gettext_for
+from bot.i18n import available, gettext_for
 from scheduling.config import Practice, local
 from scheduling.store import AppointmentRow, ClientRow
 
@@ -22,9 +22,12 @@ def decline_presets(_: Gettext) -> list[str]:
     ]
 
 
-def asks_for_another_specialist(reason: str | None, lang: str) -> bool:
-    """Whether a decline reason is the preset asking the client to choose another specialist."""
-    return reason is not None and reason == decline_presets(gettext_for(lang))[1]
+def asks_for_another_specialist(reason: str | None) -> bool:
+    """Whether a decline reason is the preset asking the client to choose another specialist.
+
+    Specialists decline in their own language, so the preset is recognised in every language.
+    """
+    return reason is not None and any(reason == decline_presets(gettext_for(lang))[1] for lang in available())
 
 
 @dataclass

@@ -14,6 +14,7 @@ from bot.dialogs.render import practice_contact
 from bot.handlers.client import client_of
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import available, gettext_for
+from scheduling.staff import staff_member
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,16 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         _("/my: your appointments (move, cancel, message the specialist)"),
         _("/language: choose your language"),
         _("/cancel: stop the booking under way"),
+    ]
+    if staff_member(d.practice, update.effective_user.id) is not None:  # type: ignore[union-attr]
+        lines += [
+            "",
+            _("For the practice's staff:"),
+            _("/agenda: the week's requests and appointments, each with its card"),
+            _("/new: book a visit for a client"),
+            _("/find name or phone: a client's appointments and record"),
+        ]
+    lines += [
         "",
         _("Questions the bot cannot answer? Contact the practice:"),
         practice_contact(_, lang, d.practice),

@@ -17,6 +17,7 @@ from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
 from bot.handlers import messages as message_handlers
 from bot.handlers import specialist as specialist_handlers
+from bot.handlers import workspace
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
 from scheduling.model import Status
@@ -134,6 +135,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.effective_message.reply_text(  # type: ignore[union-attr]
             _(
                 "Hello! Appointment requests for you will arrive here, with buttons to approve or decline them. "
+                "/agenda shows your week, /new books a visit for a client, /find finds a client's appointments. "
                 "Send /book to book an appointment yourself."
             )
         )
@@ -228,7 +230,7 @@ async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, cl
         return
     draft = Draft(lang=d.language(client), source=appt.source)
     declined = appt.status == Status.DECLINED
-    other = declined and texts.asks_for_another_specialist(appt.decline_reason, notify.staff_lang(d))
+    other = declined and texts.asks_for_another_specialist(appt.decline_reason)
     dialog.begin(
         draft,
         location=appt.location_id,
@@ -269,17 +271,22 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if (draft is None or not draft.active) and await message_handlers.relay(update, context):
         return  # a chat visit is on: the text went to the other party
+    if draft is not None and draft.work and await workspace.typed(update, context, draft):
+        return
     client = await client_of(d, update)
     _ = gettext_for(d.language(client))
     if draft is None or not draft.active:
         await message.reply_text(_("Send /book to book an appointment."))
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
+    asked = draft.contact_stage if draft.step == "contact" else None
     screen = await dialog.on_text(c, clean_text(message.text))
     if screen is None:
         await message.reply_text(_("Please use the buttons above, or send /cancel to stop."))
         return
     await _show(update, context, d, c, screen, message_id, new_message=True)
+    if asked in ("phone", "email") and draft.contact_stage != asked:
+        await workspace.after_contact(context.bot, d, client.id)
 
 
 async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -296,3 +303,5 @@ async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     screen = await dialog.on_phone(c, message.contact.phone_number)
     await _show(update, context, d, c, screen, message_id, new_message=True)
+    if draft.contact_stage != "phone":
+        await workspace.after_contact(context.bot, d, client.id)

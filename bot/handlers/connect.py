@@ -10,7 +10,6 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import notify
 from bot.deps import Deps, deps
 from bot.dialogs import connect as screens
 from bot.handlers.common import answer, edit_quietly
@@ -32,7 +31,7 @@ async def connect(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
     d = deps(context)
-    _ = gettext_for(notify.staff_lang(d))
+    _ = gettext_for(await d.staff_language(user.id))
     spec = _specialist(d, user.id)
     if spec is None or d.connections is None:
         await message.reply_text(_("Only the practice's specialists connect calendars."))
@@ -70,7 +69,8 @@ async def finish_sign_in(bot: Bot, d: Deps, state: str, code: str) -> CalendarCo
     """Complete a sign-in from either way back (the web callback or a pasted address) and offer the calendars."""
     assert d.connections is not None
     row = await d.connections.complete(state, code)
-    text, markup = screens.choosing(gettext_for(notify.staff_lang(d)), row)
+    lang = await d.staff_language(row.chat_id) if row.chat_id is not None else d.practice.practice.language
+    text, markup = screens.choosing(gettext_for(lang), row)
     if row.chat_id is not None:
         await bot.send_message(row.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
     return row
@@ -81,7 +81,7 @@ async def pasted(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None and message.text is not None
     d = deps(context)
-    _ = gettext_for(notify.staff_lang(d))
+    _ = gettext_for(await d.staff_language(update.effective_user.id))  # type: ignore[union-attr]
     try:
         code, state = code_from_address(message.text)
         await finish_sign_in(context.bot, d, state, code)
@@ -98,7 +98,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None and query.message is not None
     d = deps(context)
-    _ = gettext_for(notify.staff_lang(d))
+    _ = gettext_for(await d.staff_language(query.from_user.id))
     spec = _specialist(d, query.from_user.id)
     parts = query.data.split("|")
     valid = len(parts) == 3 and parts[1] in ("b", "t") and parts[2].isdigit() and len(parts[2]) < 4

@@ -49,7 +49,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     d = deps(context)
-    lang = notify.staff_lang(d)
+    lang = await d.staff_language(query.from_user.id)
     _ = gettext_for(lang)
     parsed = _parse(query.data)
     appt = await _load(d, parsed[1]) if parsed else None
@@ -128,7 +128,7 @@ async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, 
     """Run approve/decline, then update the specialist's message and tell the client."""
     query = update.callback_query
     assert query is not None
-    lang = notify.staff_lang(d)
+    lang = await d.staff_language(query.from_user.id)
     _ = gettext_for(lang)
     try:
         appt = await action()
@@ -140,6 +140,12 @@ async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, 
         return
     await answer(query, _("Done."))
     await notify.refresh_request(context.bot, d, appt)
+    message = query.message
+    if message is not None and message.message_id != appt.request_message_id:
+        # Decided from an appointment card: that message shows the outcome too.
+        client = await notify.client_of(d, appt)
+        msg = texts.request_message(d.practice, appt, client, lang)
+        await edit_quietly(context.bot, message.chat.id, message.message_id, text=msg.text, markup=msg.markup)
     await tell(context.bot, d, appt)
 
 
@@ -147,7 +153,7 @@ async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, a
     """Refuse a partner's booking inside the partner's refusal window; the partner is told."""
     query = update.callback_query
     assert query is not None
-    lang = notify.staff_lang(d)
+    lang = await d.staff_language(query.from_user.id)
     _ = gettext_for(lang)
     try:
         appt = await d.partners.refuse(appt.id, query.from_user.id)
@@ -174,7 +180,7 @@ async def typed_reason(
     message = update.effective_message
     user = update.effective_user
     assert message is not None and message.text is not None and user is not None and draft.reason_for is not None
-    lang = notify.staff_lang(d)
+    lang = await d.staff_language(user.id)
     _ = gettext_for(lang)
     appt_id, draft.reason_for = draft.reason_for, None
     await drafts.save(d.store, message.chat.id, draft, message_id)
@@ -200,13 +206,14 @@ async def _agenda_message(d: Deps, telegram_id: int) -> texts.Message | None:
     if ids is None:
         return None
     now = d.booking.clock()
-    appts: list[AppointmentRow] = []
+    found: dict[int, AppointmentRow] = {}
     async with d.store.tx() as tx:
         for spec_id in ids:
-            appts += await tx.active_appointments(spec_id, now - AGENDA_PAST, now + AGENDA_AHEAD)
-    appts.sort(key=lambda a: (a.start, a.id))
+            # An appointment offered to a colleague is theirs to see too: listed once.
+            found |= {a.id: a for a in await tx.active_appointments(spec_id, now - AGENDA_PAST, now + AGENDA_AHEAD)}
+    appts = sorted(found.values(), key=lambda a: (a.start, a.id))
     started = {a.id for a in appts if d.booking.has_begun(a)}
-    return agenda.agenda(d.practice, appts, notify.staff_lang(d), started=started)
+    return agenda.agenda(d.practice, appts, await d.staff_language(telegram_id), started=started)
 
 
 async def show_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -234,7 +241,7 @@ async def show_agenda(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert message is not None and user is not None
     msg = await _agenda_message(d, user.id)
     if msg is None:
-        _ = gettext_for(notify.staff_lang(d))
+        _ = gettext_for(await d.staff_language(user.id))
         await message.reply_text(_("The agenda is for the practice's specialists."))
         return
     await message.reply_html(msg.text, reply_markup=msg.markup)
@@ -246,7 +253,7 @@ async def _mark(
     """Record that the client came or did not, then show the agenda without that visit's buttons."""
     query = update.callback_query
     assert query is not None and query.message is not None
-    lang = notify.staff_lang(d)
+    lang = await d.staff_language(query.from_user.id)
     _ = gettext_for(lang)
     if attended not in (0, 1):
         log.warning("refused attendance data %r", (query.data or "")[:64])

@@ -1,0 +1,598 @@
+"""Staff dialogs on one edited message: /new (a visit on a client's behalf), moving and cancelling a visit.
+
+Steps run in the order of FLOWS; a step with a single answer is filled in and skipped. "options" comes
+after the time is chosen and is where choices about the whole visit go (flags today).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from html import escape
+
+from telegram import InlineKeyboardButton
+
+from bot.deps import Deps
+from bot.dialogs.booking import Screen
+from bot.dialogs.card import flag_label, problem_lines
+from bot.dialogs.render import Gettext, appointment_lines, channel_label, day_label, month_grid, time_label
+from bot.dialogs.work import Work
+from bot.i18n import gettext_for
+from scheduling.booking import AlreadyDecided
+from scheduling.calendar import CalendarUnavailable
+from scheduling.clients import InvalidContact
+from scheduling.model import Channel, Flag
+from scheduling.slots import service_channels
+from scheduling.staff import Check, NotAllowed, Staff
+from scheduling.staff_changes import Move, Moved
+from scheduling.store import AppointmentRow
+from scheduling.visits import NeedsDecision, Visit
+
+FLOWS: dict[str, tuple[str, ...]] = {
+    "new": ("client", "newclient", "specialist", "service", "location", "channel", "day", "time", "options", "summary"),
+    "move": ("day", "time", "summary"),
+    "cancel": ("notice",),
+}
+# The Work fields each step sets; going back to a step clears its own and every later one's.
+STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "client": ("client",),
+    "newclient": ("new_client",),
+    "specialist": ("specialist",),
+    "service": ("service",),
+    "location": ("location",),
+    "channel": ("channel",),
+    "day": ("day",),
+    "time": ("start",),
+    "options": (),
+    "summary": ("accepted",),
+    "notice": (),
+}
+MONTHS_BACK, MONTHS_AHEAD = 12, 24
+_HHMM = re.compile(r"^\s*([01]?\d|2[0-3])[:.]([0-5]\d)\s*$")
+
+
+class Forged(Exception):
+    """Callback data no screen of this dialog could have produced."""
+
+
+@dataclass
+class Ctx:
+    d: Deps
+    staff: Staff
+    work: Work
+    lang: str
+
+    @property
+    def _(self) -> Gettext:
+        return gettext_for(self.lang)
+
+
+@dataclass
+class Outcome:
+    """The next screen, and what was done when the dialog ended (for the handler to tell people)."""
+
+    screen: Screen
+    booked: AppointmentRow | None = None
+    moved: Move | None = None
+    cancelled: AppointmentRow | None = None
+
+
+def _button(label: str, *parts: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data="|".join(("v", *parts)))
+
+
+def _nav(c: Ctx) -> list[InlineKeyboardButton]:
+    back = any(step != c.work.step for step in c.work.history)
+    return [*([_button(c._("« Back"), "back")] if back else []), _button(c._("Cancel"), "x")]
+
+
+def _grid(buttons: list[InlineKeyboardButton], width: int) -> list[list[InlineKeyboardButton]]:
+    return [buttons[i : i + width] for i in range(0, len(buttons), width)]
+
+
+async def _appt(c: Ctx) -> AppointmentRow:
+    assert c.work.appt is not None
+    appt, _staff = await c.d.staff_changes.load(c.work.appt, c.staff.telegram_id)
+    return appt
+
+
+def _with_notice(c: Ctx, text: str) -> str:
+    notice, c.work.notice = c.work.notice, None
+    return f"<b>{escape(notice)}</b>\n\n{text}" if notice else text
+
+
+async def _header(c: Ctx) -> str:
+    """What has been chosen so far."""
+    w, _ = c.work, c._
+    lines: list[str] = []
+    if w.client is not None:
+        async with c.d.store.tx() as tx:
+            client = await tx.get_client(w.client)
+        if client is not None:
+            contact = ", ".join(escape(x) for x in (client.name, client.phone) if x)
+            lines.append(_("Client: {name}").format(name=contact))
+    if w.service and w.location:
+        lines += appointment_lines(
+            _,
+            c.lang,
+            c.d.practice,
+            service_id=w.service,
+            location_id=w.location,
+            specialist_id=w.specialist,
+            start=datetime.fromisoformat(w.start) if w.start else None,
+            channel=w.channel,
+        )
+    return "\n".join(lines) + "\n\n" if lines else ""
+
+
+# --- screens --------------------------------------------------------------------------------------
+
+
+async def screen_client(c: Ctx) -> Screen | str:
+    w, _ = c.work, c._
+    rows: list[list[InlineKeyboardButton]] = []
+    text = _("Whom is the visit for? Type part of the client's name or phone number.")
+    if w.new_client.get("query"):
+        found = await c.d.records.search(c.staff.telegram_id, w.new_client["query"])
+        if found:
+            text = _("Choose the client, or type again:")
+            rows += [[_button(", ".join(x for x in (cl.name, cl.phone) if x), "cl", str(cl.id))] for cl in found]
+        else:
+            text = _("Nobody found for “{query}”. Type again, or add a new client.").format(
+                query=escape(w.new_client["query"])
+            )
+    w.expect = "query"
+    rows.append([_button(_("+ New client"), "nc")])
+    return Screen(_with_notice(c, text), [*rows, _nav(c)])
+
+
+async def screen_newclient(c: Ctx) -> Screen | str:
+    w, _ = c.work, c._
+    if w.client is not None:
+        return "known"
+    stage = w.expect if w.expect in ("name", "phone", "email") else "name"
+    w.expect = stage
+    if stage == "name":
+        return Screen(_with_notice(c, _("Type the new client's first and last name.")), [_nav(c)])
+    if stage == "phone":
+        return Screen(_with_notice(c, _("Type their phone number.")), [_nav(c)])
+    text = _("Type their e-mail address, or tap Skip.")
+    return Screen(_with_notice(c, text), [[_button(_("Skip"), "skip")], _nav(c)])
+
+
+def _specialists(c: Ctx) -> list[str]:
+    """Whom the visit can be with: the specialist themself, or anyone for an admin (their own name first)."""
+    return sorted(c.staff.specialist_ids, key=lambda s: s != c.staff.own)
+
+
+async def screen_specialist(c: Ctx) -> Screen | str:
+    ids = _specialists(c)
+    if len(ids) == 1:
+        return ids[0]
+    rows = [[_button(c.d.practice.specialist_by_id[i].name, "pick", i)] for i in ids]
+    return Screen(await _header(c) + c._("With whom?"), [*rows, _nav(c)])
+
+
+def _services(c: Ctx) -> list[str]:
+    assert c.work.specialist
+    return list(c.d.practice.specialist_by_id[c.work.specialist].services)
+
+
+async def screen_service(c: Ctx) -> Screen | str:
+    ids = _services(c)
+    if len(ids) == 1:
+        return ids[0]
+    rows = []
+    for i in ids:
+        s = c.d.practice.service_by_id[i]
+        rows.append([_button(c._("{name} · {minutes} min").format(name=s.name, minutes=s.duration), "pick", i)])
+    return Screen(await _header(c) + c._("Which service?"), [*rows, _nav(c)])
+
+
+def _locations(c: Ctx) -> list[str]:
+    return [loc.id for loc in c.d.practice.locations]
+
+
+async def screen_location(c: Ctx) -> Screen | str:
+    ids = _locations(c)
+    if len(ids) == 1:
+        return ids[0]
+    rows = [[_button(c.d.practice.location_by_id[i].name, "pick", i)] for i in ids]
+    return Screen(await _header(c) + c._("Where?"), [*rows, _nav(c)])
+
+
+def _channels(c: Ctx) -> list[str]:
+    assert c.work.service and c.work.location
+    service = c.d.practice.service_by_id[c.work.service]
+    return [str(ch) for ch in service_channels(c.d.practice, service, c.work.location)]
+
+
+async def screen_channel(c: Ctx) -> Screen | str:
+    ids = _channels(c)
+    if len(ids) == 1:
+        return ids[0]
+    rows = [[_button(channel_label(c._, ch), "pick", ch)] for ch in ids]
+    return Screen(await _header(c) + c._("How will you meet?"), [*rows, _nav(c)])
+
+
+def _today(c: Ctx) -> date:
+    assert c.work.location
+    return c.d.booking.today(c.work.location)
+
+
+def _month_range(c: Ctx) -> tuple[date, date]:
+    today = _today(c).replace(day=1)
+    first = (today - timedelta(days=31 * MONTHS_BACK)).replace(day=1)
+    last = (today + timedelta(days=31 * MONTHS_AHEAD)).replace(day=1)
+    return first, last
+
+
+async def screen_day(c: Ctx) -> Screen | str:
+    """Every day can be chosen; days with free times show their number plain, the others in brackets."""
+    w, _ = c.work, c._
+    assert w.service and w.location and w.specialist
+    month = date.fromisoformat((w.month or _today(c).isoformat()[:7]) + "-01")
+    last_of_month = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    try:
+        free = await c.d.booking.month_days(w.service, w.location, [w.specialist], month, last_of_month)
+    except CalendarUnavailable:
+        free = set()
+        w.notice = _("The calendar cannot be read right now; free times are not marked.")
+    first, last = _month_range(c)
+
+    def cell(day: date) -> InlineKeyboardButton:
+        return _button(str(day.day) if day in free else f"({day.day})", "day", day.isoformat())
+
+    rows = month_grid(c.lang, month, first_month=first, last=last, button=_button, cell=cell)
+    text = _("Choose a day; days in brackets have no free times, but can still be chosen.")
+    return Screen(_with_notice(c, await _header(c) + text), [*rows, _nav(c)])
+
+
+async def screen_time(c: Ctx) -> Screen | str:
+    w, _ = c.work, c._
+    assert w.service and w.location and w.specialist and w.day
+    day = date.fromisoformat(w.day)
+    try:
+        slots = await c.d.booking.day_slots(w.service, w.location, [w.specialist], day)
+    except CalendarUnavailable:
+        slots = []
+        w.notice = _("The calendar cannot be read right now; type the time as HH:MM.")
+    times = [
+        _button(time_label(c.lang, c.d.practice, w.location, s.start), "time", str(int(s.start.timestamp()) // 60))
+        for s in slots
+    ]
+    w.expect = "time"
+    text = (
+        _("Free times on {day}, or type any time as HH:MM:")
+        if times
+        else _("No free times on {day}. Type a time as HH:MM:")
+    ).format(day=day_label(c.lang, day))
+    return Screen(_with_notice(c, await _header(c) + text), [*_grid(times, 4), _nav(c)])
+
+
+async def screen_options(c: Ctx) -> Screen | str:
+    w, _ = c.work, c._
+    flags = [_button(("✓ " if f in w.flags else "") + flag_label(_, f), "flag", str(f)) for f in Flag]
+    text = _("Flags for the staff (the client never sees them):")
+    return Screen(await _header(c) + text, [flags, [_button(_("Continue"), "ok")], _nav(c)])
+
+
+def _visit(c: Ctx) -> Visit:
+    w = c.work
+    assert w.client is not None and w.specialist and w.service and w.location and w.channel and w.start
+    return Visit(
+        client_id=w.client,
+        specialist_id=w.specialist,
+        service_id=w.service,
+        location_id=w.location,
+        channel=Channel(w.channel),
+        start=datetime.fromisoformat(w.start),
+        flags=frozenset(Flag(f) for f in w.flags),
+    )
+
+
+def _problems_text(c: Ctx, check: Check) -> str:
+    _ = c._
+    if not check.problems and not check.calendar_unchecked:
+        return _("No conflicts.")
+    lines = problem_lines(_, c.lang, c.d.practice, check)
+    if check.blocking:
+        lines.append(
+            _("Another appointment of the practice is at this time, so it cannot be saved. Choose another time.")
+        )
+    return "\n".join(lines)
+
+
+def _save_buttons(c: Ctx, check: Check, save: str, anyway: str) -> list[list[InlineKeyboardButton]]:
+    """Save (or Save anyway, having shown the warnings), or only another time when a collision blocks."""
+    c.work.accepted = sorted(check.warnings)
+    if check.blocking:
+        return [[_button(c._("Choose another time"), "again")]]
+    return [[_button(anyway if check.warnings else save, "save")]]
+
+
+async def _tell_buttons(c: Ctx, client_uses_bot: bool) -> tuple[str, list[list[InlineKeyboardButton]]]:
+    _ = c._
+    if not client_uses_bot:
+        return _("The client does not use the bot: tell them yourself."), []
+    label = _("✓ Tell the client") if c.work.tell else _("Do not tell the client")
+    reason = (
+        _("Reason for the client: {reason}").format(reason=escape(c.work.reason))
+        if c.work.reason
+        else _("Type a reason to include it in the message (optional).")
+    )
+    c.work.expect = "reason"
+    return reason, [[_button(label, "tell")]]
+
+
+async def screen_summary(c: Ctx) -> Screen | str:
+    w, _ = c.work, c._
+    if w.flow == "move":
+        appt = await _appt(c)
+        check = await c.d.staff_changes.check_move(appt.id, c.staff.telegram_id, datetime.fromisoformat(w.start or ""))
+        tell_text, tell_rows = await _tell_buttons(c, appt.client.telegram_id is not None)
+        text = "\n".join(
+            [
+                _("Move appointment #{id} to this time?").format(id=appt.id),
+                "",
+                await _header(c),
+                _problems_text(c, check),
+                "",
+                tell_text,
+            ]
+        )
+        rows = _save_buttons(c, check, _("Move"), _("Move anyway"))
+        return Screen(_with_notice(c, text), [*rows, *([] if check.blocking else tell_rows), _nav(c)])
+    check = await c.d.visits.check(_visit(c))
+    lines = [_("Please check the visit:"), "", (await _header(c)).rstrip()]
+    if w.flags:
+        lines.append(_("Flags: {flags}").format(flags=", ".join(flag_label(_, f) for f in sorted(w.flags))))
+    lines += ["", _problems_text(c, check)]
+    rows = _save_buttons(c, check, _("Save"), _("Save anyway"))
+    return Screen(_with_notice(c, "\n".join(lines)), [*rows, _nav(c)])
+
+
+async def screen_notice(c: Ctx) -> Screen | str:
+    """Cancelling: tell the client (default yes), with an optional reason."""
+    appt = await _appt(c)
+    tell_text, tell_rows = await _tell_buttons(c, appt.client.telegram_id is not None)
+    lines = [
+        c._("Cancel appointment #{id}?").format(id=appt.id),
+        "",
+        *appointment_lines(
+            c._,
+            c.lang,
+            c.d.practice,
+            service_id=appt.service_id,
+            location_id=appt.location_id,
+            specialist_id=appt.specialist_id,
+            start=appt.start,
+            channel=appt.channel,
+        ),
+        "",
+        tell_text,
+    ]
+    rows = [[_button(c._("Cancel the visit"), "save")], *tell_rows]
+    return Screen(_with_notice(c, "\n".join(lines)), [*rows, _nav(c)])
+
+
+SCREENS = {
+    "client": screen_client,
+    "newclient": screen_newclient,
+    "specialist": screen_specialist,
+    "service": screen_service,
+    "location": screen_location,
+    "channel": screen_channel,
+    "day": screen_day,
+    "time": screen_time,
+    "options": screen_options,
+    "summary": screen_summary,
+    "notice": screen_notice,
+}
+
+
+def _next(w: Work) -> str:
+    steps = FLOWS[w.flow]
+    return steps[steps.index(w.step) + 1]
+
+
+async def render(c: Ctx) -> Screen:
+    """The screen of the current step, filling in and skipping steps with a single answer."""
+    while True:
+        w = c.work
+        if w.step not in ("client", "newclient", "time", "summary", "notice"):
+            w.expect = ""
+        result = await SCREENS[w.step](c)
+        if isinstance(result, Screen):
+            if not w.history or w.history[-1] != w.step:
+                w.history.append(w.step)
+            return result
+        if w.step in ("specialist", "service", "location", "channel"):
+            setattr(w, w.step, result)
+        w.step = _next(w)
+
+
+def begin(c: Ctx, flow: str, appt: AppointmentRow | None = None) -> None:
+    """Start a flow; moving and cancelling start from the appointment's own choices."""
+    w = Work(flow=flow, step=FLOWS[flow][0], message=c.work.message)
+    if appt is not None:
+        w.appt, w.client = appt.id, appt.client_id
+        w.specialist, w.service, w.location, w.channel = (
+            appt.specialist_id,
+            appt.service_id,
+            appt.location_id,
+            appt.channel,
+        )
+        w.month = appt.start.astimezone(c.d.practice.zone(appt.location_id)).isoformat()[:7]
+    c.work = w
+
+
+def go_back(w: Work) -> None:
+    if w.history and w.history[-1] == w.step:
+        w.history.pop()
+    if not w.history:
+        return
+    target = w.history[-1]
+    steps = FLOWS[w.flow]
+    for step in steps[steps.index(target) :]:
+        for name in STEP_FIELDS[step]:
+            setattr(w, name, [] if name == "accepted" else {} if name == "new_client" else None)
+    w.expect, w.step = "", target
+
+
+async def on_button(c: Ctx, verb: str, arg: str) -> Outcome:
+    """Apply one tap; raise Forged for data no screen of this dialog shows now."""
+    w, p = c.work, c.d.practice
+    if verb == "back":
+        go_back(w)
+    elif verb == "nc" and w.step == "client":
+        w.step, w.expect, w.new_client = "newclient", "name", {}
+    elif verb == "cl" and w.step == "client" and arg.isdigit():
+        found = await c.d.records.search(c.staff.telegram_id, w.new_client.get("query", ""))
+        if int(arg) not in [cl.id for cl in found]:
+            raise Forged(verb)
+        w.client, w.step = int(arg), _next(w)
+    elif verb == "skip" and w.step == "newclient" and w.expect == "email":
+        await _create_client(c, None)
+    elif verb == "pick" and w.step in ("specialist", "service", "location", "channel"):
+        allowed = {
+            "specialist": _specialists,
+            "service": _services,
+            "location": _locations,
+            "channel": _channels,
+        }[w.step](c)
+        if arg not in allowed:
+            raise Forged(verb)
+        setattr(w, w.step, arg)
+        w.step = _next(w)
+    elif verb == "month" and w.step == "day":
+        try:
+            month = date.fromisoformat(arg + "-01")
+        except ValueError:
+            raise Forged(verb) from None
+        first, last = _month_range(c)
+        if not first <= month <= last:
+            raise Forged(verb)
+        w.month = arg
+    elif verb == "day" and w.step == "day":
+        try:
+            day = date.fromisoformat(arg)
+        except ValueError:
+            raise Forged(verb) from None
+        first, last = _month_range(c)
+        if not first <= day < last + timedelta(days=31):
+            raise Forged(verb)
+        w.day, w.step = arg, "time"
+    elif verb == "time" and w.step == "time" and arg.isdigit():
+        start = datetime.fromtimestamp(int(arg) * 60, UTC)
+        assert w.location and w.day
+        if start.astimezone(p.zone(w.location)).date().isoformat() != w.day:
+            raise Forged(verb)
+        w.start, w.step = start.isoformat(), _next(w)
+    elif verb == "flag" and w.step == "options" and arg in Flag.__members__.values():
+        w.flags = sorted(set(w.flags) ^ {arg})
+    elif verb == "ok" and w.step == "options":
+        w.step = _next(w)
+    elif verb == "tell" and w.step in ("summary", "notice") and w.flow in ("move", "cancel"):
+        w.tell = not w.tell
+    elif verb == "again" and w.step == "summary":
+        w.history = [s for s in w.history if s not in ("time", "summary")]
+        w.start, w.step = None, "time"
+    elif verb == "save" and w.step in ("summary", "notice"):
+        return await _save(c)
+    else:
+        raise Forged(verb)
+    return Outcome(await render(c))
+
+
+async def _save(c: Ctx) -> Outcome:
+    w, _ = c.work, c._
+    try:
+        if w.flow == "new":
+            appt = await c.d.visits.book(c.staff, _visit(c), w.accepted)
+            return Outcome(Screen(_("Saved."), done=True), booked=appt)
+        if w.flow == "move":
+            assert w.appt is not None and w.start
+            move = await c.d.staff_changes.move(
+                w.appt,
+                c.staff.telegram_id,
+                datetime.fromisoformat(w.start),
+                accepted=w.accepted,
+                tell=w.tell,
+                reason=w.reason,
+            )
+            return Outcome(Screen(_("Moved."), done=True), moved=move)
+        assert w.appt is not None
+        appt = await c.d.staff_changes.cancel(w.appt, c.staff.telegram_id, tell=w.tell, reason=w.reason)
+        return Outcome(Screen(_("Cancelled."), done=True), cancelled=appt)
+    except NeedsDecision:
+        w.notice = _("Something changed meanwhile; please look again.")
+    except (AlreadyDecided, Moved, NotAllowed):
+        return Outcome(Screen(_("Nothing changed: this appointment has changed meanwhile."), done=True))
+    return Outcome(await render(c))
+
+
+async def _create_client(c: Ctx, email: str | None) -> None:
+    w, _ = c.work, c._
+    try:
+        client = await c.d.records.create(
+            c.staff.telegram_id, w.new_client.get("name", ""), w.new_client.get("phone", ""), email
+        )
+    except InvalidContact as exc:
+        w.expect = exc.field
+        w.notice = {
+            "name": _("That does not look like a name. Please type the first and last name."),
+            "phone": _(
+                "That does not look like a phone number. Please include the country code, e.g. +48 601 234 567."
+            ),
+            "email": _("That does not look like an e-mail address. Please type it again, or tap Skip."),
+        }[exc.field]
+        return
+    w.client, w.step = client.id, _next(w)
+
+
+async def on_text(c: Ctx, text: str) -> Outcome | None:
+    """Typed text the dialog waits for; None when it waits for none."""
+    w, _ = c.work, c._
+    text = text.strip()
+    if w.expect == "query" and w.step == "client":
+        w.new_client = {"query": text[:100]}
+    elif w.step == "newclient" and w.expect == "name":
+        w.new_client["name"], w.expect = text[:100], "phone"
+    elif w.step == "newclient" and w.expect == "phone":
+        w.new_client["phone"], w.expect = text[:40], "email"
+    elif w.step == "newclient" and w.expect == "email":
+        await _create_client(c, text[:254])
+    elif w.expect == "time" and w.step == "time":
+        start = _typed_time(c, text)
+        if start is None:
+            w.notice = _("Please type the time as HH:MM, e.g. 09:15.")
+        elif start is SKIPPED:
+            w.notice = _("That time does not exist on this day: the clocks change. Please type another.")
+        else:
+            w.start, w.step = start.isoformat(), _next(w)
+    elif w.expect == "reason" and w.step in ("summary", "notice"):
+        w.reason = text[:500]
+    else:
+        return None
+    return Outcome(await render(c))
+
+
+# A typed wall-clock time that the day does not have (the hour the clocks skip in spring).
+SKIPPED = datetime.min.replace(tzinfo=UTC)
+
+
+def _typed_time(c: Ctx, text: str) -> datetime | None:
+    """HH:MM on the chosen day in the location's zone, as UTC; None if malformed, SKIPPED if it does not exist."""
+    match = _HHMM.match(text)
+    w = c.work
+    if match is None or w.day is None or w.location is None:
+        return None
+    zone = c.d.practice.zone(w.location)
+    local = datetime.combine(date.fromisoformat(w.day), time(int(match[1]), int(match[2])), zone)
+    start = local.astimezone(UTC)
+    if start.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
+        return SKIPPED
+    return start
