@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time as clock
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -412,7 +411,8 @@ def test_days_with_slots(practice: Practice) -> None:
     assert days_with_slots(practice, busy={"jonas": thursday_full}, **kwargs) == {date(2026, 3, 28)}
 
 
-def test_month_with_2000_busy_items_is_fast() -> None:
+def test_a_month_with_2000_busy_items_offers_only_free_starts() -> None:
+    """Speed is measured by benchmarks/bench_slots.py; here the crowded month must stay correct."""
     p = small([window(d, "08:00", "20:00") for d in ("mon", "tue", "wed", "thu", "fri")])
     busy = random_busy(random.Random(7), date(2026, 3, 1), 30, 2000, lengths=(5, 10))
     kwargs: dict[str, Any] = {
@@ -424,11 +424,6 @@ def test_month_with_2000_busy_items_is_fast() -> None:
         "busy": {"ola": busy},
         "now": EARLY,
     }
-    free_slots(p, **kwargs)
-    started = clock.perf_counter()
-    for _ in range(5):
-        result = free_slots(p, **kwargs)
-    elapsed = (clock.perf_counter() - started) / 5
+    result = free_slots(p, **kwargs)
     assert result
-    # A few ms on a laptop; the bound is loose so a busy CI machine does not flake.
-    assert elapsed < 0.05, f"{elapsed * 1000:.1f} ms"
+    assert not [s for s in result for b in busy if b.overlaps(s.start, s.end)]
