@@ -366,7 +366,7 @@ class BookingService:
         async with self.store.tx() as tx:
             ours = await tx.known_uids(req.specialist_id, start - margin, end + margin)
             active = await tx.active_appointments(req.specialist_id, start - margin, end + margin)
-        busy = [b for b in events if b.uid not in ours] + [self._appointment_busy(a) for a in active]
+        busy = [b for b in events if b.uid not in ours] + [self.appointment_busy(a) for a in active]
         raise SlotTaken(
             free_slots(
                 self.practice,
