@@ -33,7 +33,7 @@ def _dialog_shown(user: TelegramUser) -> bool:
     return any("Where would you like to meet?" in m.text for m in user.messages)
 
 
-@pytest.mark.skip(reason="quarantined: timed out once in a full run on a quiet machine while passing alone in 4 s; issue 15 stays open for it")
+@pytest.mark.skip(reason="quarantined: timed out once in a full run, passes alone in 4 s; issue 15 stays open")
 async def test_flood_control_for_one_chat_delays_only_that_chat(tmp_path: Path) -> None:
     async with (
         asyncio.timeout(180),  # a hang here fails the test instead of stalling the suite
