@@ -204,8 +204,8 @@ class CalDAVGateway:
         return task
 
     async def _ensure(self, st: _State, cal: CalendarCache, start: datetime, end: datetime, fresh: bool) -> None:
-        """Make the cache answer [start, end): fresh asks the server (sharing a request under way); otherwise a
-        covered cache answers at once and a stale one is refreshed in the background."""
+        """Make the cache answer [start, end): fresh asks the server (sharing only a request that started after
+        it asked); otherwise a covered cache answers at once and a stale one is refreshed in the background."""
         for _ in range(3):
             if cal.covers(start, end) and not fresh:
                 if self._stale(cal):
@@ -215,6 +215,9 @@ class CalDAVGateway:
                     if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
                         raise exc
                 return
+            if fresh and (earlier := st.inflight.get(cal.url)) is not None:
+                # A read already under way may have left before a change made just now: wait it out, read anew.
+                await asyncio.wait([earlier])
             task = self._shared(st, cal, start, end)
             # Shielded: a reader that gives up (a time limit) does not cancel the others' request.
             await asyncio.shield(task)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.ical import to_ical
-from tests.fixtures.caldav import CalDAVServer, delete_raw, event_spec, put_raw
+from tests.fixtures.caldav import (
+    GATEWAY_NOW,
+    CalDAVServer,
+    account_of,
+    delete_raw,
+    event_spec,
+    practice_for,
+    put_raw,
+)
+from tests.fixtures.proxy import FaultProxy
 
 START = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
 VISIT = timedelta(minutes=50)
@@ -51,3 +62,30 @@ async def test_times_follow_what_the_calendar_app_did(gateway: CalDAVGateway, ca
     assert uids[1] not in times and uids[2] not in times  # gone: deleted, or cancelled in the app
     assert times[uids[3]] == (far, far + timedelta(minutes=50))
     assert uids[4] in times and times[uids[4]] is None  # present, unreadable: nothing to act on
+
+
+async def test_a_fresh_read_never_answers_from_a_read_that_left_before_it(caldav_server: CalDAVServer) -> None:
+    """A read already on its way when the event was deleted cannot say it is still there."""
+    async with FaultProxy(caldav_server.url) as proxy:
+        gw = CalDAVGateway(
+            practice_for(caldav_server),
+            accounts={"ana": dataclasses.replace(account_of(caldav_server), url=proxy.url)},
+            clock=lambda: GATEWAY_NOW,
+        )
+        await gw.start()
+        try:
+            start = GATEWAY_NOW + timedelta(days=2)
+            await gw.put("ana", event_spec(uid="early@bookingbot", start=start, end=start + VISIT))
+            assert "early@bookingbot" in await gw.appointment_times("ana", ["early@bookingbot"])
+
+            proxy.answers.clear()
+            earlier = asyncio.create_task(gw.busy("ana", GATEWAY_NOW, GATEWAY_NOW + timedelta(days=7), fresh=True))
+            await proxy.holding.wait()  # the server has answered it, the answer is on its way
+            delete_raw(caldav_server, "early@bookingbot.ics")
+            later = asyncio.create_task(gw.appointment_times("ana", ["early@bookingbot"]))
+            await asyncio.sleep(0.1)
+            proxy.answers.set()
+            await earlier
+            assert await later == {}
+        finally:
+            await gw.close()
