@@ -95,15 +95,13 @@ def client_event_for(practice: Practice, appt: AppointmentRow, lang: str) -> Eve
     )
 
 
-def series_event_for(practice: Practice, series: SeriesRow, rows: list[AppointmentRow]) -> EventSpec | None:
-    """The recurring event of a series (RRULE, EXDATE, overrides), or None when none of its visits is left."""
+def _as_series(
+    base: EventSpec, series: SeriesRow, rows: list[AppointmentRow], *, client_side: bool
+) -> EventSpec | None:
+    """`base` (the texts of one visit) as the series' recurring event: RRULE, EXDATE, overrides; None: none left."""
     plan = series_layout(series, rows)
     if plan is None:
         return None
-    # The texts of the visit that reads like the rule: its status is the master's.
-    visible = {o.recurrence_id for o in shown(rows)}
-    model = next(r for r in rows if r.recurrence_id in visible and (r.status == Status.REQUESTED) == plan.tentative)
-    base = event_for(practice, model, series.client)
     status = "TENTATIVE" if plan.tentative else "CONFIRMED"
     return replace(
         base,
@@ -112,7 +110,7 @@ def series_event_for(practice: Practice, series: SeriesRow, rows: list[Appointme
         end=series.first_start + timedelta(minutes=series.duration_minutes),
         status=status,
         sequence=series.sequence,
-        appointment_id=min(r.id for r in rows),
+        appointment_id=0 if client_side else min(r.id for r in rows),
         recurrence=RecurrenceSpec(
             interval_weeks=series.interval_weeks,
             count=series.count,
@@ -123,4 +121,48 @@ def series_event_for(practice: Practice, series: SeriesRow, rows: list[Appointme
                 for o in plan.overrides
             ),
         ),
+    )
+
+
+def _model_row(series: SeriesRow, rows: list[AppointmentRow]) -> AppointmentRow | None:
+    """The visit that reads like the rule (its status is the master's), whose texts the series' event takes."""
+    plan = series_layout(series, rows)
+    if plan is None:
+        return None
+    visible = {o.recurrence_id for o in shown(rows)}
+    return next(r for r in rows if r.recurrence_id in visible and (r.status == Status.REQUESTED) == plan.tentative)
+
+
+def series_event_for(practice: Practice, series: SeriesRow, rows: list[AppointmentRow]) -> EventSpec | None:
+    """The recurring event of a series (RRULE, EXDATE, overrides), or None when none of its visits is left."""
+    model = _model_row(series, rows)
+    if model is None:
+        return None
+    return _as_series(event_for(practice, model, series.client), series, rows, client_side=False)
+
+
+def client_series_event_for(
+    practice: Practice, series: SeriesRow, rows: list[AppointmentRow], lang: str
+) -> EventSpec | None:
+    """The series for the client's own calendar, in their language: the visits, never the client's own details.
+
+    Same UID as the specialist's resource, so a later file replaces the imported copy; None when no visit is left.
+    """
+    model = _model_row(series, rows)
+    if model is None:
+        return None
+    return _as_series(client_event_for(practice, model, lang), series, rows, client_side=True)
+
+
+def client_series_cancel_for(practice: Practice, series: SeriesRow, rows: list[AppointmentRow], lang: str) -> EventSpec:
+    """A series none of whose visits is left, for a METHOD:CANCEL file: its UID and rule, the client's texts."""
+    base = client_event_for(practice, rows[0], lang)
+    return replace(
+        base,
+        uid=series.uid,
+        start=series.first_start,
+        end=series.first_start + timedelta(minutes=series.duration_minutes),
+        status="CONFIRMED",
+        sequence=series.sequence,
+        recurrence=RecurrenceSpec(series.interval_weeks, series.count, series.until),
     )

@@ -9,7 +9,7 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from bot.calendar_text import client_event_for, series_event_for
+from bot.calendar_text import client_event_for, client_series_cancel_for, client_series_event_for
 from bot.deps import Deps
 from bot.dialogs import alerts
 from bot.dialogs import messages as message_texts
@@ -29,7 +29,8 @@ from scheduling.config import local
 from scheduling.db import MessageRow
 from scheduling.messages import Messages
 from scheduling.model import Channel, Status
-from scheduling.series import SeriesChange
+from scheduling.recurrence import Scope
+from scheduling.series import ChangedVisit, SeriesChange
 from scheduling.staff_changes import Move
 from scheduling.store import AppointmentRow, ClientRow
 from scheduling.store_series import SeriesRow
@@ -202,12 +203,14 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
         text = texts.confirmed_for_client(d.practice, appt, lang)
         text += "\n\n" + "\n".join(series_texts.visit_dates(d.practice, series, rows, lang))
         await _to_client(bot, client, text)
-        spec = series_event_for(d.practice, series, rows)
+        spec = client_series_event_for(d.practice, series, rows, lang)
         if spec is not None and client.telegram_id is not None:
             try:
                 await bot.send_document(client.telegram_id, ics_bytes(spec), filename="appointments.ics")
             except TelegramError as exc:
                 log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+        if spec is not None and d.mailer is not None and client.email:
+            await d.mailer.send_later(client.id, _subject(d, lang, "confirmed"), plain(text), ics_bytes(spec))
     else:
         await _tell(bot, d, client, appt, texts.confirmed_for_client(d.practice, appt, lang), kind="confirmed")
     if appt.channel == Channel.VIDEO and not visit_link(d.practice, appt):
@@ -286,21 +289,51 @@ async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
     await offer_freed_time(bot, d, appt.specialist_id)
 
 
+async def calendar_changes(bot: Bot, d: Deps, changes: list[CalendarChange]) -> None:
+    """Changes staff accepted after a calendar incident: single visits one by one, each series in one message."""
+    by_series: dict[int, list[CalendarChange]] = {}
+    for change in changes:
+        if change.appointment.series_id is None:
+            await calendar_changed(bot, d, change)
+        else:
+            by_series.setdefault(change.appointment.series_id, []).append(change)
+    for series_id, found in by_series.items():
+        async with d.store.tx() as tx:
+            series = await tx.get_series(series_id)
+        assert series is not None
+        visits = [ChangedVisit(c.appointment, c.old_start, removed=c.removed) for c in found]
+        await series_changed(bot, d, SeriesChange([series], visits, Scope.ALL, by_calendar=True))
+        await offer_freed_time(bot, d, series.specialist_id)
+
+
 async def series_changed(bot: Bot, d: Deps, change: SeriesChange) -> None:
     """One message for one change to a series, with one .ics of its new state."""
     client = await client_of(d, change.visits[0].appointment)
-    await _to_client(bot, client, series_texts.change_for_client(d.practice, change, d.language(client)))
-    specs = []
+    lang = d.language(client)
+    text = series_texts.change_for_client(d.practice, change, lang)
+    await _to_client(bot, client, text)
+    specs, gone = [], []
     async with d.store.tx() as tx:
         for series in change.series:
-            spec = series_event_for(d.practice, series, await tx.series_rows(series.id))
+            rows = await tx.series_rows(series.id)
+            spec = client_series_event_for(d.practice, series, rows, lang)
             if spec is not None:
                 specs.append(spec)
-    if specs and client.telegram_id is not None:
+            elif rows:
+                gone.append(client_series_cancel_for(d.practice, series, rows, lang))
+    # The new state: the series as it stands, or (nothing of it left) a cancellation of the imported copy.
+    data = ics_bytes(*specs) if specs else ics_bytes(*gone, cancel=True) if gone else None
+    if data is None:
+        return
+    if client.telegram_id is not None:
         try:
-            await bot.send_document(client.telegram_id, ics_bytes(*specs), filename="appointments.ics")
+            await bot.send_document(client.telegram_id, data, filename="appointments.ics")
         except TelegramError as exc:
             log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
+    if d.mailer is not None and client.email:
+        await d.mailer.send_later(
+            client.id, _subject(d, lang, "cancelled" if not specs else "changed"), plain(text), data
+        )
 
 
 def _staff(d: Deps, specialist_id: str) -> list[int]:
@@ -400,10 +433,12 @@ async def sweep(bot: Bot, d: Deps) -> None:
         found = await d.booking.sync.reconcile(spec.id)
         for change in found.changes:
             await calendar_changed(bot, d, change)
-        for series_change in await d.series.reconcile(spec.id):
+        in_series = await d.series.reconcile(spec.id)
+        for series_change in in_series.changes:
             await series_changed(bot, d, series_change)
-        if found.incident is not None:
-            await calendar_incident(bot, d, found.incident)
+        for incident in (found.incident, in_series.incident):
+            if incident is not None:
+                await calendar_incident(bot, d, incident)
     for spec_id, error in (await d.booking.sync.failing_writes()).items():
         await _to_staff(bot, d, spec_id, alerts.writes_failing_message(d.practice, spec_id, error, staff_lang(d)))
     for appt in await d.booking.claim_reminders():

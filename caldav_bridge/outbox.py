@@ -100,7 +100,10 @@ class OutboxWorker(Drainer):
         async with self.store.tx() as tx:
             if error is None:
                 assert appt is not None
-                if appt.specialist_id == row.specialist_id:
+                if series is not None:
+                    # Every occurrence lives in the written resource: each is judged afresh from now.
+                    await tx.record_writes([o.id for o in occurrences], written, self.clock())
+                elif appt.specialist_id == row.specialist_id:
                     await tx.record_write(appt.id, written, self.clock())
                 await tx.outbox_done(row.id, self.clock())
                 return True

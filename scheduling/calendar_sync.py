@@ -70,7 +70,8 @@ def is_mass(vanished: int, watched: int) -> bool:
     return vanished >= MASS_COUNT or (vanished >= 2 and vanished >= MASS_SHARE * watched)
 
 
-def _seen_since_write(appt: AppointmentRow) -> bool:
+def seen_since_write(appt: AppointmentRow) -> bool:
+    """Whether a successful read showed the event after our last write of it (only then can it vanish)."""
     return appt.seen_at is not None and (appt.written_at is None or appt.seen_at >= appt.written_at)
 
 
@@ -131,8 +132,8 @@ class CalendarSync:
         except CalendarUnavailable:
             return result
         present = [a for a in watched if a.uid in times]
-        lost = [a for a in watched if a.uid not in times and not _seen_since_write(a)]
-        gone = [a for a in watched if a.uid not in times and _seen_since_write(a)]
+        lost = [a for a in watched if a.uid not in times and not seen_since_write(a)]
+        gone = [a for a in watched if a.uid not in times and seen_since_write(a)]
         async with self.store.tx() as tx:
             await tx.record_seen([a.id for a in present], now)
             await tx.record_missing([a.id for a in gone], now)
@@ -190,6 +191,9 @@ class CalendarSync:
                 await tx.transition(appt, removal_status(appt), actor=actor, at=now, reason=REMOVED_REASON)
             except InvalidTransition:
                 return None  # another process carried the same change first
+            if appt.series_id is not None:
+                # The series' resource is written from its rows: it now leaves this visit out.
+                await tx.enqueue_sync(appt.id, appt.specialist_id, now)
         return CalendarChange(appt, removed=True, old_start=candidate.start)
 
     async def _open_incident(self, specialist_id: str, gone: list[AppointmentRow], now: datetime) -> Incident | None:
@@ -243,6 +247,8 @@ class CalendarSync:
             for appt in still:
                 if change := await self._remove(appt, actor, now):
                     changes.append(change)
+            if changes:
+                self._wake_outbox()
         return incident, changes
 
     # --- writes that keep failing ---------------------------------------------------------------------

@@ -15,6 +15,14 @@ from zoneinfo import ZoneInfo
 
 from scheduling.booking import AlreadyDecided, BookingService, CancellationClosed, InvalidRequest, NotAllowed
 from scheduling.calendar import CalendarUnavailable
+from scheduling.calendar_sync import (
+    MISSING_CONFIRM,
+    REMOVED_REASON,
+    Incident,
+    is_mass,
+    removal_status,
+    seen_since_write,
+)
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Busy, Channel, Status
@@ -107,6 +115,14 @@ class ChangedVisit:
     appointment: AppointmentRow
     old_start: datetime
     removed: bool
+
+
+@dataclass(slots=True)
+class SeriesReconciled:
+    """What one pass over a specialist's series found: changes to tell, or vanished series to ask staff about."""
+
+    changes: list[SeriesChange] = field(default_factory=list)
+    incident: Incident | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,48 +599,126 @@ class SeriesService:
 
     # --- edits made in the calendar app ----------------------------------------------------------
 
-    async def reconcile(self, specialist_id: str) -> list[SeriesChange]:
+    async def reconcile(self, specialist_id: str) -> SeriesReconciled:
         """Carry what the specialist did to a series in their calendar app back to its rows.
 
-        Acts only on a fresh, readable copy of a resource whose writes are all done. A resource that is not
-        there at all is not taken as a deletion here (a read that does not show an event is not a deletion).
+        Acts only on a fresh, readable copy of a resource whose writes are all done, under the trust rule of
+        single events (scheduling.calendar_sync): a visit or a whole series counts as removed only when a read
+        showed it after our last write and two successful reads at least MISSING_CONFIRM apart then miss it; a
+        resource never read back since written was lost by the server and is written again; when many series
+        vanish at once nothing is cancelled and staff are asked. Moves count at once, as for single events.
         """
         now = self.clock()
+        result = SeriesReconciled()
         horizon = timedelta(days=self.practice.specialist_by_id[specialist_id].horizon_days + 1)
         async with self.store.tx() as tx:
             candidates = await tx.watched_series(specialist_id, now, now + horizon)
             pending = {row.appointment_id for row in await tx.outbox_pending()}
+            held = {i for inc in await tx.open_incidents(specialist_id) for i in inc.appointments["ids"]}
             snapshot: dict[int, tuple[SeriesRow, list[AppointmentRow]]] = {}
             for series in candidates:
                 rows = await tx.series_rows(series.id)
-                if rows and min(r.id for r in rows) not in pending:
+                if rows and min(r.id for r in rows) not in pending and not any(r.id in held for r in rows):
                     snapshot[series.id] = (series, rows)
         if not snapshot:
-            return []
+            return result
         try:
             seen = await self.calendar.series_state(specialist_id, [s.uid for s, _ in snapshot.values()])
         except CalendarUnavailable:
-            return []
-        changes: list[SeriesChange] = []
+            return result
+        vanished: list[tuple[SeriesRow, list[AppointmentRow]]] = []
         for series, rows in snapshot.values():
-            state = seen.get(series.uid)
-            if state is None:
-                if series.uid not in seen:
-                    log.info("series %s not found in the calendar; left as it is", series.id)
+            if series.uid not in seen:
+                if await self._missing_resource(series, rows, now):
+                    vanished.append((series, rows))
                 continue
+            state = seen[series.uid]
+            if state is None:
+                continue  # there, but unreadable: nothing to act on
             try:
-                result = flow_back(rule_of(series), _row_states(rows, now), state)
+                found = flow_back(rule_of(series), _row_states(rows, now), state)
             except Unclear as exc:
                 log.warning("series %s: calendar copy left as it is (%s)", series.id, exc)
                 continue
-            if result.empty and result.rule == rule_of(series):
+            if not await self._judge_removals(series, rows, found, now):
                 continue
-            change = await self._apply_flow_back(series, rows, result, now)
+            if found.empty and found.rule == rule_of(series):
+                continue
+            change = await self._apply_flow_back(series, rows, found, now)
             if change is not None:
-                changes.append(change)
-        if changes:
+                result.changes.append(change)
+        confirmed = [(s, rows) for s, rows in vanished if _confirmed(_upcoming(rows, now), now)]
+        if vanished and is_mass(len(vanished), len(snapshot)):
+            if confirmed:
+                result.incident = await self._open_incident(specialist_id, vanished, now)
+        else:
+            for series, rows in confirmed:
+                change = await self._apply_flow_back(
+                    series, rows, FlowBack({}, {}, [r.id for r in _upcoming(rows, now)], rule_of(series)), now
+                )
+                if change is not None:
+                    result.changes.append(change)
+        if result.changes:
             self.booking._wake_outbox()
-        return changes
+        return result
+
+    async def _missing_resource(self, series: SeriesRow, rows: list[AppointmentRow], now: datetime) -> bool:
+        """The series' resource is not in the calendar: written again if the server lost it, else noted missing.
+
+        True when it had been read back since our write, so it may have been deleted in the calendar app.
+        """
+        upcoming = _upcoming(rows, now)
+        async with self.store.tx() as tx:
+            if not any(seen_since_write(r) for r in rows if Status(r.status) in IN_CALENDAR):
+                log.warning("series %s missing though never read back since written: writing it again", series.id)
+                await tx.forget_reads([r.id for r in rows])
+                await tx.enqueue_sync(rows[0].id, series.specialist_id, now)
+                lost = True
+            else:
+                await tx.record_missing([r.id for r in upcoming], now)
+                lost = False
+        if lost:
+            self.booking._wake_outbox()
+        return not lost and bool(upcoming)
+
+    async def _judge_removals(
+        self, series: SeriesRow, rows: list[AppointmentRow], found: FlowBack, now: datetime
+    ) -> bool:
+        """Record what the read showed; True when the calendar's changes may be carried back now.
+
+        Visits the calendar still shows are seen. Visits it no longer shows (an EXDATE, a cancelled override, the
+        series ended) count only once missing from two reads MISSING_CONFIRM apart, after a read that showed them
+        since our write; until then nothing of this resource's changes is applied, so the change stays one.
+        Visits never read back since written mean the server lost our write: the resource is written again.
+        """
+        removed = set(found.removed)
+        by_id = {r.id: r for r in rows}
+        present = [r.id for r in rows if r.id not in removed and Status(r.status) in IN_CALENDAR]
+        unseen = [i for i in removed if not seen_since_write(by_id[i])]
+        async with self.store.tx() as tx:
+            await tx.record_seen(present, now)
+            if unseen:
+                log.warning("series %s lost visits never read back since written: writing it again", series.id)
+                await tx.forget_reads(list(removed))
+                await tx.enqueue_sync(rows[0].id, series.specialist_id, now)
+            else:
+                await tx.record_missing(list(removed), now)
+        if unseen:
+            self.booking._wake_outbox()
+            return False
+        return _confirmed([by_id[i] for i in removed], now)
+
+    async def _open_incident(
+        self, specialist_id: str, vanished: list[tuple[SeriesRow, list[AppointmentRow]]], now: datetime
+    ) -> Incident | None:
+        gone = [r for _series, rows in vanished for r in _upcoming(rows, now)]
+        async with self.store.tx() as tx:
+            await tx.lock_specialist(specialist_id)
+            if await tx.open_incidents(specialist_id):
+                return None  # one question at a time; these stay as they are meanwhile
+            row = await tx.open_incident(specialist_id, [a.id for a in gone], now)
+        log.warning("%d series of %s vanished at once: nothing cancelled, staff asked", len(vanished), specialist_id)
+        return Incident(row.id, specialist_id, gone)
 
     async def _apply_flow_back(
         self, series: SeriesRow, before: list[AppointmentRow], result: FlowBack, now: datetime
@@ -641,8 +735,7 @@ class SeriesService:
             visits: list[ChangedVisit] = []
             for row_id in result.removed:
                 row = by_id[row_id]
-                target = Status.DECLINED if row.status == Status.REQUESTED else Status.CANCELLED
-                await tx.transition(row, target, actor=actor, at=now, reason="removed from the calendar")
+                await tx.transition(row, removal_status(row), actor=actor, at=now, reason=REMOVED_REASON)
                 visits.append(ChangedVisit(row, row.start, removed=True))
             for row_id, key in result.rekeyed.items():
                 await tx.place_occurrence(by_id[row_id], series.id, key)
@@ -662,6 +755,16 @@ class SeriesService:
             return None
         scope = Scope.THIS if len(visits) == 1 else Scope.FOLLOWING
         return SeriesChange([fresh], visits, scope, by_calendar=True)
+
+
+def _upcoming(rows: Sequence[AppointmentRow], now: datetime) -> list[AppointmentRow]:
+    """The visits the calendar may still change: active and not begun."""
+    return [r for r in rows if r.status in ACTIVE_STATUSES and r.start > now]
+
+
+def _confirmed(rows: Sequence[AppointmentRow], now: datetime) -> bool:
+    """Whether every one of these was already missing from a read at least MISSING_CONFIRM ago."""
+    return all(r.missing_since is not None and now - r.missing_since >= MISSING_CONFIRM for r in rows)
 
 
 def series_zone(series: SeriesRow) -> ZoneInfo:

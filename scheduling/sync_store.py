@@ -29,6 +29,10 @@ class CalendarSyncQueries:
         """The outbox wrote (or, with None, removed) the appointment's event: a read must show it anew."""
         await self._set([appointment_id], calendar_url=calendar_url, written_at=at, seen_at=None, missing_since=None)
 
+    async def record_writes(self, ids: Collection[int], calendar_url: str | None, at: datetime) -> None:
+        """The outbox wrote a series' resource: each of its occurrences must be shown anew by a read."""
+        await self._set(ids, calendar_url=calendar_url, written_at=at, seen_at=None, missing_since=None)
+
     async def record_seen(self, ids: Collection[int], at: datetime) -> None:
         """A successful read showed these events."""
         await self._set(ids, seen_at=at, missing_since=None)

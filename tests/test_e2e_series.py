@@ -97,6 +97,9 @@ async def test_weekly_request_approved_whole_then_one_visit_cancelled_from_my(bo
     assert name == "appointments.ics"
     master = next(c for c in Calendar.from_ical(data).walk("VEVENT") if "RECURRENCE-ID" not in c)
     assert "COUNT=4" in master["RRULE"].to_ical().decode() and "EXDATE" in master
+    # Written for the client: the visit and the specialist, never the client's phone or note.
+    assert str(master["SUMMARY"]) == "First consultation with Anna Kowalska"
+    assert "Phone" not in data.decode() and "quiet room" not in data.decode()
     seen = await assert_calendar_matches(bot)
     assert len(seen) == 3
 
@@ -113,3 +116,51 @@ async def test_weekly_request_approved_whole_then_one_visit_cancelled_from_my(bo
     seen = await assert_calendar_matches(bot)
     assert len(seen) == 2
     assert any("The client cancelled" in m.text for m in bot.anna.messages)
+
+
+async def weekly_for(bot: Bot, client_telegram_id: int, hhmm: str = "10:00", count: int = 4):  # type: ignore[no-untyped-def]
+    """A confirmed weekly series of Psychotherapy with Anna on Wednesdays from 2 December, for a bot user."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from scheduling.model import Channel
+    from scheduling.series import SeriesRequest
+
+    async with bot.runtime.store.tx() as tx:
+        client_row = await tx.client_by_telegram(client_telegram_id)
+    start = datetime.fromisoformat(f"2026-12-02T{hhmm}").replace(tzinfo=ZoneInfo("Europe/Warsaw"))
+    req = SeriesRequest(client_row.id, "therapy", "centre", "anna", Channel.ON_SITE, start, count=count)
+    return await bot.runtime.deps.series.create(req, actor="specialist:9001", confirmed=True)
+
+
+async def test_a_series_deleted_in_the_calendar_app_counts_after_two_reads_minutes_apart(bot: Bot) -> None:
+    from datetime import timedelta
+
+    from tests.fixtures.caldav import delete_raw
+
+    client = bot.user(1001, "Jan")
+    await client.send("/start")
+    series, rows = await weekly_for(bot, 1001)
+    await assert_calendar_matches(bot)
+    await bot.sweep()  # reads it back since our write
+    delete_raw(anna_calendar(bot), f"{series.uid}.ics")
+    before = len(client.messages)
+    await bot.sweep()
+    assert len(client.messages) == before  # missing once: nothing cancelled, nobody told
+    async with bot.runtime.store.tx() as tx:
+        assert {r.status for r in await tx.series_rows(series.id)} == {Status.CONFIRMED}
+    bot.clock.advance(minutes=5)
+    await bot.sweep()
+    told = [m for m in client.messages[before:] if m.text]
+    assert len(told) == 1  # one message for the whole change
+    assert "cancelled visits of your recurring appointment" in told[0].text
+    assert told[0].text.count("cancelled") >= len(rows)
+    name, data = client.documents[-1]
+    assert name == "appointments.ics"
+    text = data.decode()
+    assert "METHOD:CANCEL" in text and series.uid in text
+    assert "Psychotherapy session with Anna Kowalska" in text and "Phone" not in text
+    async with bot.runtime.store.tx() as tx:
+        assert {r.status for r in await tx.series_rows(series.id)} == {Status.CANCELLED}
+    assert await assert_calendar_matches(bot) == []
+    assert bot.clock.now - timedelta(minutes=5) < rows[0].start

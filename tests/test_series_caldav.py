@@ -15,7 +15,8 @@ from scheduling.db import AppointmentRow, SeriesRow
 from scheduling.model import Status
 from scheduling.recurrence import Scope
 from scheduling.series import SeriesConflicts
-from tests.fixtures.caldav import get_raw, put_raw
+from scheduling.calendar_sync import MISSING_CONFIRM
+from tests.fixtures.caldav import delete_raw, get_raw, put_raw
 from tests.fixtures.series import (
     WEEK,
     Bench,
@@ -236,16 +237,20 @@ async def test_calendar_app_moves_one_and_deletes_one(bench: Bench, season: str)
         cal.add_component(override)
         master.add("EXDATE", [rows[4].start.astimezone(zone)])
 
+    assert (await bench.series.reconcile("ana")).changes == []  # read back since our write
     edit(bench, series, drag_and_delete)
-    changes = await bench.series.reconcile("ana")
-    [change] = changes
+    # One read without the deleted visit proves nothing: nothing of the edit is carried back yet.
+    assert (await bench.series.reconcile("ana")).changes == []
+    assert {r.status for r in await bench.rows(series.id)} == {Status.CONFIRMED}
+    bench.clock.now += MISSING_CONFIRM
+    [change] = (await bench.series.reconcile("ana")).changes
     assert change.by_calendar
     assert {(v.appointment.id, v.removed) for v in change.visits} == {(rows[2].id, False), (rows[4].id, True)}
     after = {r.id: r for r in await bench.rows(series.id)}
     assert after[rows[2].id].start == moved_to and after[rows[4].id].status == Status.CANCELLED
     seen = await assert_calendar_matches(bench)
     assert len(seen) == 5 and sorted(local_times(seen)) == ["16:00", "18:00"]
-    assert await bench.series.reconcile("ana") == []  # our rewrite is read back as unchanged
+    assert (await bench.series.reconcile("ana")).changes == []  # our rewrite is read back as unchanged
 
 
 @pytest.mark.parametrize("season", ["spring", "autumn"])
@@ -261,8 +266,9 @@ async def test_calendar_app_changes_the_series_time_then_ends_it(bench: Bench, s
         master.add("DTSTART", start - timedelta(hours=1))
         master.add("DTEND", end - timedelta(hours=1))
 
+    await bench.series.reconcile("ana")
     edit(bench, series, earlier)
-    [change] = await bench.series.reconcile("ana")
+    [change] = (await bench.series.reconcile("ana")).changes  # a move counts at once, as for single events
     assert len(change.visits) == 6 and not any(v.removed for v in change.visits)
     seen = await assert_calendar_matches(bench)
     assert local_times(seen) == {"17:00"} and len(seen) == 6
@@ -273,8 +279,11 @@ async def test_calendar_app_changes_the_series_time_then_ends_it(bench: Bench, s
         rule.pop("COUNT", None)
         rule["UNTIL"] = [(rows[2].start - timedelta(hours=1)).astimezone(UTC)]
 
+    await bench.series.reconcile("ana")  # our rewrite read back
     edit(bench, series, end_after_three)
-    [change] = await bench.series.reconcile("ana")
+    assert (await bench.series.reconcile("ana")).changes == []
+    bench.clock.now += MISSING_CONFIRM
+    [change] = (await bench.series.reconcile("ana")).changes
     assert {v.appointment.id for v in change.visits} == {r.id for r in rows[3:]}
     assert all(v.removed for v in change.visits)
     seen = await assert_calendar_matches(bench)
@@ -282,14 +291,85 @@ async def test_calendar_app_changes_the_series_time_then_ends_it(bench: Bench, s
     assert "UNTIL=" in calendar_objects(bench.server)[f"{series.uid}.ics"]
 
 
-async def test_a_series_missing_from_the_calendar_is_not_a_deletion(bench: Bench) -> None:
-    from tests.fixtures.caldav import delete_raw
-
-    series, _rows = await book(bench, "spring", count=3)
+async def test_a_series_the_server_lost_is_written_again(bench: Bench) -> None:
+    series, rows = await book(bench, "spring", count=3)
     await bench.flush()
-    delete_raw(bench.server, f"{series.uid}.ics")
-    assert await bench.series.reconcile("ana") == []
+    delete_raw(bench.server, f"{series.uid}.ics")  # gone before any read showed it: the server lost our write
+    assert (await bench.series.reconcile("ana")).changes == []
     assert all(r.status == Status.CONFIRMED for r in await bench.rows(series.id))
+    seen = await assert_calendar_matches(bench)
+    assert len(seen) == 3 and local_times(seen) == {"18:00"}
+
+
+async def test_a_series_that_vanishes_once_is_kept_twice_minutes_apart_is_cancelled(bench: Bench) -> None:
+    series, rows = await book(bench, "spring", count=4)
+    await bench.flush()
+    assert (await bench.series.reconcile("ana")).changes == []  # seen since our write
+    delete_raw(bench.server, f"{series.uid}.ics")
+    assert (await bench.series.reconcile("ana")).changes == []  # missing once: nothing cancelled
+    assert {r.status for r in await bench.rows(series.id)} == {Status.CONFIRMED}
+    # It comes back (a server hiccup, a sync that lagged): the missing read is forgotten.
+    await bench.series.move(rows[3].id, Scope.THIS, rows[3].start + timedelta(hours=-1), telegram_id=STAFF)
+    await bench.flush()
+    assert (await bench.series.reconcile("ana")).changes == []
+    bench.clock.now += MISSING_CONFIRM
+    assert (await bench.series.reconcile("ana")).changes == []
+    assert {r.status for r in await bench.rows(series.id)} == {Status.CONFIRMED}
+
+    delete_raw(bench.server, f"{series.uid}.ics")
+    assert (await bench.series.reconcile("ana")).changes == []
+    bench.clock.now += MISSING_CONFIRM - timedelta(seconds=1)
+    assert (await bench.series.reconcile("ana")).changes == []  # not minutes apart yet
+    bench.clock.now += timedelta(seconds=1)
+    [change] = (await bench.series.reconcile("ana")).changes
+    assert change.by_calendar and all(v.removed for v in change.visits) and len(change.visits) == 4
+    assert {r.status for r in await bench.rows(series.id)} == {Status.CANCELLED}
+    assert await assert_calendar_matches(bench) == []
+    assert calendar_objects(bench.server) == {}
+
+
+async def test_an_occurrence_deleted_once_is_kept(bench: Bench) -> None:
+    series, rows = await book(bench, "autumn", count=5)
+    await bench.flush()
+    await bench.series.reconcile("ana")
+    zone = master_of(Calendar.from_ical(get_raw(bench.server, f"{series.uid}.ics").text)).decoded("DTSTART").tzinfo
+    edit(bench, series, lambda cal: master_of(cal).add("EXDATE", [rows[1].start.astimezone(zone)]))
+    assert (await bench.series.reconcile("ana")).changes == []
+    # The specialist undoes it: the next read shows the visit again, and the missing read is forgotten.
+    edit(bench, series, lambda cal: master_of(cal).pop("EXDATE"))
+    assert (await bench.series.reconcile("ana")).changes == []
+    bench.clock.now += MISSING_CONFIRM
+    assert (await bench.series.reconcile("ana")).changes == []
+    assert {r.status for r in await bench.rows(series.id)} == {Status.CONFIRMED}
+    seen = await assert_calendar_matches(bench)
+    assert len(seen) == 5 and local_times(seen) == {"18:00"}
+
+
+async def test_many_series_vanishing_at_once_ask_staff(bench: Bench) -> None:
+    first, today = SEASONS["spring"]
+    bench.clock.now = at(today, "09:00")
+    made = []
+    for hour in ("10:00", "12:00", "14:00"):
+        client = await bench.client(len(made) + 1)
+        made.append(
+            await bench.series.create(bench.request(client, at(first, hour), count=3), actor="x", confirmed=True)
+        )
+    await bench.flush()
+    await bench.series.reconcile("ana")
+    for series, _rows in made:
+        delete_raw(bench.server, f"{series.uid}.ics")
+    assert (await bench.series.reconcile("ana")).incident is None
+    bench.clock.now += MISSING_CONFIRM
+    found = await bench.series.reconcile("ana")
+    assert found.changes == [] and found.incident is not None
+    assert len(found.incident.appointments) == 9
+    assert (await bench.series.reconcile("ana")).incident is None  # asked once
+    for series, _rows in made:
+        assert {r.status for r in await bench.rows(series.id)} == {Status.CONFIRMED}
+    _incident, changes = await bench.booking.sync.resolve(found.incident.id, STAFF, restore=True)
+    assert changes == []
+    seen = await assert_calendar_matches(bench)
+    assert len(seen) == 9 and sorted(local_times(seen)) == ["10:00", "12:00", "14:00"]
 
 
 async def test_reminders_once_per_occurrence(bench: Bench) -> None:

@@ -55,5 +55,4 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query.message is not None:
         text = alerts.incident_answered(d.practice, incident, verb == "r", lang)
         await edit_quietly(context.bot, query.message.chat.id, query.message.message_id, text=text)
-    for change in changes:
-        await notify.calendar_changed(context.bot, d, change)
+    await notify.calendar_changes(context.bot, d, changes)
