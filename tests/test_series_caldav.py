@@ -11,11 +11,11 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from scheduling.booking import CancellationClosed, NotAllowed
+from scheduling.calendar_sync import MISSING_CONFIRM
 from scheduling.db import AppointmentRow, SeriesRow
 from scheduling.model import Status
 from scheduling.recurrence import Scope
 from scheduling.series import SeriesConflicts
-from scheduling.calendar_sync import MISSING_CONFIRM
 from tests.fixtures.caldav import delete_raw, get_raw, put_raw
 from tests.fixtures.series import (
     WEEK,
@@ -292,7 +292,7 @@ async def test_calendar_app_changes_the_series_time_then_ends_it(bench: Bench, s
 
 
 async def test_a_series_the_server_lost_is_written_again(bench: Bench) -> None:
-    series, rows = await book(bench, "spring", count=3)
+    series, _rows = await book(bench, "spring", count=3)
     await bench.flush()
     delete_raw(bench.server, f"{series.uid}.ics")  # gone before any read showed it: the server lost our write
     assert (await bench.series.reconcile("ana")).changes == []
