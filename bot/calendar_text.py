@@ -8,19 +8,34 @@ from datetime import timedelta
 from bot.dialogs.render import channel_label, visit_link
 from bot.i18n import gettext_for
 from scheduling.calendar import EventSpec, OverrideSpec, RecurrenceSpec
-from scheduling.config import Practice, local
+from scheduling.config import CalendarDetail, Practice, local
 from scheduling.model import PENDING_STATUSES, Status
+from scheduling.privacy import calendar_detail, client_shown
 from scheduling.series import series_layout, shown
 from scheduling.store import AppointmentRow, ClientRow
 from scheduling.store_series import SeriesRow
 
 
-def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None) -> EventSpec:
-    """The calendar event for an appointment, in the practice's language."""
+def event_for(
+    practice: Practice, appt: AppointmentRow, client: ClientRow | None, detail: CalendarDetail | None = None
+) -> EventSpec:
+    """The calendar event for an appointment, in the practice's language.
+
+    It says of the client only what the privacy setting allows (`detail`; default: the specialist's
+    calendar setting), so by default the service and the client's initials.
+    """
     _ = gettext_for(practice.practice.language)
     service = practice.service_by_id[appt.service_id]
     location = practice.location_by_id[appt.location_id]
-    who = client.name if client and client.name else _("Client")
+    level = detail or calendar_detail(practice, appt.specialist_id)
+    seen = client_shown(
+        level,
+        name=client.name if client else None,
+        phone=client.phone if client else None,
+        email=client.email if client else None,
+        note=appt.note,
+    )
+    who = seen.who or _("Client")
     link = visit_link(practice, appt)
     lines = [
         _("Service: {name} ({minutes} min)").format(name=service.name, minutes=service.duration),
@@ -28,12 +43,14 @@ def event_for(practice: Practice, appt: AppointmentRow, client: ClientRow | None
     ]
     if link:
         lines.append(_("Video link: {url}").format(url=link))
-    if client is not None:
-        lines += [_("Client: {name}").format(name=who), _("Phone: {phone}").format(phone=client.phone or "")]
-        if client.email:
-            lines.append(_("E-mail: {email}").format(email=client.email))
-    if appt.note:
-        lines.append(_("Note: {note}").format(note=appt.note))
+    if client is not None and level == "full":
+        lines += [_("Client: {name}").format(name=who), _("Phone: {phone}").format(phone=seen.phone or "")]
+        if seen.email:
+            lines.append(_("E-mail: {email}").format(email=seen.email))
+    if seen.note:
+        lines.append(_("Note: {note}").format(note=seen.note))
+    if level != "full":
+        lines.append(_("The client's details are in Telegram (/agenda)."))
     if appt.status == Status.REQUESTED:
         lines.append(_("Waiting for your approval in Telegram."))
     elif appt.status == Status.PROPOSED:
@@ -133,12 +150,14 @@ def _model_row(series: SeriesRow, rows: list[AppointmentRow]) -> AppointmentRow 
     return next(r for r in rows if r.recurrence_id in visible and (r.status == Status.REQUESTED) == plan.tentative)
 
 
-def series_event_for(practice: Practice, series: SeriesRow, rows: list[AppointmentRow]) -> EventSpec | None:
+def series_event_for(
+    practice: Practice, series: SeriesRow, rows: list[AppointmentRow], detail: CalendarDetail | None = None
+) -> EventSpec | None:
     """The recurring event of a series (RRULE, EXDATE, overrides), or None when none of its visits is left."""
     model = _model_row(series, rows)
     if model is None:
         return None
-    return _as_series(event_for(practice, model, series.client), series, rows, client_side=False)
+    return _as_series(event_for(practice, model, series.client, detail), series, rows, client_side=False)
 
 
 def client_series_event_for(

@@ -376,7 +376,22 @@ def check_partners(report: Report, practice: Practice, today: date, weeks: int =
                 )
 
 
-def print_feeds(report: Report, settings: Settings, practice: Practice) -> None:
+async def _feed_generations(settings: Settings) -> dict[str, int]:
+    """How often each feed was renewed, from the database if there is one yet (else: never)."""
+    url = async_url(settings.db_url)
+    if url.get_backend_name() == "sqlite" and not await asyncio.to_thread(Path(url.database or "").exists):
+        return {}  # checking never creates the database file
+    engine = make_engine(settings.db_url)
+    try:
+        async with asyncio.timeout(TIMEOUT), Store(engine).tx() as tx:
+            return await tx.feed_generations()
+    except (SQLAlchemyError, OSError, TimeoutError):
+        return {}  # no database or no table yet: `run` creates them, and no feed was renewed
+    finally:
+        await engine.dispose()
+
+
+async def print_feeds(report: Report, settings: Settings, practice: Practice) -> None:
     """The read-only ICS feed of every specialist (for Outlook and other subscribe-only apps)."""
     try:
         key = feed_key(settings.data_dir)
@@ -384,10 +399,12 @@ def print_feeds(report: Report, settings: Settings, practice: Practice) -> None:
         report.line(BAD, f"ICS feeds: {exc}")
         return
     base = public_base(settings)
+    generations = await _feed_generations(settings)
     note = "" if settings.webhook_url else " (reachable from this machine only until the bot has a public URL)"
     report.line(OK, f"read-only ICS feeds{note}:")
     for spec in practice.specialists:
-        print(f"    {spec.id}: {feed_url(settings, key, spec.id, base)}", flush=True)
+        url = feed_url(settings, key, spec.id, base, generations.get(spec.id, 0))
+        print(f"    {spec.id}: {url}", flush=True)
 
 
 def check_findings(report: Report, practice: Practice, today: date) -> None:
@@ -485,7 +502,7 @@ async def run_check(settings: Settings) -> int:
             if spec.busy_feeds:
                 await check_busy_feeds(report, practice, spec)
         check_partners(report, practice, datetime.now(ZoneInfo(practice.practice.timezone)).date())
-        print_feeds(report, settings, practice)
+        await print_feeds(report, settings, practice)
     if report.failed:
         print(f"{report.failed} problem(s) found.", flush=True)
         return 1

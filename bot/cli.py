@@ -185,6 +185,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feed(args: argparse.Namespace) -> int:
+    """Renew a specialist's read-only feed address (`feed rotate <specialist>`): the old one stops working."""
+    from bot.admin import rotate_feed
+
+    settings, practice = _load(args)
+    asyncio.run(rotate_feed(settings, practice, args.specialist))
+    return 0
+
+
 @dataclass(frozen=True)
 class Subcommand:
     """A `bookingbot NAME`: its function (named cmd_NAME, docstring = description) and the settings it reads."""
@@ -215,6 +224,11 @@ def _restore_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("archive", help="an archive written by `bookingbot backup`")
 
 
+def _feed_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["rotate"], help="rotate: give the feed a new address")
+    parser.add_argument("specialist", help="the specialist's id in the practice file")
+
+
 def _init_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="where to write the practice file (default: practice.toml)")
 
@@ -236,6 +250,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(cmd_restore, ("data_dir", "database_url"), arguments=_restore_args),
     Subcommand(cmd_token_key),
     Subcommand(cmd_report, ("config", "data_dir", "database_url"), arguments=_report_args),
+    Subcommand(
+        cmd_feed, ("config", "data_dir", "database_url", "public_url", "webhook_url", "listen"), arguments=_feed_args
+    ),
 )
 
 

@@ -362,7 +362,7 @@ async def run_demo(
             people[spec.id].mark_seen()
         terminal = Terminal(people, stdout, settings.data_dir)
         terminal.write(_banner(practice, terminal))
-        print_calendars(runtime, stdout, feed_base=web_base)
+        await print_calendars(runtime, stdout, feed_base=web_base)
         terminal.write()
         await _chat(terminal, LineReader(stdin, stdout))
         try:

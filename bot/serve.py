@@ -15,7 +15,7 @@ from aiohttp import web
 from bot.app import build_application, set_commands
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings, require_token
-from bot.web import RedactingAccessLogger, feed_key, feed_url, make_web_app
+from bot.web import RedactingAccessLogger, feed_urls, make_web_app
 from caldav_bridge.embedded import EmbeddedAccount
 from scheduling.booking import Clock, utcnow
 from scheduling.config import Practice
@@ -52,17 +52,17 @@ def on_signals(callback: Callable[[], object], *signals: signal.Signals) -> Call
     return stop_listening
 
 
-def print_calendars(runtime: Runtime, out: TextIO | None = None, feed_base: str | None = None) -> None:
+async def print_calendars(runtime: Runtime, out: TextIO | None = None, feed_base: str | None = None) -> None:
     """Where specialists find their calendars and feeds (shown on the console only, never logged)."""
     out = out or sys.stdout
     if runtime.accounts:
         print("Embedded CalDAV calendars (add them in Apple Calendar, Thunderbird or DAVx5):", file=out)
         for spec_id, acc in runtime.accounts.items():
             print(f"  {spec_id}: {acc.calendar_url}  user {acc.username}  password {acc.password}", file=out)
-    key = feed_key(runtime.settings.data_dir)
+    urls = await feed_urls(runtime.settings, runtime.store, runtime.practice, feed_base)
     print("Read-only calendar feeds (subscribe in Outlook or any calendar app):", file=out)
-    for spec in runtime.practice.specialists:
-        print(f"  {spec.id}: {feed_url(runtime.settings, key, spec.id, feed_base)}", file=out)
+    for spec_id, url in urls.items():
+        print(f"  {spec_id}: {url}", file=out)
 
 
 def warn_unapprovable(practice: Practice, out: TextIO | None = None) -> None:
@@ -90,7 +90,7 @@ async def serve(
     token = require_token(settings)
     warn_unapprovable(practice)
     runtime = await start_runtime(settings, practice, clock=clock, accounts=accounts)
-    print_calendars(runtime)
+    await print_calendars(runtime)
     app = build_application(
         runtime.deps, token=token, base_url=settings.bot_base_url, base_file_url=settings.bot_file_url
     )

@@ -31,6 +31,9 @@ from caldav_bridge.ical import PRODID, ics_bytes
 from partner_api.app import mount as mount_partner_api
 from providers.oauth import SignInFailed, code_from_address
 from scheduling.calendar import CalendarUnavailable, EventSpec
+from scheduling.config import Practice
+from scheduling.privacy import feed_detail
+from scheduling.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +72,11 @@ def feed_key(data_dir: Path) -> bytes:
     return key
 
 
-def feed_token(key: bytes, specialist_id: str) -> str:
-    """The unguessable part of one specialist's feed URL."""
-    return hmac.new(key, specialist_id.encode("utf-8"), hashlib.sha256).hexdigest()[:FEED_TOKEN_CHARS]
+def feed_token(key: bytes, specialist_id: str, generation: int = 0) -> str:
+    """The unguessable part of one specialist's feed URL; `bookingbot feed rotate` moves it to the next generation."""
+    # Generation 0 is the address every feed had before rotation existed: it keeps working until renewed.
+    message = specialist_id if generation == 0 else f"{specialist_id}\n{generation}"
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()[:FEED_TOKEN_CHARS]
 
 
 def public_base(settings: Settings) -> str:
@@ -86,10 +91,18 @@ def public_base(settings: Settings) -> str:
     return f"http://{host}:{port}"
 
 
-def feed_url(settings: Settings, key: bytes, specialist_id: str, base: str | None = None) -> str:
+def feed_url(settings: Settings, key: bytes, specialist_id: str, base: str | None = None, generation: int = 0) -> str:
     """The read-only ICS feed URL of one specialist, for calendar apps that only subscribe (Outlook)."""
     root = (base or public_base(settings)).rstrip("/")
-    return f"{root}/feeds/{quote(specialist_id, safe='')}/{feed_token(key, specialist_id)}.ics"
+    return f"{root}/feeds/{quote(specialist_id, safe='')}/{feed_token(key, specialist_id, generation)}.ics"
+
+
+async def feed_urls(settings: Settings, store: Store, practice: Practice, base: str | None = None) -> dict[str, str]:
+    """Every specialist's current feed URL (after any `bookingbot feed rotate`)."""
+    key = feed_key(settings.data_dir)
+    async with store.tx() as tx:
+        generations = await tx.feed_generations()
+    return {s.id: feed_url(settings, key, s.id, base, generations.get(s.id, 0)) for s in practice.specialists}
 
 
 def feed_calendar(name: str, specs: list[EventSpec]) -> bytes:
@@ -204,7 +217,9 @@ async def feed(request: web.Request) -> web.Response:
     """A specialist's requested and confirmed appointments, 30 days back to the booking horizon."""
     runtime = request.app[RUNTIME_KEY]
     spec_id = request.match_info["specialist_id"]
-    expected = feed_token(request.app[FEED_KEY], spec_id).encode("ascii")
+    async with runtime.store.tx() as tx:
+        generation = await tx.feed_generation(spec_id)
+    expected = feed_token(request.app[FEED_KEY], spec_id, generation).encode("ascii")
     given = request.match_info["token"].encode("utf-8")
     spec = runtime.practice.specialist_by_id.get(spec_id)
     # Same answer for a wrong token and an unknown specialist: ids cannot be probed.
@@ -214,7 +229,8 @@ async def feed(request: web.Request) -> web.Response:
     async with runtime.store.tx() as tx:
         appts = await tx.active_appointments(spec_id, now - FEED_PAST, now + timedelta(days=spec.horizon_days + 1))
     practice = runtime.practice
-    specs = [event_for(practice, a, a.client) for a in appts]
+    detail = feed_detail(practice, spec_id)
+    specs = [event_for(practice, a, a.client, detail) for a in appts]
     body = feed_calendar(f"{practice.practice.name}: {spec.name}", specs)
     return web.Response(
         body=body,

@@ -178,6 +178,26 @@ class PracticeInfo(_Strict):
     admins: list[int] = []
 
 
+# How much of a client leaves the database in calendar events and feeds (scheduling.privacy decides the rest).
+CalendarDetail = Literal["minimal", "name", "full"]
+
+
+class PrivacySettings(_Strict):
+    """What calendars and feeds carry about clients."""
+
+    calendar_detail: CalendarDetail = Field(
+        "minimal", description="minimal: service and initials; name: the client's name; full: phone, e-mail, note too"
+    )
+    feed_detail: CalendarDetail = Field("minimal", description="the same for the read-only ICS feeds")
+
+
+class SpecialistPrivacy(_Strict):
+    """One specialist's own choice, over the practice's."""
+
+    calendar_detail: CalendarDetail | None = None
+    feed_detail: CalendarDetail | None = None
+
+
 class Location(_Strict):
     id: Identifier
     name: LocalText
@@ -299,6 +319,7 @@ class Specialist(_Strict):
         None, description="where bookings are written; default: caldav with a caldav.url, else embedded"
     )
     busy_feeds: list[Annotated[BusyFeed, BeforeValidator(_feed)]] = []
+    privacy: SpecialistPrivacy = SpecialistPrivacy()
 
     @property
     def calendar_kind(self) -> CalendarKind:
@@ -333,6 +354,7 @@ class Practice(_Strict):
     services: list[Service] = Field(min_length=1)
     specialists: list[Specialist] = Field(min_length=1)
     partners: list[Partner] = []
+    privacy: PrivacySettings = PrivacySettings()
 
     @cached_property
     def location_by_id(self) -> dict[str, Location]:

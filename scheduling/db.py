@@ -446,6 +446,16 @@ class RemoteEventRow(Base):
     calendar_id: Mapped[str] = mapped_column(String(512))
 
 
+class FeedTokenRow(Base):
+    """How often a specialist's feed address was renewed: the token is derived from feed.key and this count."""
+
+    __tablename__ = "feed_tokens"
+
+    specialist_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(default=0)
+    rotated_at: Mapped[datetime]
+
+
 def async_url(url: str) -> URL:
     """Map plain `postgresql://` and `sqlite:///` URLs to their asyncio drivers."""
     parsed = make_url(url)
