@@ -11,10 +11,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
 from aiohttp import web
+from telegram.error import InvalidToken, NetworkError
+from telegram.ext import Application
 
 from bot.app import build_application, set_commands
 from bot.runtime import Runtime, start_runtime
-from bot.settings import Settings, require_token
+from bot.settings import ENV, Settings, SettingsError, require_token
 from bot.web import RedactingAccessLogger, feed_urls, make_web_app
 from caldav_bridge.embedded import EmbeddedAccount
 from scheduling.booking import Clock, utcnow
@@ -22,6 +24,10 @@ from scheduling.config import Practice
 from scheduling.lint import unapprovable
 
 log = logging.getLogger(__name__)
+
+# Telegram unreachable at start: tried again after 1 s, then twice as long each time, at most a minute apart.
+TELEGRAM_RETRY_FIRST = 1.0
+TELEGRAM_RETRY_MAX = 60.0
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -76,6 +82,41 @@ def warn_unapprovable(practice: Practice, out: TextIO | None = None) -> None:
         print(f"WARNING: {message}", file=out or sys.stderr, flush=True)
 
 
+async def reach_telegram(app: Application, settings: Settings, stop: asyncio.Event) -> bool:
+    """Initialise the Application, waiting with backoff while the Bot API does not answer; False if stopped first.
+
+    One warning says Telegram is unreachable (no traceback, never the token); one line says when it answers.
+    """
+    delay, warned = TELEGRAM_RETRY_FIRST, False
+    while True:
+        try:
+            await app.initialize()
+        except InvalidToken:
+            raise SettingsError(
+                f"{ENV['token']}: Telegram refused the bot's token; copy it again from @BotFather"
+            ) from None
+        except NetworkError as exc:  # TimedOut is one too
+            if not warned:
+                log.warning(
+                    "Telegram at %s does not answer (%s); trying again with backoff until it does",
+                    settings.api_url,
+                    type(exc).__name__,
+                )
+                warned = True
+            else:
+                log.debug("Telegram still unreachable (%s); next try in %g s", type(exc).__name__, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                delay = min(delay * 2, TELEGRAM_RETRY_MAX)
+                continue
+            await app.bot.shutdown()
+            return False
+        if warned:
+            log.info("Telegram answers; the bot is starting")
+        return True
+
+
 async def serve(
     settings: Settings,
     practice: Practice,
@@ -99,6 +140,9 @@ async def serve(
     host, port = settings.listen_host_port
     site_runner = web.AppRunner(make_web_app(runtime, app, settings), access_log_class=RedactingAccessLogger)
     try:
+        if not await reach_telegram(app, settings, stop):
+            log.info("stopped before Telegram answered")
+            return 0
         async with app:
             await app.start()
             try:

@@ -154,6 +154,11 @@ async def health_report(runtime: Runtime) -> dict[str, Any]:
                 calendars[spec.id] = signed_in[spec.id]["state"]  # not signed in, choosing, revoked
                 body["status"] = "degraded"
                 continue
+        elif (since := runtime.gateway.unavailable.get(spec.id)) is not None:
+            # Unreachable at start: nothing of theirs is offered until the background reconnect succeeds.
+            calendars[spec.id] = f"unreachable since {since.isoformat()}, reconnecting"
+            body["status"] = "degraded"
+            continue
         else:
             try:
                 runtime.gateway.booking_calendar_url(spec.id)

@@ -32,6 +32,9 @@ from scheduling.recurrence import SeenSeries
 log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 4
+# A calendar unreachable at start is tried again after 1 s, then twice as long each time, at most a minute apart.
+RECONNECT_FIRST = 1.0
+RECONNECT_MAX = 60.0
 
 
 class _HasCalendarUrl(Protocol):
@@ -89,6 +92,9 @@ class CalDAVGateway:
         self.zone = ZoneInfo(practice.practice.timezone)
         self._states: dict[str, _State] = {}
         self._closed_requests = 0
+        # Specialists whose calendar could not be reached: since when, while a task keeps trying again.
+        self.unavailable: dict[str, datetime] = {}
+        self._reconnects: dict[str, asyncio.Task[None]] = {}
 
     @property
     def requests(self) -> int:
@@ -96,17 +102,54 @@ class CalDAVGateway:
         return self._closed_requests + sum(s.conn.requests for s in self._states.values())
 
     async def start(self) -> None:
-        """Connect every CalDAV and embedded specialist; raises CalDAVSetupError naming the problem.
+        """Connect every CalDAV and embedded specialist side by side; raises CalDAVSetupError naming a setup mistake.
 
-        Specialists who sign in with Google are attached later (`attach`), once their tokens are known.
+        A server that does not answer (refused, timed out, 5xx) stops nobody: that specialist is unavailable
+        (their calendar reads as unavailable, so no time of theirs is offered) and is connected again in the
+        background, with backoff. Google specialists are attached later (`attach`), once their tokens are known.
         """
-        try:
-            for spec in self.practice.specialists:
-                if spec.calendar_kind in ("caldav", "embedded"):
-                    self._states[spec.id] = await self._connect(spec)
-        except BaseException:
+        specs = [s for s in self.practice.specialists if s.calendar_kind in ("caldav", "embedded")]
+        results = await asyncio.gather(*(self._connect(spec) for spec in specs), return_exceptions=True)
+        failed: BaseException | None = None
+        for spec, res in zip(specs, results, strict=True):
+            if isinstance(res, _State):
+                self._states[spec.id] = res
+            elif isinstance(res, CalendarUnavailable) and not isinstance(res, CalDAVSetupError):
+                self._unreachable(spec, res)
+            elif failed is None:
+                failed = res
+        if failed is not None:
             await self.close()
-            raise
+            raise failed
+
+    def _unreachable(self, spec: Specialist, exc: CalendarUnavailable) -> None:
+        """Mark a specialist unavailable and keep trying to connect them until their server answers."""
+        self.unavailable[spec.id] = self.clock()
+        log.warning(
+            "calendar of specialist %s unreachable at start (%s); their times are not offered until it answers, "
+            "trying again in the background",
+            spec.id,
+            exc,
+        )
+        self._reconnects[spec.id] = asyncio.get_running_loop().create_task(
+            self._reconnect(spec), name=f"reconnect-{spec.id}"
+        )
+
+    async def _reconnect(self, spec: Specialist) -> None:
+        delay = RECONNECT_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                state = await self._connect(spec)
+            except Exception as exc:  # whatever the server does, the next try may succeed
+                delay = min(delay * 2, RECONNECT_MAX)
+                log.info("calendar of specialist %s still unreachable (%s); next try in %g s", spec.id, exc, delay)
+                continue
+            self._states[spec.id] = state
+            self.unavailable.pop(spec.id, None)
+            self._reconnects.pop(spec.id, None)
+            log.warning("calendar of specialist %s connected again; their times are offered", spec.id)
+            return
 
     async def _connect(self, spec: Specialist) -> _State:
         return await self._connect_account(spec, _resolve(spec, self.accounts.get(spec.id)))
@@ -135,6 +178,7 @@ class CalDAVGateway:
     async def attach(self, spec: Specialist, account: Account) -> None:
         """Connect one specialist now (a calendar signed in after start); replaces an earlier connection."""
         state = await self._connect_account(spec, account)
+        self._stop_reconnecting(spec.id)
         old = self._states.pop(spec.id, None)
         self._states[spec.id] = state
         if old is not None:
@@ -148,7 +192,18 @@ class CalDAVGateway:
             self._closed_requests += state.conn.requests
             asyncio.get_running_loop().create_task(state.conn.close())
 
+    def _stop_reconnecting(self, specialist_id: str) -> None:
+        self.unavailable.pop(specialist_id, None)
+        task = self._reconnects.pop(specialist_id, None)
+        if task is not None:
+            task.cancel()
+
     async def close(self) -> None:
+        tasks = list(self._reconnects.values())
+        for spec_id in list(self._reconnects):
+            self._stop_reconnecting(spec_id)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         for s in self._states.values():
             self._closed_requests += s.conn.requests
             await s.conn.close()

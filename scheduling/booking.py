@@ -145,8 +145,20 @@ class BookingService:
         margin = timedelta(days=1)
         ids = list(dict.fromkeys(specialist_ids))
         # Side by side: one slow calendar does not add its wait to every other specialist's.
-        reads = await asyncio.gather(*(self.calendar.busy(spec_id, start, end, fresh=fresh) for spec_id in ids))
-        events = dict(zip(ids, reads, strict=True))
+        reads = await asyncio.gather(
+            *(self.calendar.busy(spec_id, start, end, fresh=fresh) for spec_id in ids), return_exceptions=True
+        )
+        events: dict[str, list[Busy]] = {}
+        readable = any(not isinstance(read, BaseException) for read in reads)
+        for spec_id, read in zip(ids, reads, strict=True):
+            if isinstance(read, CalendarUnavailable) and readable and not fresh:
+                # Browsing several: the others are offered, this one counts all busy (never a false "free").
+                log.debug("calendar of %s unavailable, counted busy: %s", spec_id, read)
+                events[spec_id] = [Busy(start, end)]
+            elif isinstance(read, BaseException):
+                raise read
+            else:
+                events[spec_id] = read
         # One short query for every specialist's own appointments, read after the calendars so it is the newer.
         async with self.store.tx() as tx:
             own = await tx.own_times(ids, start - margin, end + margin)
@@ -311,8 +323,8 @@ class BookingService:
 
         Concurrent fresh reads share one request (the gateway does that); beyond `calendar_waiters` readers
         of one specialist, or past `calendar_time_limit` seconds, or with the server down, the cached copy
-        answers and the specialist's approval is the final word. Never None: an unreadable calendar is empty,
-        the database still refuses our own collisions.
+        answers and the specialist's approval is the final word. With nothing cached either, the whole window
+        counts busy: a calendar never read never gives a false "free".
         """
         waiting = self._calendar_waiting.get(specialist_id, 0)
         if fresh and waiting < self.calendar_waiters:
@@ -332,8 +344,10 @@ class BookingService:
         try:
             async with asyncio.timeout(self.calendar_time_limit):
                 return await self.calendar.busy(specialist_id, *window)
-        except (CalendarUnavailable, TimeoutError):
-            return []
+        except (CalendarUnavailable, TimeoutError) as exc:
+            # Nothing read and nothing cached (a calendar unreachable since start): when unsure, busy.
+            log.warning("calendar of %s cannot be read (%s); the time counts busy", specialist_id, type(exc).__name__)
+            return [Busy(*window)]
 
     def appointment_busy(self, appt: AppointmentRow) -> Busy:
         """The time an appointment of ours blocks: itself and its service's buffer."""

@@ -95,3 +95,14 @@ async def test_impossible_requests_are_refused_not_booked(service: BookingServic
         await service.request(Request(client, "yoga", "centre", "ana", Channel.ON_SITE, NINE))
     async with service.store.tx() as tx:
         assert await tx.active_appointments("ana", NOW, NOW + timedelta(days=30)) == []
+
+
+async def test_a_calendar_never_read_books_nothing(service: BookingService) -> None:
+    # Not connected (unreachable since start, or a sign-in revoked) and nothing cached: when unsure, busy.
+    assert isinstance(service.calendar, CalDAVGateway)
+    service.calendar.detach("ana")
+    with pytest.raises(SlotTaken) as taken:
+        await service.request(_request(await _client(service)))
+    assert taken.value.remaining == []
+    async with service.store.tx() as tx:
+        assert await tx.active_appointments("ana", NOW, NOW + timedelta(days=30)) == []
