@@ -306,11 +306,19 @@ async def calendar_changes(bot: Bot, d: Deps, changes: list[CalendarChange]) -> 
         await offer_freed_time(bot, d, series.specialist_id)
 
 
-async def series_changed(bot: Bot, d: Deps, change: SeriesChange) -> None:
+async def series_by_staff(bot: Bot, d: Deps, change: SeriesChange, *, tell: bool, reason: str | None) -> None:
+    """Staff moved or cancelled visits of a series: the client is told (when asked for) in one message."""
+    if tell:
+        await series_changed(bot, d, change, reason=reason)
+    if any(v.removed for v in change.visits):
+        await offer_freed_time(bot, d, change.series[0].specialist_id)
+
+
+async def series_changed(bot: Bot, d: Deps, change: SeriesChange, *, reason: str | None = None) -> None:
     """One message for one change to a series, with one .ics of its new state."""
     client = await client_of(d, change.visits[0].appointment)
     lang = d.language(client)
-    text = series_texts.change_for_client(d.practice, change, lang)
+    text = series_texts.change_for_client(d.practice, change, lang, reason)
     await _to_client(bot, client, text)
     specs, gone = [], []
     async with d.store.tx() as tx:
@@ -567,6 +575,13 @@ async def cancelled_by_staff(bot: Bot, d: Deps, appt: AppointmentRow, *, tell: b
 async def send_ics_again(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """The appointment's file once more (Telegram gets only the file; an e-mail carries the confirmation)."""
     client = await client_of(d, appt)
+    found = await _series_of(d, appt)
+    if found is not None:
+        # A series visit is in the client's calendar as part of the series: the series' file, as it stands.
+        spec = client_series_event_for(d.practice, *found, d.language(client))
+        if spec is not None and client.telegram_id is not None:
+            await bot.send_document(client.telegram_id, ics_bytes(spec), filename="appointments.ics")
+        return
     text = texts.confirmed_for_client(d.practice, appt, d.language(client))
     await _tell(bot, d, client, appt, text, kind="confirmed", shown=True)
 

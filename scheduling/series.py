@@ -117,6 +117,20 @@ class ChangedVisit:
     removed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesMovePlan:
+    """A move checked but not saved: each visit it concerns with its new start, and the dates that collide."""
+
+    scope: Scope
+    moves: list[tuple[AppointmentRow, datetime]]
+    conflicts: list[DateConflict]
+
+    @property
+    def skippable(self) -> bool:
+        """Whether the move may go ahead without the colliding dates (those visits are then cancelled)."""
+        return SeriesConflicts(len(self.moves), self.conflicts).skippable and self.scope != Scope.THIS
+
+
 @dataclass(slots=True)
 class SeriesReconciled:
     """What one pass over a specialist's series found: changes to tell, or vanished series to ask staff about."""
@@ -449,6 +463,66 @@ class SeriesService:
             return
         await tx.set_rule(series, rule.ended_before(cut), now)
 
+    def _pivot(
+        self, appt: AppointmentRow, series: SeriesRow, rows: list[AppointmentRow], scope: Scope, new_start: datetime
+    ) -> tuple[AppointmentRow, datetime]:
+        """The visit a move is planned from and its new start: for "all", the first future visit, shifted by the
+        same wall-clock change as the visit the specialist moved."""
+        if scope != Scope.ALL:
+            return appt, new_start
+        future = self._targets(appt, rows, Scope.ALL)
+        if not future:
+            raise AlreadyDecided(Status(appt.status))
+        pivot = future[0]
+        if pivot.id != appt.id:
+            new_start = local_shift(pivot.start, appt.start, new_start, series_zone(series))
+        return pivot, new_start
+
+    def _plan_conflicts(
+        self,
+        series: SeriesRow,
+        by_id: dict[int, AppointmentRow],
+        plan: dict[int, tuple[datetime, datetime]],
+        busy: list[Busy],
+    ) -> list[DateConflict]:
+        """The visits of a move that cannot go to their new time; a visit keeping its own move is not re-checked."""
+        conflicts: list[DateConflict] = []
+        for row_id, (start, _key) in plan.items():
+            row = by_id[row_id]
+            if start == row.start:
+                continue
+            conflicts += self._conflicts(
+                series.specialist_id, series.service_id, series.location_id, row.channel, [start], busy
+            )
+        return conflicts
+
+    async def check_move(
+        self, appointment_id: int, scope: Scope, new_start: datetime, *, telegram_id: int
+    ) -> SeriesMovePlan:
+        """What a staff member's move would do, checked against the calendar (read fresh); nothing is saved."""
+        async with self.store.tx() as tx:
+            appt, series, rows = await self._load(tx, appointment_id)
+            self._permit(appt, "staff", telegram_id, None, scope)
+        duration = appt.end - appt.start
+        pivot, new_start = self._pivot(appt, series, rows, scope, new_start)
+        plan = self._move_plan(series, rows, pivot, scope, new_start, duration)
+        if not plan:
+            raise AlreadyDecided(Status(appt.status))
+        starts = sorted(s for s, _ in plan.values())
+        events = await self._read_busy(series.specialist_id, starts, duration)
+        async with self.store.tx() as tx:
+            busy = await self._busy_now(tx, series.specialist_id, events, starts, exclude=plan.keys())
+        by_id = {r.id: r for r in rows}
+        moves = sorted(((by_id[i], start) for i, (start, _key) in plan.items()), key=lambda m: m[0].start)
+        return SeriesMovePlan(scope, moves, self._plan_conflicts(series, by_id, plan, busy))
+
+    async def targets(self, appointment_id: int, scope: Scope, *, telegram_id: int) -> list[AppointmentRow]:
+        """The visits a staff member's change by `scope` would concern (for the question before cancelling)."""
+        async with self.store.tx() as tx:
+            appt, _series, rows = await self._load(tx, appointment_id)
+            self._permit(appt, "staff", telegram_id, None, scope)
+        return self._targets(appt, rows, scope)
+
     async def move(
         self,
         appointment_id: int,
@@ -466,17 +540,11 @@ class SeriesService:
         async with self.store.tx() as tx:
             appt, series, rows = await self._load(tx, appointment_id)
         duration = appt.end - appt.start
-        pivot = appt
-        if scope == Scope.ALL:
-            future = self._targets(appt, rows, Scope.ALL)
-            if not future:
-                raise AlreadyDecided(Status(appt.status))
-            pivot = future[0]
-            if pivot.id != appt.id:
-                # The visit the specialist moved sets the new wall time for all of them.
-                new_start = local_shift(pivot.start, appt.start, new_start, series_zone(series))
+        pivot, new_start = self._pivot(appt, series, rows, scope, new_start)
         plan = self._move_plan(series, rows, pivot, scope, new_start, duration)
         starts = sorted(s for s, _ in plan.values())
+        if not starts:
+            raise AlreadyDecided(Status(appt.status))
         events = await self._read_busy(series.specialist_id, starts, duration)
         skipped = set(skip)
         async with self.store.tx() as tx:
@@ -488,14 +556,7 @@ class SeriesService:
             if self._move_plan(series, rows, pivot, scope, new_start, duration) != plan:
                 raise AlreadyDecided(Status(appt.status))  # changed meanwhile: the caller shows it again
             busy = await self._busy_now(tx, series.specialist_id, events, starts, exclude=plan.keys())
-            conflicts: list[DateConflict] = []
-            for row_id, (start, _key) in plan.items():
-                row = by_id[row_id]
-                if start == row.start:
-                    continue  # a visit keeping its own move is not re-checked
-                conflicts += self._conflicts(
-                    series.specialist_id, series.service_id, series.location_id, row.channel, [start], busy
-                )
+            conflicts = self._plan_conflicts(series, by_id, plan, busy)
             blocking = [c for c in conflicts if c.start not in skipped or scope == Scope.THIS]
             if blocking or len(conflicts) == len(plan):
                 raise SeriesConflicts(len(plan), conflicts)

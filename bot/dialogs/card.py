@@ -151,13 +151,15 @@ def card_text(
     notes: Sequence[StaffNoteRow],
     history: Sequence[TransitionRow],
     lang: str,
+    series: str | None = None,
 ) -> str:
-    """Everything staff know about one appointment (HTML)."""
+    """Everything staff know about one appointment (HTML); `series` places a series visit in its course."""
     _ = gettext_for(lang)
     lines = [
         _("<b>Appointment #{id}</b> · {status}").format(id=appt.id, status=status_label(_, appt.status)),
         "",
         *appointment_facts(_, lang, practice, appt),
+        *(["↻ " + series] if series else []),
         _("Client: {name}").format(name=escape(client.name or "")),
         _("Phone: {phone}").format(phone=escape(client.phone or "")),
     ]
@@ -209,7 +211,7 @@ def card_actions(
         rows.append([button(_("Move"), "mv", appt.id), button(_("Cancel visit"), "cx", appt.id)])
         if appt.reassign_to:
             rows.append([button(_("Withdraw the handover"), "rn", appt.id)])
-        else:
+        elif appt.series_id is None:  # a series visit lives in its series' calendar resource: it stays with it
             rows.append([button(_("Reassign"), "ra", appt.id)])
     if status == Status.CONFIRMED and begun:
         rows.append([button(_("Came"), "k", appt.id, 1), button(_("Did not come"), "k", appt.id, 0)])
@@ -236,7 +238,8 @@ def card(
     *,
     begun: bool,
     lang: str,
+    series: str | None = None,
 ) -> Message:
     rows = card_actions(practice, appt, client, staff, begun=begun, lang=lang)
-    text = card_text(practice, appt, client, notes, history, lang)
+    text = card_text(practice, appt, client, notes, history, lang, series)
     return Message(text, InlineKeyboardMarkup(rows) if rows else None)

@@ -15,15 +15,19 @@ from html import escape
 from telegram import InlineKeyboardButton
 
 from bot.deps import Deps
+from bot.dialogs import series_staff
 from bot.dialogs.booking import Screen
 from bot.dialogs.card import flag_label, problem_lines
-from bot.dialogs.render import Gettext, appointment_lines, channel_label, day_label, month_grid, time_label
+from bot.dialogs.render import Gettext, appointment_lines, channel_label, day_label, month_grid, time_label, when
 from bot.dialogs.work import Work
 from bot.i18n import gettext_for
 from scheduling.booking import AlreadyDecided
+from scheduling.booking import NotAllowed as Refused
 from scheduling.calendar import CalendarUnavailable
 from scheduling.clients import InvalidContact
 from scheduling.model import Channel, Flag
+from scheduling.recurrence import Scope
+from scheduling.series import DateConflict, SeriesChange, SeriesConflicts
 from scheduling.slots import service_channels
 from scheduling.staff import Check, NotAllowed, Staff
 from scheduling.staff_changes import Move, Moved
@@ -32,8 +36,8 @@ from scheduling.visits import NeedsDecision, Visit
 
 FLOWS: dict[str, tuple[str, ...]] = {
     "new": ("client", "newclient", "specialist", "service", "location", "channel", "day", "time", "options", "summary"),
-    "move": ("day", "time", "summary"),
-    "cancel": ("notice",),
+    "move": ("scope", "day", "time", "summary"),
+    "cancel": ("scope", "notice"),
 }
 # The Work fields each step sets; going back to a step clears its own and every later one's.
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -48,6 +52,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "options": (),
     "summary": ("accepted",),
     "notice": (),
+    "scope": ("scope",),
 }
 MONTHS_BACK, MONTHS_AHEAD = 12, 24
 _HHMM = re.compile(r"^\s*([01]?\d|2[0-3])[:.]([0-5]\d)\s*$")
@@ -77,6 +82,7 @@ class Outcome:
     booked: AppointmentRow | None = None
     moved: Move | None = None
     cancelled: AppointmentRow | None = None
+    series: SeriesChange | None = None  # a change to a series' visits, told to the client in one message
 
 
 def _button(label: str, *parts: str) -> InlineKeyboardButton:
@@ -327,8 +333,80 @@ async def _tell_buttons(c: Ctx, client_uses_bot: bool) -> tuple[str, list[list[I
     return reason, [[_button(label, "tell")]]
 
 
+async def _ours(c: Ctx, specialist_id: str, starts: list[datetime]) -> set[str]:
+    """Uids of the practice's own appointments around these times, so a collision with one is named as such."""
+    async with c.d.store.tx() as tx:
+        return await tx.known_uids(specialist_id, min(starts) - timedelta(days=1), max(starts) + timedelta(days=1))
+
+
+def _conflicts_text(c: Ctx, location_id: str, total: int, conflicts: list[DateConflict], ours: set[str]) -> str:
+    return series_staff.conflict_summary(c._, c.lang, c.d.practice, location_id, total, conflicts, ours)
+
+
+async def screen_scope(c: Ctx) -> Screen | str:
+    """A visit of a series: this one only, this and the following, or the whole series (future visits)."""
+    appt = await _appt(c)
+    if appt.series_id is None:
+        return ""
+    _ = c._
+    async with c.d.store.tx() as tx:
+        series = await tx.get_series(appt.series_id)
+        rows = await tx.series_rows(appt.series_id)
+    assert series is not None
+    question = _("Move which visits?") if c.work.flow == "move" else _("Cancel which visits?")
+    lines = [
+        _("Appointment #{id}").format(id=appt.id)
+        + " · "
+        + escape(when(c.lang, c.d.practice, appt.location_id, appt.start)),
+        series_staff.position(_, series, rows, appt),
+        "",
+        question,
+    ]
+    buttons = [[_button(series_staff.scope_label(_, s), "scope", str(s))] for s in Scope]
+    return Screen(_with_notice(c, "\n".join(lines)), [*buttons, _nav(c)])
+
+
+async def _series_move_summary(c: Ctx, appt: AppointmentRow) -> Screen:
+    """The series visits a move concerns, old and new times, and every date that collides, before saving."""
+    w, _ = c.work, c._
+    assert w.scope and w.start
+    plan = await c.d.series.check_move(
+        appt.id, Scope(w.scope), datetime.fromisoformat(w.start), telegram_id=c.staff.telegram_id
+    )
+    ours = await _ours(c, appt.specialist_id, [start for _row, start in plan.moves])
+    loc = appt.location_id
+    lines = [
+        _("Move {count} visits ({scope})?").format(
+            count=len(plan.moves), scope=series_staff.scope_label(_, w.scope).lower()
+        ),
+        "",
+    ]
+    for row, start in plan.moves[: series_staff.MAX_DATES]:
+        old, new = when(c.lang, c.d.practice, loc, row.start), when(c.lang, c.d.practice, loc, start)
+        lines.append("• " + escape(_("{old} → {new}").format(old=old, new=new)))
+    if len(plan.moves) > series_staff.MAX_DATES:
+        lines.append("• …")
+    lines += ["", _conflicts_text(c, loc, len(plan.moves), plan.conflicts, ours)]
+    w.skip = [conflict.start.isoformat() for conflict in plan.conflicts] if plan.skippable else []
+    tell_text, tell_rows = await _tell_buttons(c, appt.client.telegram_id is not None)
+    if plan.conflicts and not plan.skippable:
+        lines += ["", _("These visits cannot be moved there. Choose another time.")]
+        return Screen(_with_notice(c, "\n".join(lines)), [[_button(_("Choose another time"), "again")], _nav(c)])
+    if plan.conflicts:
+        rows = [
+            [_button(_("Skip those dates (their visits are cancelled)"), "save")],
+            [_button(_("Choose another time"), "again")],
+        ]
+    else:
+        rows = [[_button(_("Move"), "save")]]
+    lines += ["", tell_text]
+    return Screen(_with_notice(c, "\n".join(lines)), [*rows, *tell_rows, _nav(c)])
+
+
 async def screen_summary(c: Ctx) -> Screen | str:
     w, _ = c.work, c._
+    if w.flow == "move" and w.scope:
+        return await _series_move_summary(c, await _appt(c))
     if w.flow == "move":
         appt = await _appt(c)
         check = await c.d.staff_changes.check_move(appt.id, c.staff.telegram_id, datetime.fromisoformat(w.start or ""))
@@ -358,6 +436,19 @@ async def screen_notice(c: Ctx) -> Screen | str:
     """Cancelling: tell the client (default yes), with an optional reason."""
     appt = await _appt(c)
     tell_text, tell_rows = await _tell_buttons(c, appt.client.telegram_id is not None)
+    if c.work.scope:
+        targets = await c.d.series.targets(appt.id, Scope(c.work.scope), telegram_id=c.staff.telegram_id)
+        lines = [
+            c._("Cancel {count} visits ({scope})?").format(
+                count=len(targets), scope=series_staff.scope_label(c._, c.work.scope).lower()
+            ),
+            "",
+            *series_staff.date_lines(c.lang, c.d.practice, appt.location_id, [t.start for t in targets]),
+            "",
+            tell_text,
+        ]
+        rows = [[_button(c._("Cancel these visits"), "save")], *tell_rows]
+        return Screen(_with_notice(c, "\n".join(lines)), [*rows, _nav(c)])
     lines = [
         c._("Cancel appointment #{id}?").format(id=appt.id),
         "",
@@ -390,6 +481,7 @@ SCREENS = {
     "options": screen_options,
     "summary": screen_summary,
     "notice": screen_notice,
+    "scope": screen_scope,
 }
 
 
@@ -409,7 +501,7 @@ async def render(c: Ctx) -> Screen:
             if not w.history or w.history[-1] != w.step:
                 w.history.append(w.step)
             return result
-        if w.step in ("specialist", "service", "location", "channel"):
+        if w.step in ("specialist", "service", "location", "channel", "scope"):
             setattr(w, w.step, result)
         w.step = _next(w)
 
@@ -491,6 +583,8 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Outcome:
         if start.astimezone(p.zone(w.location)).date().isoformat() != w.day:
             raise Forged(verb)
         w.start, w.step = start.isoformat(), _next(w)
+    elif verb == "scope" and w.step == "scope" and arg in Scope.__members__.values():
+        w.scope, w.step = arg, _next(w)
     elif verb == "flag" and w.step == "options" and arg in Flag.__members__.values():
         w.flags = sorted(set(w.flags) ^ {arg})
     elif verb == "ok" and w.step == "options":
@@ -513,6 +607,8 @@ async def _save(c: Ctx) -> Outcome:
         if w.flow == "new":
             appt = await c.d.visits.book(c.staff, _visit(c), w.accepted)
             return Outcome(Screen(_("Saved."), done=True), booked=appt)
+        if w.scope:
+            return await _save_series(c)
         if w.flow == "move":
             assert w.appt is not None and w.start
             move = await c.d.staff_changes.move(
@@ -529,9 +625,27 @@ async def _save(c: Ctx) -> Outcome:
         return Outcome(Screen(_("Cancelled."), done=True), cancelled=appt)
     except NeedsDecision:
         w.notice = _("Something changed meanwhile; please look again.")
-    except (AlreadyDecided, Moved, NotAllowed):
+    except (AlreadyDecided, Moved, NotAllowed, Refused):
         return Outcome(Screen(_("Nothing changed: this appointment has changed meanwhile."), done=True))
     return Outcome(await render(c))
+
+
+async def _save_series(c: Ctx) -> Outcome:
+    """Move or cancel visits of a series by the chosen scope; a collision that appeared meanwhile shows again."""
+    w, _ = c.work, c._
+    assert w.appt is not None and w.scope
+    scope, who = Scope(w.scope), c.staff.telegram_id
+    if w.flow == "cancel":
+        change = await c.d.series.cancel(w.appt, scope, telegram_id=who, reason=w.reason)
+        return Outcome(Screen(_("Cancelled."), done=True), series=change)
+    assert w.start
+    skip = [datetime.fromisoformat(s) for s in w.skip]
+    try:
+        change = await c.d.series.move(w.appt, scope, datetime.fromisoformat(w.start), telegram_id=who, skip=skip)
+    except SeriesConflicts:
+        w.notice = _("Something changed meanwhile; please look again.")
+        return Outcome(await render(c))
+    return Outcome(Screen(_("Moved."), done=True), series=change)
 
 
 async def _create_client(c: Ctx, email: str | None) -> None:

@@ -14,7 +14,7 @@ from scheduling.store import AppointmentRow
 from scheduling.store_series import SeriesRow
 
 
-def change_for_client(practice: Practice, change: SeriesChange, lang: str) -> str:
+def change_for_client(practice: Practice, change: SeriesChange, lang: str, reason: str | None = None) -> str:
     """The change in one message: each visit moved (old -> new time) or cancelled, in date order."""
     _ = gettext_for(lang)
     first = change.visits[0].appointment
@@ -33,6 +33,8 @@ def change_for_client(practice: Practice, change: SeriesChange, lang: str) -> st
         else:
             new = when(lang, practice, appt.location_id, appt.start)
             lines.append("• " + _("{old} → {new}").format(old=old, new=new))
+    if reason:
+        lines += ["", _("Reason: {reason}").format(reason=escape(reason))]
     lines += ["", _("The attached file updates your calendar."), _("Send /my to see or cancel your appointments.")]
     return "\n".join(lines)
 

@@ -34,6 +34,8 @@ class Work:
     reason: str | None = None
     new_client: dict[str, str] = field(default_factory=dict)  # name, phone, email being typed
     notice: str | None = None  # a one-off line above the next screen
+    scope: str | None = None  # a series visit: which visits a move or a cancellation concerns ("this", ...)
+    skip: list[str] = field(default_factory=list)  # ISO UTC starts of colliding dates shown with "skip them"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Work:

@@ -12,6 +12,7 @@ from telegram.ext import ContextTypes
 from bot import notify
 from bot.deps import Deps, deps
 from bot.dialogs import new_visit as flow
+from bot.dialogs import series_staff
 from bot.dialogs import work as works
 from bot.dialogs import workspace as screens
 from bot.dialogs.card import card
@@ -51,8 +52,13 @@ async def card_message(d: Deps, appt_id: int, staff: Staff, lang: str) -> Messag
         client = await tx.get_client(appt.client_id)
         notes = await tx.notes(appointment_id=appt.id)
         history = await tx.transitions(appt.id)
+        series = await tx.get_series(appt.series_id) if appt.series_id is not None else None
+        rows = await tx.series_rows(appt.series_id) if appt.series_id is not None else []
     assert client is not None
-    return card(d.practice, appt, client, notes, history, staff, begun=d.booking.has_begun(appt), lang=lang)
+    recurring = series_staff.position(gettext_for(lang), series, rows, appt) if series is not None else None
+    return card(
+        d.practice, appt, client, notes, history, staff, begun=d.booking.has_begun(appt), lang=lang, series=recurring
+    )
 
 
 async def _send(bot: Bot, chat_id: int, msg: Message) -> int:
@@ -202,7 +208,14 @@ async def _act(
         return
     if not staff.may_act(appt):
         raise NotAllowed(appt_id)
-    if verb == "a":
+    if verb == "a" and appt.series_id is not None:
+        # A series is asked for as a whole and approved as a whole.
+        _series, decided = await d.series.decide(appt.series_id, staff.telegram_id, approve=True)
+        appt = next((r for r in decided if r.id == appt_id), decided[0])
+        await answer(query, _("Done."))
+        await notify.refresh_request(bot, d, appt)
+        await notify.confirmed(bot, d, appt)
+    elif verb == "a":
         appt = await d.booking.approve(appt_id, staff.telegram_id)
         await answer(query, _("Done."))
         await notify.refresh_request(bot, d, appt)
@@ -406,6 +419,8 @@ async def _shown(
         await notify.moved_by_staff(bot, d, outcome.moved)
     elif outcome.cancelled is not None:
         await notify.cancelled_by_staff(bot, d, outcome.cancelled, tell=c.work.tell, reason=c.work.reason)
+    elif outcome.series is not None:
+        await notify.series_by_staff(bot, d, outcome.series, tell=c.work.tell, reason=c.work.reason)
     text = screen.text
     if appt_id is not None:
         try:

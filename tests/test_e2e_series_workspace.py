@@ -1,0 +1,211 @@
+"""End to end: a specialist moves and cancels visits of a series from the appointment card by scope (this visit,
+this and the following, the whole series), over the real Application, the emulator and a real Radicale. Every step
+ends with a fresh read of the calendar: what recurring-ical-events expands equals the rows, at the expected local
+times, also across a DST change; the client is told once per change, with one .ics of the new state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest_asyncio
+from icalendar import Calendar
+
+from scheduling.model import Channel, Status
+from scheduling.series import SeriesRequest
+from tests.fixtures.bot import Bot, Clock, running_bot
+from tests.test_e2e_series import assert_calendar_matches, dentist
+from tgemu import BotApiEmulator, TelegramUser
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+
+
+def local(moment: datetime) -> str:
+    return moment.astimezone(WARSAW).strftime("%d.%m %H:%M")
+
+
+async def weekly(bot: Bot, day: str, hhmm: str, count: int, telegram_id: int = 1001):  # type: ignore[no-untyped-def]
+    """A confirmed weekly series of Psychotherapy with Anna from a Wednesday, for a client who uses the bot."""
+    client = bot.user(telegram_id, "Jan")
+    await client.send("/start")
+    async with bot.runtime.store.tx() as tx:
+        row = await tx.client_by_telegram(telegram_id)
+    start = datetime.fromisoformat(f"{day}T{hhmm}").replace(tzinfo=WARSAW)
+    req = SeriesRequest(row.id, "therapy", "centre", "anna", Channel.ON_SITE, start, count=count)
+    series, rows = await bot.runtime.deps.series.create(req, actor="specialist:9001", confirmed=True)
+    await assert_calendar_matches(bot)
+    return client, series, rows
+
+
+async def tap_day(anna: TelegramUser, day: int) -> None:
+    labels = [b for row in anna.last.buttons for b in row]
+    await anna.tap(str(day) if str(day) in labels else f"({day})")
+
+
+async def pick_time(anna: TelegramUser, hhmm: str) -> None:
+    if hhmm in [b for row in anna.last.buttons for b in row]:
+        await anna.tap(hhmm)
+    else:
+        await anna.send(hhmm)
+
+
+async def local_times(bot: Bot) -> list[str]:
+    """The fresh calendar read, as local 'dd.mm HH:MM' (checked equal to the rows first)."""
+    return [local(start) for start in sorted(start for _uid, start, _end in await assert_calendar_matches(bot))]
+
+
+def client_news(client: TelegramUser, before: int) -> list[str]:
+    return [m.text for m in client.messages[before:] if m.text]
+
+
+async def test_move_this_and_following_from_the_card_splits_the_series(bot: Bot) -> None:
+    client, _series, rows = await weekly(bot, "2026-12-02", "10:00", 5)
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{rows[2].id}")
+    assert "↻ Recurring (every week): visit 3 of 5." in anna.last.text
+    labels = [b for row in anna.last.buttons for b in row]
+    assert "Move" in labels and "Cancel visit" in labels and "Reassign" not in labels
+    await anna.tap("Move")
+    assert "Move which visits?" in anna.last.text
+    await anna.tap("This and the following")
+    await tap_day(anna, 16)
+    await pick_time(anna, "12:00")
+    summary = anna.last.text
+    assert "Move 3 visits (this and the following)?" in summary and "All 3 dates are free." in summary
+    before = len(client.messages)
+    await anna.tap("Move")
+    assert "Moved." in anna.last.text
+    await bot.emulator.wait_idle()
+    [told] = client_news(client, before)  # one message for the whole change
+    assert told.count("→") == 3 and "changed your recurring visits" in told
+    name, data = client.documents[-1]
+    masters = [c for c in Calendar.from_ical(data).walk("VEVENT") if "RECURRENCE-ID" not in c]
+    assert name == "appointments.ics" and len(masters) == 2  # the old series (ended) and the new one
+    assert {str(m["SUMMARY"]) for m in masters} == {"Psychotherapy session with Anna Kowalska"}
+    assert await local_times(bot) == ["02.12 10:00", "09.12 10:00", "16.12 12:00", "23.12 12:00", "30.12 12:00"]
+    assert len({uid for uid, _s, _e in await assert_calendar_matches(bot)}) == 2
+
+
+async def test_move_this_visit_only_shows_a_collision_then_moves(bot: Bot) -> None:
+    client, series, rows = await weekly(bot, "2026-12-02", "11:00", 4)
+    dentist(bot)  # Wednesday 16 December 09:00-10:00
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{rows[2].id}")
+    await anna.tap("Move")
+    await anna.tap("This visit only")
+    await tap_day(anna, 16)
+    await pick_time(anna, "09:00")
+    text = anna.last.text
+    assert "1 of 1 dates collide: 16 Dec, a private event" in text and "Dentist" not in text
+    assert next(b for row in anna.last.buttons for b in row) == "Choose another time"
+    await anna.tap("Choose another time")
+    await pick_time(anna, "14:00")
+    assert "All 1 dates are free." in anna.last.text
+    await anna.send("Room change")  # the reason for the client
+    before = len(client.messages)
+    await anna.tap("Move")
+    await bot.emulator.wait_idle()
+    [told] = client_news(client, before)
+    assert "Reason: Room change" in told and told.count("→") == 1
+    assert await local_times(bot) == ["02.12 11:00", "09.12 11:00", "16.12 14:00", "23.12 11:00"]
+    text = (await anna_calendar_text(bot, series.uid)) or ""
+    assert text.count("RECURRENCE-ID") == 1  # one override in the same resource
+
+
+async def anna_calendar_text(bot: Bot, uid: str) -> str | None:
+    from tests.test_e2e_workspace import event_text
+
+    return await event_text(bot, "anna", uid)
+
+
+async def test_following_with_a_collision_skips_that_date(bot: Bot) -> None:
+    client, _series, rows = await weekly(bot, "2026-12-02", "11:00", 4)
+    dentist(bot)  # Wednesday 16 December 09:00-10:00
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{rows[1].id}")
+    await anna.tap("Move")
+    await anna.tap("This and the following")
+    await tap_day(anna, 9)
+    await pick_time(anna, "09:00")
+    assert "1 of 3 dates collide: 16 Dec, a private event" in anna.last.text
+    before = len(client.messages)
+    await anna.tap("Skip those dates")
+    assert "Moved." in anna.last.text
+    await bot.emulator.wait_idle()
+    [told] = client_news(client, before)
+    assert told.count("→") == 2 and "cancelled" in told
+    assert await local_times(bot) == ["02.12 11:00", "09.12 09:00", "23.12 09:00"]
+    async with bot.runtime.store.tx() as tx:
+        statuses = [r.status for r in await tx.client_appointments(rows[0].client_id)]
+    assert statuses.count(Status.CANCELLED) == 1
+
+
+async def test_cancel_the_whole_series_from_the_card(bot: Bot) -> None:
+    client, series, rows = await weekly(bot, "2026-12-02", "13:00", 3)
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{rows[1].id}")
+    await anna.tap("Cancel visit")
+    assert "Cancel which visits?" in anna.last.text
+    await anna.tap("The whole series")
+    assert "Cancel 3 visits (the whole series)?" in anna.last.text
+    before = len(client.messages)
+    await anna.tap("Cancel these visits")
+    assert "Cancelled." in anna.last.text
+    await bot.emulator.wait_idle()
+    [told] = client_news(client, before)
+    assert told.count("cancelled") >= 3
+    _name, data = client.documents[-1]
+    assert b"METHOD:CANCEL" in data and series.uid.encode() in data
+    assert await local_times(bot) == []
+
+
+async def test_cancel_this_visit_only_without_telling_the_client(bot: Bot) -> None:
+    client, _series, rows = await weekly(bot, "2026-12-02", "13:00", 3)
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{rows[0].id}")
+    await anna.tap("Cancel visit")
+    await anna.tap("This visit only")
+    assert "Cancel 1 visits (this visit only)?" in anna.last.text
+    await anna.tap("Tell the client")
+    before = len(client.messages)
+    await anna.tap("Cancel these visits")
+    await bot.emulator.wait_idle()
+    assert client_news(client, before) == []
+    assert await local_times(bot) == ["09.12 13:00", "16.12 13:00"]
+
+
+@pytest_asyncio.fixture
+async def spring_bot(tmp_path: Path, emulator: BotApiEmulator) -> AsyncIterator[Bot]:
+    """The bot on Monday 15 March 2027, 09:00 in Warsaw: the clocks go forward on Sunday 28 March."""
+    async with running_bot(tmp_path, emulator, clock=Clock(datetime(2027, 3, 15, 8, 0, tzinfo=UTC))) as b:
+        await b.anna.send("/start")
+        yield b
+
+
+async def test_moves_across_the_spring_clock_change_keep_local_times(spring_bot: Bot) -> None:
+    bot = spring_bot
+    client, series, rows = await weekly(bot, "2027-03-17", "10:00", 5)
+    assert await local_times(bot) == ["17.03 10:00", "24.03 10:00", "31.03 10:00", "07.04 10:00", "14.04 10:00"]
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{rows[1].id}")
+    await anna.tap("Move")
+    await anna.tap("The whole series")
+    await tap_day(anna, 24)
+    await pick_time(anna, "15:00")
+    assert "Move 5 visits (the whole series)?" in anna.last.text
+    await anna.tap("Move")
+    await bot.emulator.wait_idle()
+    assert await local_times(bot) == ["17.03 15:00", "24.03 15:00", "31.03 15:00", "07.04 15:00", "14.04 15:00"]
+    await anna.tap_data(f"k|c|{rows[3].id}")
+    await anna.tap("Cancel visit")
+    await anna.tap("This and the following")
+    await anna.tap("Cancel these visits")
+    await bot.emulator.wait_idle()
+    assert await local_times(bot) == ["17.03 15:00", "24.03 15:00", "31.03 15:00"]
+    utc_hours = {local(start)[:5]: start.hour for _uid, start, _end in await assert_calendar_matches(bot)}
+    assert utc_hours == {"17.03": 14, "24.03": 14, "31.03": 13}  # 15:00 in Warsaw: UTC+1, then UTC+2
+    text = await anna_calendar_text(bot, series.uid)
+    assert text is not None and "UNTIL=" in text and "TZID=Europe/Warsaw" in text
+    assert len(client.documents) == 2  # one .ics per change
