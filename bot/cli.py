@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -59,6 +60,8 @@ DEFAULT_TEXT = {
     "public_url": "the webhook's, else the listen address",
 }
 ALL_SETTINGS = tuple(ENV)
+# What the commands that print feed addresses read: the database and where the web endpoints are reached.
+WEB_SETTINGS = ("config", "data_dir", "database_url", "public_url", "webhook_url", "listen")
 
 
 def package_version() -> str:
@@ -88,12 +91,19 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Practice]:
     return settings, load_practice(settings.config)
 
 
+def _write_env(path: Path) -> None:
+    """The .env template, readable by this user only: it will hold the bot token and passwords."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(ENV_TEMPLATE)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a commented example practice file and a .env template, never overwriting."""
     target, env = Path(args.config or "practice.toml"), Path(".env")
     for path, write in (
         (target, lambda p: shutil.copyfile(EXAMPLE, p)),
-        (env, lambda p: p.write_text(ENV_TEMPLATE)),
+        (env, _write_env),
     ):
         if path.exists():
             print(f"{path} exists already: left as it is")
@@ -194,6 +204,16 @@ def cmd_feed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calendars(args: argparse.Namespace) -> int:
+    """Print the embedded calendars' addresses and passwords, and the read-only feed addresses."""
+    from bot.admin import print_calendars
+
+    settings, practice = _load(args)
+    asyncio.run(print_calendars(settings, practice))
+    print("These are passwords: keep them out of chats, tickets and logs.")
+    return 0
+
+
 @dataclass(frozen=True)
 class Subcommand:
     """A `bookingbot NAME`: its function (named cmd_NAME, docstring = description) and the settings it reads."""
@@ -250,9 +270,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(cmd_restore, ("data_dir", "database_url"), arguments=_restore_args),
     Subcommand(cmd_token_key),
     Subcommand(cmd_report, ("config", "data_dir", "database_url"), arguments=_report_args),
-    Subcommand(
-        cmd_feed, ("config", "data_dir", "database_url", "public_url", "webhook_url", "listen"), arguments=_feed_args
-    ),
+    Subcommand(cmd_feed, WEB_SETTINGS, arguments=_feed_args),
+    Subcommand(cmd_calendars, (*WEB_SETTINGS, "caldav_host", "caldav_port")),
 )
 
 

@@ -29,6 +29,7 @@ from bot.serve import on_signals, print_calendars
 from bot.settings import Settings
 from bot.web import make_web_app
 from scheduling.config import Practice, parse_practice
+from scheduling.db import private_dir
 from tgemu import BotApiEmulator, ChatMessage, TelegramUser
 
 CLIENT = "client"
@@ -339,7 +340,7 @@ async def run_demo(
     """Run bot, calendar and database locally and chat with them on the terminal until /quit, EOF or Ctrl-C."""
     practice = demo_practice(practice)
     lang = demo_language(os.environ)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     async with (
         _quiet_logging(),
         BotApiEmulator() as emulator,
@@ -362,7 +363,7 @@ async def run_demo(
             people[spec.id].mark_seen()
         terminal = Terminal(people, stdout, settings.data_dir)
         terminal.write(_banner(practice, terminal))
-        await print_calendars(runtime, stdout, feed_base=web_base)
+        await print_calendars(runtime, stdout, feed_base=web_base, everything=True)
         terminal.write()
         await _chat(terminal, LineReader(stdin, stdout))
         try:

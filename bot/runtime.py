@@ -29,7 +29,7 @@ from providers.router import CalendarRouter
 from scheduling.booking import BookingService, Clock, utcnow
 from scheduling.calendar import CalendarPort, EventSpec
 from scheduling.config import Practice
-from scheduling.db import create_schema, make_engine
+from scheduling.db import create_schema, make_engine, private_dir
 from scheduling.locks import KeyLocks, key_locks
 from scheduling.partners import PartnerService
 from scheduling.store import AppointmentRow, Store
@@ -117,7 +117,7 @@ async def start_runtime(
 
     `accounts` hands over embedded calendars another process already serves (replicas on one machine).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     engine = make_engine(settings.db_url)
     await create_schema(engine)
     store = Store(engine)

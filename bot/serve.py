@@ -58,13 +58,26 @@ def on_signals(callback: Callable[[], object], *signals: signal.Signals) -> Call
     return stop_listening
 
 
-async def print_calendars(runtime: Runtime, out: TextIO | None = None, feed_base: str | None = None) -> None:
-    """Where specialists find their calendars and feeds (shown on the console only, never logged)."""
+async def print_calendars(
+    runtime: Runtime, out: TextIO | None = None, feed_base: str | None = None, *, everything: bool = False
+) -> None:
+    """Where specialists find their calendars (shown on the console only, never logged).
+
+    A password is printed when it was just created; after that only `bookingbot calendars` shows it, and
+    the feed addresses (passwords too). The demo (`everything`) prints all of them every time.
+    """
     out = out or sys.stdout
+    created = set(runtime.embedded.created) if runtime.embedded is not None else set()
     if runtime.accounts:
         print("Embedded CalDAV calendars (add them in Apple Calendar, Thunderbird or DAVx5):", file=out)
         for spec_id, acc in runtime.accounts.items():
-            print(f"  {spec_id}: {acc.calendar_url}  user {acc.username}  password {acc.password}", file=out)
+            if everything or spec_id in created:
+                print(f"  {spec_id}: {acc.calendar_url}  user {acc.username}  password {acc.password}", file=out)
+            else:
+                print(f"  {spec_id}: {acc.calendar_url}  user {acc.username}", file=out)
+    if not everything:
+        print("`bookingbot calendars` prints the calendars' passwords and the read-only feed addresses.", file=out)
+        return
     urls = await feed_urls(runtime.settings, runtime.store, runtime.practice, feed_base)
     print("Read-only calendar feeds (subscribe in Outlook or any calendar app):", file=out)
     for spec_id, url in urls.items():

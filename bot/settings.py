@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,7 +166,69 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET = ("httpx", "apscheduler", "alembic")
 
 
-class JSONFormatter(logging.Formatter):
+# What a log line never carries, whoever wrote it: the bot token (the HTTP libraries put it in every URL they
+# log) and long hex runs (feed tokens, webhook paths, sign-in states are 32 hex characters).
+_TOKEN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Fa-f])")
+# Exceptions whose messages are about the network and the file system, never about a client: kept in tracebacks.
+_SAFE_MESSAGES: tuple[type[BaseException], ...] = (OSError,)
+# bookingbot's own packages: `-v` makes them log at DEBUG. Libraries stay at INFO, since at DEBUG they log
+# whole requests (message texts with clients' names) and SQL parameters.
+OWN_LOGGERS = ("bot", "scheduling", "caldav_bridge", "providers", "partner_api", "bookingbot", "tgemu")
+
+
+def redact(text: str) -> str:
+    """The text without the bot token or any run of 32 or more hex characters."""
+    return _HEX_RUN.sub("<redacted>", _TOKEN.sub("<token>", text))
+
+
+def _headline(exc: BaseException) -> str:
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    if isinstance(exc, _SAFE_MESSAGES):
+        return f"{name}: {exc}\n" if str(exc) else f"{name}\n"
+    # Any other message may quote what a client typed (a parse error, a constraint, a Telegram answer).
+    return f"{name}: (message withheld: it may hold clients' data)\n"
+
+
+def format_exception_safely(exc: BaseException) -> str:
+    """A traceback with every frame, and only the types of exceptions whose messages might quote a client."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts: list[str] = []
+    for i, item in enumerate(reversed(chain)):
+        if i:
+            direct = item.__cause__ is chain[len(chain) - i]
+            parts.append(
+                "\nThe above exception was the direct cause of the following exception:\n\n"
+                if direct
+                else "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        parts.append(_headline(item))
+    return "".join(parts).rstrip("\n")
+
+
+class SafeFormatter(logging.Formatter):
+    """Text lines with redact() applied and tracebacks from format_exception_safely()."""
+
+    def formatException(self, ei: Any) -> str:
+        return format_exception_safely(ei[1]) if ei and ei[1] is not None else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Never the traceback another handler cached on the record: it may hold the messages withheld here.
+        cached, record.exc_text = record.exc_text, None
+        try:
+            return redact(super().format(record))
+        finally:
+            record.exc_text = cached
+
+
+class JSONFormatter(SafeFormatter):
     """One JSON object per line: time (UTC), level, logger, message, and the exception when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -172,12 +236,12 @@ class JSONFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
+            entry["stack"] = redact(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -201,14 +265,19 @@ def log_format(env: dict[str, str] | None = None) -> str:
 
 
 def configure_logging(*, verbose: bool = False, fmt: str = "text") -> None:
-    """Log to stderr at INFO (DEBUG when verbose) in the given format; routine library chatter stays quiet."""
+    """Log to stderr at INFO (bookingbot's own modules at DEBUG when verbose); routine library chatter stays quiet.
+
+    No line carries the bot token, a long hex run or a message of an exception that might quote a client.
+    """
     handler = _Stderr()
-    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JSONFormatter() if fmt == "json" else SafeFormatter(TEXT_FORMAT))
     handler.set_name("bookingbot")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "bookingbot"]:
         root.removeHandler(old)  # configured again (tests call main() more than once)
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(logging.INFO)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.NOTSET)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -32,6 +32,7 @@ from partner_api.app import mount as mount_partner_api
 from providers.oauth import SignInFailed, code_from_address
 from scheduling.calendar import CalendarUnavailable, EventSpec
 from scheduling.config import Practice
+from scheduling.db import private_dir
 from scheduling.privacy import feed_detail
 from scheduling.store import Store
 
@@ -54,8 +55,7 @@ _FEED_PATH = re.compile(r"^(/feeds/[^/]+/)[^/]+\.ics")
 
 def feed_key(data_dir: Path) -> bytes:
     """The random key behind every feed token: created once in `<data_dir>/feed.key` (mode 0600)."""
-    path = Path(data_dir) / FEED_KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_dir(Path(data_dir)) / FEED_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

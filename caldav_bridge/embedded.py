@@ -154,6 +154,8 @@ class EmbeddedCalDAV:
         self.host = host
         self.port = port
         self.proc: asyncio.subprocess.Process | None = None
+        # Usernames whose password this start created: printed once, then only by `bookingbot calendars`.
+        self.created: list[str] = []
 
     @property
     def url(self) -> str:
@@ -165,7 +167,10 @@ class EmbeddedCalDAV:
         local = [s for s in practice.specialists if s.calendar_kind == "embedded"]
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
-        creds = load_credentials(self.root / "credentials.json", [s.id for s in local])
+        path = self.root / "credentials.json"
+        known = set(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else set()
+        creds = load_credentials(path, [s.id for s in local])
+        self.created = [s.id for s in local if s.id not in known]
         if self.port == 0:
             self.port = free_port(self.host)
         elif port_in_use(self.host, self.port):

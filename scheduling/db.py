@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -469,9 +471,39 @@ def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
 
 
+def private_dir(path: Path) -> Path:
+    """Create the folder readable by this user only (0700), and tighten it if it is already there."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except PermissionError:
+        pass  # someone else's folder (a mounted volume): its owner decides
+    return path
+
+
+def _private_database(path: Path) -> None:
+    """The SQLite file and its WAL and shared-memory files, 0600: clients' data is health data.
+
+    Created empty with 0600 before SQLite opens it: SQLite gives -wal and -shm its file's mode.
+    """
+    # A new folder for it is private; an existing one (the working directory, say) is left as it is.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+
+
 def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout for sharing between processes."""
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout for sharing between processes.
+
+    SQL parameters never reach a log or an exception's message (`hide_parameters`): they are clients' data.
+    """
     parsed = async_url(url)
+    engine_kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "postgresql":
         engine_kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(parsed, **engine_kwargs)
@@ -480,7 +512,7 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_kwargs: Any) -
         # Every connection to ":memory:" is a new empty database: share one.
         engine_kwargs.setdefault("poolclass", StaticPool)
     else:
-        Path(parsed.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        _private_database(Path(parsed.database or "").expanduser().resolve())
     engine = create_async_engine(parsed, **engine_kwargs)
     timeout_ms = int(busy_timeout * 1000)
 

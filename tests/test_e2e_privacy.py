@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from icalendar import Calendar
 
+from bot.settings import OWN_LOGGERS, QUIET, configure_logging
 from tests.fixtures.bot import Bot
 from tests.test_e2e_booking import book_first_consultation
 from tgemu import TelegramUser
 
-NAME, PHONE, NOTE = "Jan Nowak", "+48601234567", "Prefer the quiet room, thanks! 🙂"
+NAME, PHONE, EMAIL, NOTE = "Jan Nowak", "+48601234567", "jan.nowak@example.org", "Prefer the quiet room, thanks! 🙂"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    levels = {name: logging.getLogger(name).level for name in (*QUIET, *OWN_LOGGERS)}
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+
+
+async def book_with_email(client: TelegramUser) -> None:
+    """The whole dialog as a new client who gives every detail: name, phone, e-mail and a note."""
+    await client.send("/start")
+    for label in ("City centre office", "Individual", "First consultation", "Anna Kowalska", "2", "09:00", "On site"):
+        await client.tap(label)
+    await client.send(NOTE)
+    await client.send(NAME)
+    await client.share_contact(PHONE.lstrip("+"))
+    await client.send(EMAIL)
+    await client.tap("I agree")
+    assert "Please check your request" in client.last.text
+    await client.tap("Send request")
 
 
 async def stored_event(bot: Bot, specialist: str, uid: str, *, until: str | None = None) -> str | None:
@@ -56,3 +87,25 @@ async def test_the_calendar_event_carries_the_service_and_initials_only(bot: Bot
         assert secret not in unfolded
     # The specialist still sees everything in Telegram.
     assert any(NAME in m.text for m in bot.anna.messages)
+
+
+async def test_a_whole_booking_logs_nothing_of_the_client_nor_the_token(
+    bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging(verbose=True)  # -v: the most a log ever says
+    logging.getLogger("bot.e2e_privacy").info("the log is captured")
+    client = bot.user(1502, "Jan")
+    await book_with_email(client)
+    assert "Your request has been sent" in client.last.text
+    await bot.anna.tap("Approve")
+    _, uid = await booked(bot, client)
+    assert await stored_event(bot, "anna", uid, until="CONFIRMED")
+    await client.send("/my")
+    await bot.anna.send("/agenda")
+    await bot.sweep()
+    logged = capsys.readouterr().err
+    server_log = tmp_path / "radicale" / "radicale.log"
+    logged += server_log.read_text(encoding="utf-8", errors="replace") if server_log.exists() else ""
+    assert "the log is captured" in logged
+    for secret in (NAME, "Nowak", PHONE, "601234567", EMAIL, NOTE, "quiet room", bot.emulator.token.split(":")[1]):
+        assert secret not in logged, secret

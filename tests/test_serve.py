@@ -89,7 +89,9 @@ async def test_long_polling_answers_and_stops_cleanly_on_sigterm(run_bot, emulat
     code, output = await stop(proc)
     assert code == 0, output
     assert "stopping" in output
-    assert "Embedded CalDAV calendars" in output and "/feeds/anna/" in output
+    # A first start prints the passwords it created; feed addresses only `bookingbot calendars` prints.
+    assert "Embedded CalDAV calendars" in output and "user anna  password " in output
+    assert "/feeds/anna/" not in output and "bookingbot calendars" in output
     assert emulator.token.split(":")[1] not in output  # the token never reaches the log
 
 
