@@ -40,8 +40,11 @@ from scheduling.recurrence import (
     local_shift,
     until_date,
 )
+from scheduling.staff import NotAllowed as StaffNotAllowed
+from scheduling.staff import Staff
 from scheduling.store import AppointmentRow, Tx
 from scheduling.store_series import SeriesRow, rule_of
+from scheduling.visits import STAFF_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +262,25 @@ class SeriesService:
             rule, starts, self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
         )
 
+    async def create_for(
+        self, staff: Staff, req: SeriesRequest, *, skip: Collection[datetime] = ()
+    ) -> tuple[SeriesRow, list[AppointmentRow]]:
+        """A course the practice books on a client's behalf (/new): confirmed at once, recorded as the staff's.
+
+        Raises StaffNotAllowed for a specialist booking for a colleague, SeriesConflicts as `create`.
+        """
+        if not staff.admin and req.specialist_id not in staff.specialist_ids:
+            raise StaffNotAllowed(req.specialist_id)
+        return await self.create(req, actor=staff.actor, confirmed=True, skip=skip, source=STAFF_SOURCE)
+
     async def create(
-        self, req: SeriesRequest, *, actor: str, confirmed: bool, skip: Collection[datetime] = ()
+        self,
+        req: SeriesRequest,
+        *,
+        actor: str,
+        confirmed: bool,
+        skip: Collection[datetime] = (),
+        source: str | None = None,
     ) -> tuple[SeriesRow, list[AppointmentRow]]:
         """Book the series: every date re-checked under the specialist's lock; all or nothing.
 
@@ -308,7 +328,7 @@ class SeriesService:
                     start=start,
                     end=start + duration,
                     note=req.note,
-                    source=None,
+                    source=source,
                     expires_at=None if confirmed else expires,
                     actor=actor,
                     at=now,

@@ -16,6 +16,7 @@ from icalendar import Calendar
 from scheduling.model import Channel, Status
 from scheduling.series import SeriesRequest
 from tests.fixtures.bot import Bot, Clock, running_bot
+from tests.test_e2e_booking import book_first_consultation
 from tests.test_e2e_series import assert_calendar_matches, dentist
 from tgemu import BotApiEmulator, TelegramUser
 
@@ -209,3 +210,108 @@ async def test_moves_across_the_spring_clock_change_keep_local_times(spring_bot:
     text = await anna_calendar_text(bot, series.uid)
     assert text is not None and "UNTIL=" in text and "TZID=Europe/Warsaw" in text
     assert len(client.documents) == 2  # one .ics per change
+
+
+async def new_weekly_for_new_client(anna: TelegramUser, *, day: int, hhmm: str, next_month: bool = True) -> None:
+    """/new for Ewa, whom the practice enters itself: Psychotherapy at the centre, on site, at that day and time."""
+    await anna.send("/new")
+    await anna.tap("+ New client")
+    await anna.send("Ewa Zielińska")
+    await anna.send("+48 601 555 444")
+    await anna.tap("Skip")
+    await anna.tap("Psychotherapy session")
+    await anna.tap("City centre office")
+    if "On site" in [b for row in anna.last.buttons for b in row]:
+        await anna.tap("On site")
+    if next_month:
+        await anna.tap("›")
+    await tap_day(anna, day)
+    await pick_time(anna, hhmm)
+
+
+async def test_new_visit_repeating_weekly_with_a_colliding_date_skipped(bot: Bot) -> None:
+    dentist(bot)  # Wednesday 16 December 09:00-10:00
+    anna = bot.anna
+    await new_weekly_for_new_client(anna, day=2, hhmm="09:00")
+    assert "Repeats: no." in anna.last.text
+    await anna.tap("Every week")
+    assert "Repeats: every week, 4 visits." in anna.last.text
+    await anna.tap("Continue")
+    text = anna.last.text
+    assert "Please check the visits:" in text and text.count("• ") == 4
+    assert "1 of 4 dates collide: 16 Dec, a private event" in text and "Dentist" not in text
+    labels = [b for row in anna.last.buttons for b in row]
+    assert "Save" not in labels and "Skip those dates and save" in labels
+    await anna.tap("Skip those dates and save")
+    card = anna.last.text
+    assert "Saved." in card and "↻ Recurring (every week): visit 1 of 3." in card
+    assert "does not use the bot" in card
+    assert await local_times(bot) == ["02.12 09:00", "09.12 09:00", "23.12 09:00"]
+    async with bot.runtime.store.tx() as tx:
+        (client,) = await tx.find_clients("Zielińska")
+        appts = await tx.client_appointments(client.id)
+    assert [a.status for a in appts] == [Status.CONFIRMED] * 3
+    assert {a.source for a in appts} == {"staff"}
+
+
+async def test_nothing_is_saved_when_the_specialist_gives_up(bot: Bot) -> None:
+    dentist(bot)
+    anna = bot.anna
+    await new_weekly_for_new_client(anna, day=2, hhmm="09:00")
+    await anna.tap("Every week")
+    await anna.tap("Continue")
+    assert "1 of 4 dates collide" in anna.last.text
+    await anna.tap("Cancel")
+    assert "Nothing was saved" in anna.last.text
+    assert await local_times(bot) == []
+
+
+async def test_new_visit_every_two_weeks_until_a_date_for_a_bot_client(bot: Bot) -> None:
+    client = bot.user(1001, "Jan")
+    await book_first_consultation(client)  # Jan Nowak, Wed 2 Dec 09:00, requested
+    anna = bot.anna
+    await anna.send("/new")
+    await anna.send("Nowak")
+    await anna.tap("Jan Nowak")
+    await anna.tap("Psychotherapy session")
+    await anna.tap("City centre office")
+    await anna.tap("On site")
+    await anna.tap("›")
+    await tap_day(anna, 9)
+    await pick_time(anna, "14:00")
+    await anna.tap("Every 2 weeks")
+    await anna.send("20.01.2027")
+    assert "Repeats: every 2 weeks, until Wednesday, January 20, 2027." in anna.last.text
+    await anna.tap("Continue")
+    assert "All 4 dates are free." in anna.last.text
+    before = len(client.messages)
+    await anna.tap("Save")
+    await bot.emulator.wait_idle()
+    [told] = client_news(client, before)
+    assert "Recurring: every 2 weeks, 4 visits:" in told
+    name, data = client.documents[-1]
+    master = next(c for c in Calendar.from_ical(data).walk("VEVENT") if "RECURRENCE-ID" not in c)
+    assert name == "appointments.ics" and "INTERVAL=2" in master["RRULE"].to_ical().decode()
+    assert str(master["SUMMARY"]) == "Psychotherapy session with Anna Kowalska"
+    times = await local_times(bot)
+    assert times == ["02.12 09:00", "09.12 14:00", "23.12 14:00", "06.01 14:00", "20.01 14:00"]
+
+
+async def test_new_weekly_visits_across_the_spring_clock_change(spring_bot: Bot) -> None:
+    bot = spring_bot
+    anna = bot.anna
+    await new_weekly_for_new_client(anna, day=24, hhmm="16:00", next_month=False)
+    await anna.tap("Every week")
+    await anna.tap("6")
+    await anna.tap("Continue")
+    assert "All 6 dates are free." in anna.last.text
+    await anna.tap("Save")
+    assert "Saved." in anna.last.text
+    assert await local_times(bot) == [
+        "24.03 16:00",
+        "31.03 16:00",
+        "07.04 16:00",
+        "14.04 16:00",
+        "21.04 16:00",
+        "28.04 16:00",
+    ]

@@ -21,13 +21,13 @@ from bot.dialogs.card import flag_label, problem_lines
 from bot.dialogs.render import Gettext, appointment_lines, channel_label, day_label, month_grid, time_label, when
 from bot.dialogs.work import Work
 from bot.i18n import gettext_for
-from scheduling.booking import AlreadyDecided
+from scheduling.booking import AlreadyDecided, InvalidRequest
 from scheduling.booking import NotAllowed as Refused
 from scheduling.calendar import CalendarUnavailable
 from scheduling.clients import InvalidContact
 from scheduling.model import Channel, Flag
-from scheduling.recurrence import Scope
-from scheduling.series import DateConflict, SeriesChange, SeriesConflicts
+from scheduling.recurrence import MAX_INTERVAL_WEEKS, Scope
+from scheduling.series import DateConflict, SeriesChange, SeriesConflicts, SeriesRequest
 from scheduling.slots import service_channels
 from scheduling.staff import Check, NotAllowed, Staff
 from scheduling.staff_changes import Move, Moved
@@ -278,11 +278,43 @@ async def screen_time(c: Ctx) -> Screen | str:
     return Screen(_with_notice(c, await _header(c) + text), [*_grid(times, 4), _nav(c)])
 
 
+REPEAT_COUNTS = (4, 6, 8, 10, 12)
+_DMY = re.compile(r"^\s*(\d{1,2})[./-](\d{1,2})[./-](\d{4})\s*$")
+
+
+def _repeat_text(c: Ctx) -> str:
+    """'Repeats: no' or 'Repeats: every 2 weeks, 8 visits' / '..., until 30 January 2027'."""
+    w, _ = c.work, c._
+    if not w.repeat_weeks:
+        return _("Repeats: no.")
+    every = series_staff.every(_, w.repeat_weeks)
+    if w.repeat_until:
+        end = _("until {day}").format(day=day_label(c.lang, date.fromisoformat(w.repeat_until)))
+    else:
+        end = _("{count} visits").format(count=w.repeat_count)
+    return _("Repeats: {every}, {end}.").format(every=every, end=end)
+
+
 async def screen_options(c: Ctx) -> Screen | str:
+    """Flags for the staff, and whether the visit repeats (every 1-4 weeks, a number of visits or until a date)."""
     w, _ = c.work, c._
     flags = [_button(("✓ " if f in w.flags else "") + flag_label(_, f), "flag", str(f)) for f in Flag]
-    text = _("Flags for the staff (the client never sees them):")
-    return Screen(await _header(c) + text, [flags, [_button(_("Continue"), "ok")], _nav(c)])
+    lines = [_("Flags for the staff (the client never sees them):"), "", _repeat_text(c)]
+    every = [
+        _button(("✓ " if w.repeat_weeks == n else "") + series_staff.every_button(_, n), "rep", str(n))
+        for n in range(1, MAX_INTERVAL_WEEKS + 1)
+    ]
+    rows = [flags, [_button(("✓ " if not w.repeat_weeks else "") + _("Once"), "rep", "0")], every[:2], every[2:]]
+    if w.repeat_weeks:
+        counts = [
+            _button(("✓ " if w.repeat_count == n and not w.repeat_until else "") + str(n), "cnt", str(n))
+            for n in REPEAT_COUNTS
+        ]
+        rows.append(counts)
+        lines.append(_("Choose how many visits, or type the date of the last one (DD.MM.YYYY)."))
+    w.expect = "until" if w.repeat_weeks else ""
+    rows += [[_button(_("Continue"), "ok")], _nav(c)]
+    return Screen(_with_notice(c, await _header(c) + "\n".join(lines)), rows)
 
 
 def _visit(c: Ctx) -> Visit:
@@ -403,8 +435,53 @@ async def _series_move_summary(c: Ctx, appt: AppointmentRow) -> Screen:
     return Screen(_with_notice(c, "\n".join(lines)), [*rows, *tell_rows, _nav(c)])
 
 
+def _series_request(c: Ctx) -> SeriesRequest:
+    v = _visit(c)
+    w = c.work
+    until = date.fromisoformat(w.repeat_until) if w.repeat_until else None
+    return SeriesRequest(
+        v.client_id,
+        v.service_id,
+        v.location_id,
+        v.specialist_id,
+        v.channel,
+        v.start,
+        interval_weeks=w.repeat_weeks,
+        count=None if until else w.repeat_count,
+        until=until,
+    )
+
+
+async def _series_summary(c: Ctx) -> Screen:
+    """Every date of the course checked at once; colliding dates listed, to be skipped or the booking given up."""
+    w, _ = c.work, c._
+    try:
+        plan = await c.d.series.plan(_series_request(c))
+    except InvalidRequest:
+        w.notice = _("That does not make a course of at least two visits within a year. Please change it.")
+        w.step = "options"
+        return await render(c)
+    assert w.location and w.specialist
+    ours = await _ours(c, w.specialist, plan.starts)
+    lines = [_("Please check the visits:"), "", (await _header(c)).rstrip(), _repeat_text(c), ""]
+    lines += series_staff.date_lines(c.lang, c.d.practice, w.location, plan.starts)
+    lines += ["", _conflicts_text(c, w.location, len(plan.starts), plan.conflicts, ours)]
+    conflicts = SeriesConflicts(len(plan.starts), plan.conflicts)
+    w.skip = [conflict.start.isoformat() for conflict in plan.conflicts] if conflicts.skippable else []
+    if not plan.conflicts:
+        rows = [[_button(_("Save"), "save")]]
+    elif conflicts.skippable:
+        rows = [[_button(_("Skip those dates and save"), "save")]]
+    else:
+        lines += ["", _("These dates cannot be booked. Choose another time.")]
+        rows = [[_button(_("Choose another time"), "again")]]
+    return Screen(_with_notice(c, "\n".join(lines)), [*rows, _nav(c)])
+
+
 async def screen_summary(c: Ctx) -> Screen | str:
     w, _ = c.work, c._
+    if w.flow == "new" and w.repeat_weeks:
+        return await _series_summary(c)
     if w.flow == "move" and w.scope:
         return await _series_move_summary(c, await _appt(c))
     if w.flow == "move":
@@ -494,7 +571,7 @@ async def render(c: Ctx) -> Screen:
     """The screen of the current step, filling in and skipping steps with a single answer."""
     while True:
         w = c.work
-        if w.step not in ("client", "newclient", "time", "summary", "notice"):
+        if w.step not in ("client", "newclient", "time", "options", "summary", "notice"):
             w.expect = ""
         result = await SCREENS[w.step](c)
         if isinstance(result, Screen):
@@ -587,6 +664,12 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Outcome:
         w.scope, w.step = arg, _next(w)
     elif verb == "flag" and w.step == "options" and arg in Flag.__members__.values():
         w.flags = sorted(set(w.flags) ^ {arg})
+    elif verb == "rep" and w.step == "options" and arg.isdigit() and int(arg) <= MAX_INTERVAL_WEEKS:
+        w.repeat_weeks = int(arg)
+        if w.repeat_weeks and w.repeat_count is None and w.repeat_until is None:
+            w.repeat_count = REPEAT_COUNTS[0]
+    elif verb == "cnt" and w.step == "options" and w.repeat_weeks and arg.isdigit() and int(arg) in REPEAT_COUNTS:
+        w.repeat_count, w.repeat_until = int(arg), None
     elif verb == "ok" and w.step == "options":
         w.step = _next(w)
     elif verb == "tell" and w.step in ("summary", "notice") and w.flow in ("move", "cancel"):
@@ -604,6 +687,10 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Outcome:
 async def _save(c: Ctx) -> Outcome:
     w, _ = c.work, c._
     try:
+        if w.flow == "new" and w.repeat_weeks:
+            skip = [datetime.fromisoformat(s) for s in w.skip]
+            _series, rows = await c.d.series.create_for(c.staff, _series_request(c), skip=skip)
+            return Outcome(Screen(_("Saved."), done=True), booked=rows[0])
         if w.flow == "new":
             appt = await c.d.visits.book(c.staff, _visit(c), w.accepted)
             return Outcome(Screen(_("Saved."), done=True), booked=appt)
@@ -623,7 +710,7 @@ async def _save(c: Ctx) -> Outcome:
         assert w.appt is not None
         appt = await c.d.staff_changes.cancel(w.appt, c.staff.telegram_id, tell=w.tell, reason=w.reason)
         return Outcome(Screen(_("Cancelled."), done=True), cancelled=appt)
-    except NeedsDecision:
+    except (NeedsDecision, SeriesConflicts):
         w.notice = _("Something changed meanwhile; please look again.")
     except (AlreadyDecided, Moved, NotAllowed, Refused):
         return Outcome(Screen(_("Nothing changed: this appointment has changed meanwhile."), done=True))
@@ -687,11 +774,27 @@ async def on_text(c: Ctx, text: str) -> Outcome | None:
             w.notice = _("That time does not exist on this day: the clocks change. Please type another.")
         else:
             w.start, w.step = start.isoformat(), _next(w)
+    elif w.expect == "until" and w.step == "options":
+        last = _typed_date(text)
+        if last is None:
+            w.notice = _("Please type the date of the last visit as DD.MM.YYYY, e.g. 30.01.2027.")
+        else:
+            w.repeat_until, w.repeat_count = last.isoformat(), None
     elif w.expect == "reason" and w.step in ("summary", "notice"):
         w.reason = text[:500]
     else:
         return None
     return Outcome(await render(c))
+
+
+def _typed_date(text: str) -> date | None:
+    match = _DMY.match(text)
+    if match is None:
+        return None
+    try:
+        return date(int(match[3]), int(match[2]), int(match[1]))
+    except ValueError:
+        return None
 
 
 # A typed wall-clock time that the day does not have (the hour the clocks skip in spring).

@@ -25,6 +25,11 @@ def every(_: Gettext, weeks: int) -> str:
     return _("every week") if weeks == 1 else _("every {weeks} weeks").format(weeks=weeks)
 
 
+def every_button(_: Gettext, weeks: int) -> str:
+    """'Every week', 'Every 2 weeks' (a button)."""
+    return _("Every week") if weeks == 1 else _("Every {weeks} weeks").format(weeks=weeks)
+
+
 def short_date(lang: str, practice: Practice, location_id: str, start: datetime) -> str:
     """'14 Jan' in the location's zone."""
     return format_date(start.astimezone(practice.zone(location_id)).date(), "d MMM", locale=lang)

@@ -36,6 +36,9 @@ class Work:
     notice: str | None = None  # a one-off line above the next screen
     scope: str | None = None  # a series visit: which visits a move or a cancellation concerns ("this", ...)
     skip: list[str] = field(default_factory=list)  # ISO UTC starts of colliding dates shown with "skip them"
+    repeat_weeks: int = 0  # /new: 0 once, else every 1-4 weeks
+    repeat_count: int | None = None  # ... this many visits
+    repeat_until: str | None = None  # ... or until this ISO local date
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Work:

@@ -415,6 +415,8 @@ async def _shown(
         appt_id = outcome.booked.id
         if outcome.booked.status == Status.PROPOSED:
             await notify.proposed(bot, d, outcome.booked)
+        elif outcome.booked.series_id is not None:
+            await notify.confirmed(bot, d, outcome.booked)  # the course's dates and its .ics
     elif outcome.moved is not None:
         await notify.moved_by_staff(bot, d, outcome.moved)
     elif outcome.cancelled is not None:

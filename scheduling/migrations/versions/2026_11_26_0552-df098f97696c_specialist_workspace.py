@@ -50,7 +50,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("details", sa.Text(), nullable=True))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("transitions", schema=None) as batch_op:
         batch_op.drop_column("details")
