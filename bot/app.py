@@ -7,22 +7,25 @@ from collections.abc import Awaitable
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from bot import notify, webhook_reply
+from bot import callback, notify, webhook_reply
 from bot.deps import Deps, deps
 from bot.handlers import account, alerts, client, connect, messages, mine, specialist, waitlist, workspace
-from bot.handlers.common import answer, harmless
+from bot.handlers.common import harmless, not_valid
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
 from bot.telegram_http import AiohttpRequest
@@ -55,13 +58,30 @@ class PerChatProcessor(BaseUpdateProcessor):
         """Nothing to tear down."""
 
 
+async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Runs before every handler: only private chats get an answer, and oversized button data goes no further.
+
+    A practice's bot has no business in groups or channels: whatever is posted there is neither read
+    nor answered, and no record is made of who posted it.
+    """
+    chat, query = update.effective_chat, update.callback_query
+    if chat is None or chat.type != ChatType.PRIVATE:
+        if query is not None:
+            webhook_reply.give_up(query.id)
+        log.debug("ignored an update from a %s chat", chat.type if chat is not None else "unknown")
+        raise ApplicationHandlerStop
+    if query is not None and callback.fields(query.data) is None:
+        log.warning("refused oversized callback data %r", (query.data or "")[:64])
+        await not_valid(query, deps(context))
+        raise ApplicationHandlerStop
+
+
 async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Callback data none of our keyboards produce: refuse it and log it."""
     query = update.callback_query
     assert query is not None
     log.warning("refused unknown callback data %r", (query.data or "")[:64])
-    _ = gettext_for(deps(context).practice.practice.language)
-    await answer(query, _("This button is not valid."), alert=True)
+    await not_valid(query, deps(context))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -147,6 +167,8 @@ def build_application(
         builder = builder.rate_limiter(ChatRateLimiter())
     app = builder.build()
     app.bot_data["deps"] = d
+    # One gate in front of every handler below (they are all in the default group 0).
+    app.add_handler(TypeHandler(Update, gate), group=-1)
     app.add_handler(CommandHandler("start", client.start))
     app.add_handler(CommandHandler("book", client.book))
     app.add_handler(CommandHandler("cancel", client.cancel))

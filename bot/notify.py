@@ -241,6 +241,19 @@ async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     await offer_freed_time(bot, d, appt.specialist_id)
 
 
+async def all_declined(bot: Bot, d: Deps, client: ClientRow, appts: list[AppointmentRow]) -> None:
+    """An admin declined all of a client's requests: each request message closes, the client is told once."""
+    refreshed: set[tuple[int | None, int | None]] = set()
+    for appt in appts:
+        # A series' visits share one request message.
+        if (appt.request_chat_id, appt.request_message_id) not in refreshed:
+            refreshed.add((appt.request_chat_id, appt.request_message_id))
+            await refresh_request(bot, d, appt)
+    await _to_client(bot, client, work_texts.all_declined_for_client(d.practice, appts, d.language(client)))
+    for specialist_id in sorted({a.specialist_id for a in appts}):
+        await offer_freed_time(bot, d, specialist_id)
+
+
 async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Both are told: the client may choose again (or keeps the visit a move was for), the buttons go away."""
     client = await client_of(d, appt)

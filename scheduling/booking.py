@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn, TypeVar
 
+from scheduling import limits
 from scheduling.calendar import CalendarPort, CalendarUnavailable
 from scheduling.calendar_sync import CalendarSync
 from scheduling.config import Practice
@@ -270,11 +271,16 @@ class BookingService:
         """Book a requested slot after re-checking it against the calendar and the database, under a lock.
 
         `within` runs in the booking's transaction (a partner's record of it): if it raises, nothing is booked.
-        Raises SlotTaken (with the day's remaining slots) or InvalidRequest.
+        Raises SlotTaken (with the day's remaining slots), InvalidRequest, or LimitReached for a client's own
+        request beyond the practice's limits (checked again under the client's lock as the request is written).
         """
         service = self.practice.service_by_id.get(req.service_id)
         if service is None or req.specialist_id not in self.practice.specialist_by_id:
             raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
+        # A client asking for themselves; a partner's or the staff's bookings follow their own rules.
+        limited = req.actor is None
+        if limited:
+            await limits.admit(self.store, self.practice.limits, req.client_id, self.clock(), moving=req.replaces_id)
         end = req.start + timedelta(minutes=service.duration)
         window = (req.start - timedelta(days=1), end + timedelta(days=1))
         # A time one of our own bookings took is refused from the database alone; the calendar
@@ -287,7 +293,11 @@ class BookingService:
         events = await self._calendar_read(req.specialist_id, window, fresh=True)
         now = self.clock()
         async with self.store.tx() as tx:
+            if limited:
+                await tx.lock_client(req.client_id)  # the client's lock first, always: no lock cycles
             await tx.lock_specialist(req.specialist_id)
+            if limited:
+                await limits.check_requests(tx, self.practice.limits, req.client_id, now, moving=req.replaces_id)
             ours = await tx.known_uids(req.specialist_id, *window)
             active = await tx.active_appointments(req.specialist_id, *window)
             busy = [b for b in events if b.uid not in ours] + [self.appointment_busy(a) for a in active]
@@ -464,6 +474,36 @@ class BookingService:
     async def decline(self, appointment_id: int, telegram_id: int, reason: str) -> AppointmentRow:
         """Decline a request with a reason; its event is removed and the time is free again."""
         return await self._decide(appointment_id, telegram_id, Status.DECLINED, reason)
+
+    async def decline_all(self, client_id: int, telegram_id: int) -> list[AppointmentRow]:
+        """An admin declines every undecided request of one client at once (one person flooding the practice).
+
+        A series is declined as a whole, a request to move leaves its visit as it is. Returns the declined
+        requests (empty when none was left); raises NotAllowed for anyone but an admin.
+        """
+        if telegram_id not in self.practice.practice.admins:
+            raise NotAllowed(client_id)
+        now, actor = self.clock(), f"admin:{telegram_id}"
+        declined: list[AppointmentRow] = []
+        async with self.store.tx() as tx:
+            await tx.lock_client(client_id)  # no new request of theirs slips in meanwhile
+            for appt in await tx.client_requests(client_id):
+                try:
+                    await tx.transition(appt, Status.DECLINED, actor=actor, at=now)
+                except InvalidTransition:
+                    continue
+                declined.append(appt)
+            series_ids = sorted({a.series_id for a in declined if a.series_id is not None})
+            for series_id in series_ids:
+                series = await tx.get_series(series_id, for_update=True)
+                if series is not None:
+                    await tx.touch_series(series, now)
+            # One calendar write per series (it is one resource), one per other request.
+            for appt in {a.series_id or -a.id: a for a in declined}.values():
+                await tx.enqueue_sync(appt.id, appt.specialist_id, now)
+        if declined:
+            self.wake_outbox()
+        return declined
 
     def has_begun(self, appt: AppointmentRow) -> bool:
         return appt.start <= self.clock()

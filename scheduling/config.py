@@ -198,6 +198,16 @@ class SpecialistPrivacy(_Strict):
     feed_detail: CalendarDetail | None = None
 
 
+class Limits(_Strict):
+    """How much one client may ask for: no one person holds every free time or floods the specialists."""
+
+    pending_requests: int = Field(
+        2, ge=1, le=50, description="undecided requests a client may have at once (a series counts as one)"
+    )
+    requests_per_day: int = Field(5, ge=1, le=200, description="requests a client may send in any 24 hours")
+    sends_per_minute: int = Field(3, ge=1, le=60, description="taps on Send a client may make in a minute")
+
+
 class Location(_Strict):
     id: Identifier
     name: LocalText
@@ -355,6 +365,7 @@ class Practice(_Strict):
     specialists: list[Specialist] = Field(min_length=1)
     partners: list[Partner] = []
     privacy: PrivacySettings = PrivacySettings()
+    limits: Limits = Limits()
 
     @cached_property
     def location_by_id(self) -> dict[str, Location]:
@@ -423,6 +434,11 @@ def _references(p: Practice) -> list[str]:
                     partner_id = who.removeprefix(PARTNER_PREFIX)
                     if who != CLIENTS and partner_id not in p.partner_by_id:
                         errors.append(f"specialists[{i}].{kind}[{j}].booking: no partner with id {partner_id!r}")
+    if p.limits.requests_per_day < p.limits.pending_requests:
+        errors.append(
+            f"limits.requests_per_day: {p.limits.requests_per_day} is below pending_requests "
+            f"({p.limits.pending_requests}); a client could never reach the pending limit"
+        )
     for i, partner in enumerate(p.partners):
         for j, sid in enumerate(partner.services):
             if sid not in p.service_by_id:

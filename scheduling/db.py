@@ -399,6 +399,16 @@ class EmailRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
+class ClientSendsRow(Base):
+    """How often a client pressed Send lately: one counting window per client, shared by every process."""
+
+    __tablename__ = "client_sends"
+
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), primary_key=True, autoincrement=False)
+    window_start: Mapped[datetime]
+    count: Mapped[int] = mapped_column(default=0)
+
+
 class SpecialistLockRow(Base):
     __tablename__ = "specialist_locks"
 

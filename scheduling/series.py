@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from scheduling import limits
 from scheduling.booking import AlreadyDecided, BookingService, CancellationClosed, InvalidRequest, NotAllowed
 from scheduling.calendar import CalendarUnavailable
 from scheduling.calendar_sync import (
@@ -290,11 +291,19 @@ class SeriesService:
         duration = self._validate(req)
         rule = self.rule_for(req)
         starts = rule.instances()
+        # The client's own request counts against their limits as one request (LimitReached).
+        limited = actor == f"client:{req.client_id}"
+        if limited:
+            await limits.admit(self.store, self.practice.limits, req.client_id, self.clock())
         events = await self._read_busy(req.specialist_id, starts, duration)
         skipped = set(skip)
         now = self.clock()
         async with self.store.tx() as tx:
+            if limited:
+                await tx.lock_client(req.client_id)
             await tx.lock_specialist(req.specialist_id)
+            if limited:
+                await limits.check_requests(tx, self.practice.limits, req.client_id, now)
             busy = await self._busy_now(tx, req.specialist_id, events, starts)
             conflicts = self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
             blocking = [

@@ -29,6 +29,7 @@ from scheduling.lifecycle import InvalidTransition, check_transition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, PENDING_STATUSES, Status
 from scheduling.partner_store import PartnerTx
 from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
+from scheduling.store_limits import LimitQueries
 from scheduling.store_privacy import PrivacyQueries
 from scheduling.store_series import SeriesQueries
 from scheduling.store_workspace import WorkspaceQueries
@@ -41,7 +42,7 @@ def _overlapping(start: datetime, end: datetime) -> Any:
     return and_(AppointmentRow.start < end, AppointmentRow.end > start)
 
 
-class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries):
+class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, LimitQueries):
     """One open transaction; every method runs inside it."""
 
     def __init__(self, session: AsyncSession):

@@ -25,6 +25,7 @@ from scheduling.booking import (
 from scheduling.calendar import CalendarUnavailable
 from scheduling.changes import ChangeService
 from scheduling.db import WaitingRow
+from scheduling.limits import LimitReached
 from scheduling.model import ACTIVE_STATUSES, Channel, Slot
 from scheduling.store import AppointmentRow
 
@@ -291,7 +292,7 @@ class WaitingList:
         return released
 
     async def accept(self, entry_id: int, client_id: int) -> AppointmentRow:
-        """Take the offered time: a request (or a request to move the visit). Raises OfferGone."""
+        """Take the offered time: a request (or a request to move the visit). Raises OfferGone or LimitReached."""
         now = self.booking.clock()
         async with self.store.tx() as tx:
             row = await tx.session.get(WaitingRow, entry_id, with_for_update=True, populate_existing=True)
@@ -313,6 +314,10 @@ class WaitingList:
         except (SlotTaken, InvalidRequest, AlreadyDecided, CancellationClosed, NotAllowed) as exc:
             await self._back_to_waiting(entry)
             raise OfferGone(entry_id) from exc
+        except LimitReached:
+            # Over the practice's limits, the client cannot take it: the next one waiting may.
+            await self._back_to_waiting(entry)
+            raise
         return appt
 
     async def _book(self, entry: WaitingRow) -> AppointmentRow:

@@ -16,6 +16,7 @@ from telegram import (
     ReplyKeyboardMarkup,
 )
 
+from bot import callback
 from bot.dialogs import waitlist as waitlist_texts
 from bot.dialogs.draft import Draft
 from bot.dialogs.render import (
@@ -24,6 +25,7 @@ from bot.dialogs.render import (
     channel_label,
     contact_the_practice,
     day_label,
+    limit_reached,
     month_grid,
     time_label,
     when,
@@ -43,6 +45,7 @@ from scheduling.calendar import CalendarUnavailable
 from scheduling.changes import ChangeService
 from scheduling.config import Practice, local
 from scheduling.contact import clean_email, clean_name, normalize_phone
+from scheduling.limits import LimitReached
 from scheduling.model import Channel, Slot
 from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
 from scheduling.store import AppointmentRow, ClientRow
@@ -526,8 +529,8 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
     elif verb == "pick":
         if d.step == "location" and arg in locations(p):
             d.location = arg
-        elif d.step == "category" and d.location and arg.isdigit() and int(arg) in categories(p, d.location):
-            d.category = int(arg)
+        elif d.step == "category" and d.location and callback.number(arg) in categories(p, d.location):
+            d.category = callback.number(arg)
         elif (
             d.step == "service" and d.location and d.category is not None and arg in services(p, d.location, d.category)
         ):
@@ -571,8 +574,8 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
     elif verb == "part" and d.step == "time" and arg in PARTS:
         # A part with no times is never offered; a tap on one (stale or forged) just shows the whole day.
         d.part = None if d.part == arg else arg
-    elif verb == "time" and d.step == "time" and arg.isdigit():
-        await _pick_time(c, datetime.fromtimestamp(int(arg) * 60, UTC))
+    elif verb == "time" and d.step == "time" and (minutes := callback.number(arg)) is not None:
+        await _pick_time(c, datetime.fromtimestamp(minutes * 60, UTC))
     elif verb == "skip" and d.step == "note":
         d.note, d.step = "", "contact"
     elif verb == "skip" and d.step == "contact" and d.contact_stage == "email":
@@ -636,6 +639,10 @@ async def _send(c: Ctx) -> Screen:
                     first_available=d.specialist == "*",
                 )
             )
+    except LimitReached as exc:
+        # Nothing was sent; the summary stays, so the client can send it once the limit allows.
+        d.notice = limit_reached(c._, exc)
+        return await render(c)
     except (CancellationClosed, AlreadyDecided, NotAllowed):
         # The visit can no longer be moved here (the deadline passed, or it was cancelled meanwhile).
         text = c._("This appointment can no longer be moved here.")
@@ -681,6 +688,9 @@ async def _send_series(c: Ctx) -> Screen:
         _series, rows = await SeriesService(c.booking).create(
             req, actor=f"client:{c.client.id}", confirmed=False, skip=skip
         )
+    except LimitReached as exc:
+        d.notice = limit_reached(c._, exc)
+        return await render(c)
     except SeriesConflicts as exc:
         if exc.skippable and exc.conflicts[0].start != req.start:
             # Some later weeks are taken: say which, and send the rest on the next tap.

@@ -225,6 +225,9 @@ def card_actions(
     if staff.admin:
         row.append(button(_("Delete"), "del", appt.id))
     rows.append(row)
+    if staff.admin and status == Status.REQUESTED and client.telegram_id is not None:
+        # One person flooding the practice with requests: all of theirs go in one step.
+        rows.append([button(_("Decline all of this client's requests"), "dall", appt.id)])
     return rows
 
 

@@ -14,6 +14,7 @@ from html import escape
 
 from telegram import InlineKeyboardButton
 
+from bot import callback
 from bot.deps import Deps
 from bot.dialogs import series_staff
 from bot.dialogs.booking import Screen
@@ -618,11 +619,11 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Outcome:
         go_back(w)
     elif verb == "nc" and w.step == "client":
         w.step, w.expect, w.new_client = "newclient", "name", {}
-    elif verb == "cl" and w.step == "client" and arg.isdigit():
+    elif verb == "cl" and w.step == "client" and (client_id := callback.number(arg)) is not None:
         found = await c.d.records.search(c.staff.telegram_id, w.new_client.get("query", ""))
-        if int(arg) not in [cl.id for cl in found]:
+        if client_id not in [cl.id for cl in found]:
             raise Forged(verb)
-        w.client, w.step = int(arg), _next(w)
+        w.client, w.step = client_id, _next(w)
     elif verb == "skip" and w.step == "newclient" and w.expect == "email":
         await _create_client(c, None)
     elif verb == "pick" and w.step in ("specialist", "service", "location", "channel"):
@@ -654,8 +655,8 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Outcome:
         if not first <= day < last + timedelta(days=31):
             raise Forged(verb)
         w.day, w.step = arg, "time"
-    elif verb == "time" and w.step == "time" and arg.isdigit():
-        start = datetime.fromtimestamp(int(arg) * 60, UTC)
+    elif verb == "time" and w.step == "time" and (minutes := callback.number(arg)) is not None:
+        start = datetime.fromtimestamp(minutes * 60, UTC)
         assert w.location and w.day
         if start.astimezone(p.zone(w.location)).date().isoformat() != w.day:
             raise Forged(verb)

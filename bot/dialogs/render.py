@@ -11,6 +11,7 @@ from babel.dates import format_date, format_time, get_day_names
 from telegram import InlineKeyboardButton
 
 from scheduling.config import Practice, local
+from scheduling.limits import Limit, LimitReached
 from scheduling.meeting import video_link
 from scheduling.model import Channel, Status
 from scheduling.store import AppointmentRow
@@ -154,6 +155,21 @@ def practice_contact(_: Gettext, lang: str, practice: Practice) -> str:
 def contact_the_practice(_: Gettext, lang: str, practice: Practice) -> str:
     """ "Please contact the practice", followed by how."""
     return _("Please contact the practice.") + "\n" + practice_contact(_, lang, practice)
+
+
+def limit_reached(_: Gettext, exc: LimitReached) -> str:
+    """Why a client's request was not sent: which of the practice's limits it would pass (plain text)."""
+    if exc.limit == Limit.PENDING:
+        return _(
+            "You already have as many requests waiting for an answer as the practice takes at once ({count}). "
+            "Please wait for the specialist's answer, or withdraw a request in /my, then send this one."
+        ).format(count=exc.allowed)
+    if exc.limit == Limit.DAY:
+        return _(
+            "You have sent as many requests in the last 24 hours as the practice takes ({count}). "
+            "Please send this one later."
+        ).format(count=exc.allowed)
+    return _("You are sending requests very fast. Please wait a minute, then send this one again.")
 
 
 def month_grid(

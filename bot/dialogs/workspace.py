@@ -10,10 +10,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.dialogs.agenda import line, open_button
 from bot.dialogs.card import button, flag_label
-from bot.dialogs.render import appointment_facts, when
+from bot.dialogs.render import appointment_facts, contact_the_practice, when
 from bot.dialogs.specialist import Message, _letter
 from bot.i18n import gettext_for
-from scheduling.config import Practice
+from scheduling.config import Practice, local
 from scheduling.store import AppointmentRow, ClientRow, StaffNoteRow
 from scheduling.visits import parse_flags
 
@@ -89,7 +89,36 @@ def confirm_delete(appt: AppointmentRow, lang: str) -> Message:
     return Message(text, InlineKeyboardMarkup(rows))
 
 
+def confirm_decline_all(appt: AppointmentRow, client: ClientRow, count: int, lang: str) -> Message:
+    _ = gettext_for(lang)
+    text = _(
+        "Decline every undecided request of {name} ({count} now)? A weekly series goes as a whole. "
+        "Each request message is closed and the client is told once."
+    ).format(name=escape(client.name or _("Client")), count=count)
+    rows = [[button(_("Yes, decline them all"), "dally", appt.id), button(_("« Back"), "c", appt.id)]]
+    return Message(text, InlineKeyboardMarkup(rows))
+
+
+def all_declined(client: ClientRow, count: int, lang: str) -> str:
+    _ = gettext_for(lang)
+    return _("Declined {count} requests of {name}. The client has been told.").format(
+        count=count, name=escape(client.name or _("Client"))
+    )
+
+
 # --- what clients are told -------------------------------------------------------------------------
+
+
+def all_declined_for_client(practice: Practice, appts: Sequence[AppointmentRow], lang: str) -> str:
+    """One message for every request the practice declined at once; a series is named by its first visit."""
+    _ = gettext_for(lang)
+    firsts = {a.series_id or -a.id: a for a in sorted(appts, key=lambda a: a.start, reverse=True)}
+    lines = [_("Sorry, the practice has declined your requests:")]
+    for appt in sorted(firsts.values(), key=lambda a: a.start):
+        service = escape(local(practice.service_by_id[appt.service_id].name, lang))
+        lines.append(f"• {service}, {escape(when(lang, practice, appt.location_id, appt.start))}")
+    lines += ["", contact_the_practice(_, lang, practice)]
+    return "\n".join(lines)
 
 
 def proposal_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> Message:

@@ -7,7 +7,7 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import deps
 from bot.dialogs import alerts
 from bot.handlers.common import answer, edit_quietly
@@ -19,12 +19,11 @@ log = logging.getLogger(__name__)
 
 def _parse(data: str) -> tuple[str, int] | None:
     """('r', 7) from 'a|r|7'; None for anything our buttons never carry."""
-    parts = data.split("|")
-    if len(parts) != 3 or parts[0] != "a" or parts[1] not in ("r", "c"):
+    parts = callback.fields(data)
+    if parts is None or len(parts) != 3 or parts[0] != "a" or parts[1] not in ("r", "c"):
         return None
-    if not (parts[2].isdigit() and len(parts[2]) < 12):
-        return None
-    return parts[1], int(parts[2])
+    incident_id = callback.number(parts[2])
+    return None if incident_id is None else (parts[1], incident_id)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -9,7 +9,7 @@ from telegram import ReplyKeyboardRemove, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import Deps, deps
 from bot.dialogs import booking as dialog
 from bot.dialogs import draft as drafts
@@ -179,15 +179,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     client, draft, message_id = await client_and_draft(d, update)
     _ = gettext_for(d.language(client))
-    parts = query.data.split("|")
-    verb, arg = [*parts, "", ""][1:3]
+    parts = callback.fields(query.data) or []
+    verb, arg = [*parts, "", "", ""][1:3]
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     if verb == "noop":
         await answer(query, _("No free times on this day.") if arg == "day" else None)
         return
-    if verb == "again" and arg.isdigit():
+    if verb == "again" and (again := callback.number(arg)) is not None:
         await answer(query)
-        await _again(update, context, d, client, int(arg))
+        await _again(update, context, d, client, again)
         return
     if draft is None or not draft.active or query.message is None or query.message.message_id != message_id:
         await answer(query, _("This button is out of date. Send /book to start again."), alert=True)

@@ -9,6 +9,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot import webhook_reply
+from bot.deps import Deps
+from bot.i18n import gettext_for
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,15 @@ async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool =
         if not harmless(exc):
             raise
         log.debug("answer skipped: %s", exc.message)
+
+
+async def not_valid(query: CallbackQuery, d: Deps) -> None:
+    """The one answer to a stale, forged or someone else's button, in the tapper's language.
+
+    It says neither whether the appointment exists nor whose it is.
+    """
+    _ = gettext_for(await d.staff_language(query.from_user.id))
+    await answer(query, _("This button is not valid."), alert=True)
 
 
 async def edit_quietly(

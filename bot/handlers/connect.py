@@ -10,6 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot import callback
 from bot.deps import Deps, deps
 from bot.dialogs import connect as screens
 from bot.handlers.common import answer, edit_quietly
@@ -100,8 +101,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     _ = gettext_for(await d.staff_language(query.from_user.id))
     spec = _specialist(d, query.from_user.id)
-    parts = query.data.split("|")
-    valid = len(parts) == 3 and parts[1] in ("b", "t") and parts[2].isdigit() and len(parts[2]) < 4
+    parts = callback.fields(query.data) or []
+    valid = len(parts) == 3 and parts[1] in ("b", "t") and callback.number(parts[2]) is not None
     if spec is None or d.connections is None or not (valid or parts == ["c", "d"]):
         await answer(query, _("This button is not valid."), alert=True)
         return
@@ -115,7 +116,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         row = await d.connections.connection(spec.id)
         found = row.calendars.get("found", []) if row is not None else []
-        index = int(parts[2])
+        index = callback.number(parts[2]) or 0
         if index >= len(found):
             raise SignInFailed("stale button")
         picked = found[index]["id"]

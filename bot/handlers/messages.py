@@ -7,7 +7,7 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import Deps, deps
 from bot.dialogs import draft as drafts
 from bot.dialogs import messages as texts
@@ -33,14 +33,15 @@ async def write_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     query = update.callback_query
     assert query is not None and query.data is not None and query.message is not None
     d = deps(context)
-    parts = query.data.split("|")
+    parts = callback.fields(query.data) or []
     staff = len(parts) == 3 and parts[1] == "s"
     lang = await _language(d, query.from_user.id, staff)
     _ = gettext_for(lang)
     appt = None
-    if len(parts) == 3 and parts[1] in ("c", "s") and parts[2].isdigit() and len(parts[2]) < 12:
+    appt_id = callback.number(parts[2]) if len(parts) == 3 and parts[1] in ("c", "s") else None
+    if appt_id is not None:
         async with d.store.tx() as tx:
-            appt = await tx.get_appointment(int(parts[2]))
+            appt = await tx.get_appointment(appt_id)
     if appt is None or not _party(d, appt, query.from_user.id, staff):
         log.warning("refused callback data %r", query.data[:64])
         await answer(query, _("This button is not valid."), alert=True)

@@ -7,7 +7,7 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import Deps, deps
 from bot.dialogs import mine
 from bot.dialogs import specialist as texts
@@ -52,11 +52,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     client = await client_of(d, update)
     lang = d.language(client)
     _ = gettext_for(lang)
-    parts = query.data.split("|")
+    parts = callback.fields(query.data) or []
     appt = None
-    if len(parts) == 3 and parts[1] in _VERBS and parts[2].isdigit() and len(parts[2]) < 12:
+    appt_id = callback.number(parts[2]) if len(parts) == 3 and parts[1] in _VERBS else None
+    if appt_id is not None:
         async with d.store.tx() as tx:
-            appt = await tx.get_appointment(int(parts[2]))
+            appt = await tx.get_appointment(appt_id)
     if appt is None or appt.client_id != client.id:
         log.warning("refused callback data %r", query.data[:64])
         await answer(query, _("This button is not valid."), alert=True)

@@ -8,13 +8,13 @@ from datetime import timedelta
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import Deps, deps
 from bot.dialogs import agenda
 from bot.dialogs import draft as drafts
 from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
-from bot.handlers.common import answer, edit_quietly
+from bot.handlers.common import answer, edit_quietly, not_valid
 from bot.i18n import gettext_for, pick_language
 from scheduling.booking import AlreadyDecided, NotAllowed, NotYet
 from scheduling.model import Status
@@ -31,12 +31,13 @@ AGENDA_AHEAD = timedelta(days=7)
 
 def _parse(data: str) -> tuple[str, int, int | None] | None:
     """('a', 12, None) from 's|a|12'; None for anything our buttons never carry."""
-    parts = data.split("|")
-    if len(parts) < 3 or parts[0] != "s" or parts[1] not in _ARITY or len(parts) != 2 + _ARITY[parts[1]]:
+    parts = callback.fields(data)
+    if parts is None or len(parts) < 3 or parts[0] != "s" or parts[1] not in _ARITY:
         return None
-    if not all(p.isdigit() and len(p) < 12 for p in parts[2:]):
+    ids = callback.numbers(parts[2:], _ARITY[parts[1]])
+    if ids is None or len(parts) != 2 + len(ids):
         return None
-    return parts[1], int(parts[2]), int(parts[3]) if len(parts) > 3 else None
+    return parts[1], ids[0], ids[1] if len(ids) > 1 else None
 
 
 async def _load(d: Deps, appt_id: int) -> AppointmentRow | None:
@@ -53,15 +54,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = gettext_for(lang)
     parsed = _parse(query.data)
     appt = await _load(d, parsed[1]) if parsed else None
-    if parsed is None or appt is None:
-        log.warning("refused callback data %r", query.data[:64])
-        await answer(query, _("This button is not valid."), alert=True)
+    if parsed is None or appt is None or not d.booking.may_decide(appt, query.from_user.id):
+        # Unknown and someone else's get the same answer: ids cannot be probed.
+        log.warning("refused callback data %r from someone not allowed or for nothing", query.data[:64])
+        await not_valid(query, d)
         return
     verb, appt_id, extra = parsed
-    if not d.booking.may_decide(appt, query.from_user.id):
-        log.warning("refused a decision on appointment %s by someone not allowed", appt_id)
-        await answer(query, _("Only the appointment's specialist can do this."), alert=True)
-        return
     if verb == "m":
         await _mark(update, context, d, appt, extra)
         return

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from html import escape
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import deps
 from bot.dialogs import waitlist as texts
+from bot.dialogs.render import limit_reached
 from bot.handlers.client import client_of
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for
+from scheduling.limits import LimitReached
 from scheduling.waitlist import OfferGone
 
 log = logging.getLogger(__name__)
@@ -26,12 +29,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     client = await client_of(d, update)
     lang = d.language(client)
     _ = gettext_for(lang)
-    parts = query.data.split("|")
-    if len(parts) != 3 or parts[1] not in ("y", "n") or not parts[2].isdigit() or len(parts[2]) > 12:
+    parts = callback.fields(query.data) or []
+    entry_id = callback.number(parts[2]) if len(parts) == 3 and parts[1] in ("y", "n") else None
+    if entry_id is None:
         log.warning("refused callback data %r", query.data[:64])
         await answer(query, _("This button is not valid."), alert=True)
         return
-    entry_id = int(parts[2])
     chat_id, message_id = query.message.chat.id, query.message.message_id
     if parts[1] == "n":
         try:
@@ -49,6 +52,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except OfferGone:
         await answer(query, texts.gone(lang), alert=True)
         await edit_quietly(context.bot, chat_id, message_id, text=texts.gone(lang))
+        return
+    except LimitReached as exc:
+        # Longer than an alert may be: the offer's message says it, and the time goes to the next one waiting.
+        await answer(query)
+        await edit_quietly(context.bot, chat_id, message_id, text=escape(limit_reached(_, exc)))
+        await notify.offer_freed_time(context.bot, d)
         return
     await answer(query)
     await edit_quietly(context.bot, chat_id, message_id, text=texts.taken(lang, appt.replaces_id is not None))

@@ -9,7 +9,7 @@ from telegram import Bot, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import Deps, deps
 from bot.dialogs import new_visit as flow
 from bot.dialogs import series_staff
@@ -25,7 +25,7 @@ from scheduling.booking import AlreadyDecided, NotYet
 from scheduling.model import Flag, Status
 from scheduling.staff import NotAllowed, Staff, staff_member
 from scheduling.staff_changes import Moved
-from scheduling.store import ClientRow
+from scheduling.store import AppointmentRow, ClientRow
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +124,14 @@ async def find(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def _parse(data: str) -> tuple[str, list[str]] | None:
-    parts = data.split("|")
-    if len(parts) < 2 or parts[0] != "k" or any(len(p) > 40 for p in parts):
+    parts = callback.fields(data)
+    if parts is None or len(parts) < 2 or parts[0] != "k":
         return None
     return parts[1], parts[2:]
 
 
 def _ids(args: list[str], count: int) -> list[int] | None:
-    if len(args) < count or not all(a.isdigit() and len(a) < 12 for a in args[:count]):
-        return None
-    return [int(a) for a in args[:count]]
+    return callback.numbers(args, count)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -263,6 +261,9 @@ async def _act(
         msg = screens.confirm_delete(appt, lang)
         await edit_quietly(bot, chat_id, message_id, text=msg.text, markup=msg.markup)
         return
+    elif verb in ("dall", "dally"):
+        await _decline_all(update, context, d, staff, lang, verb == "dally", appt, chat_id, message_id)
+        return
     elif verb == "dely":
         appt = await d.staff_changes.delete(appt_id, staff.telegram_id)
         await answer(query, _("Deleted."))
@@ -272,6 +273,41 @@ async def _act(
     else:
         raise NotAllowed(verb)
     await _show_card(bot, d, staff, lang, chat_id, message_id, appt_id)
+
+
+async def _decline_all(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    d: Deps,
+    staff: Staff,
+    lang: str,
+    confirmed: bool,
+    appt: AppointmentRow,
+    chat_id: int,
+    message_id: int,
+) -> None:
+    """An admin declines all of one client's undecided requests: asked to confirm first, the client told once."""
+    query = update.callback_query
+    assert query is not None
+    if not staff.admin:
+        raise NotAllowed(appt.id)
+    async with d.store.tx() as tx:
+        client = await tx.get_client(appt.client_id)
+        pending = await tx.pending_requests(appt.client_id)
+    assert client is not None
+    if not pending:
+        raise AlreadyDecided(Status(appt.status))
+    if not confirmed:
+        await answer(query)
+        msg = screens.confirm_decline_all(appt, client, pending, lang)
+        await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
+        return
+    declined = await d.booking.decline_all(appt.client_id, staff.telegram_id)
+    if not declined:
+        raise AlreadyDecided(Status(appt.status))
+    await answer(query, gettext_for(lang)("Done."))
+    await edit_quietly(context.bot, chat_id, message_id, text=screens.all_declined(client, len(declined), lang))
+    await notify.all_declined(context.bot, d, client, declined)
 
 
 async def _handover_answer(
@@ -366,8 +402,8 @@ async def flow_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     chat_id, message_id = query.message.chat.id, query.message.message_id
     staff = staff_member(d.practice, query.from_user.id)
     draft, work = await works.load(d.store, chat_id)
-    parts = query.data.split("|")
-    verb, arg = [*parts, "", ""][1:3]
+    parts = callback.fields(query.data) or []
+    verb, arg = [*parts, "", "", ""][1:3]
     if staff is None or not work.flow or work.message != message_id:
         await answer(query, _("This button is out of date."), alert=True)
         return
@@ -487,12 +523,13 @@ async def proposal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with d.store.tx() as tx:
         client = await tx.client_by_telegram(query.from_user.id)
     _ = gettext_for(d.language(client))
-    parts = query.data.split("|")
-    if client is None or len(parts) != 3 or parts[1] not in ("y", "n") or not parts[2].isdigit():
+    parts = callback.fields(query.data) or []
+    appt_id = callback.number(parts[2]) if len(parts) == 3 and parts[1] in ("y", "n") else None
+    if client is None or appt_id is None:
         await answer(query, _("This button is not valid."), alert=True)
         return
     try:
-        appt = await d.visits.answer(int(parts[2]), client.id, accept=parts[1] == "y")
+        appt = await d.visits.answer(appt_id, client.id, accept=parts[1] == "y")
     except NotAllowed:
         log.warning("refused a proposal answer by someone else")
         await answer(query, _("This button is not valid."), alert=True)
