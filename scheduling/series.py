@@ -351,6 +351,139 @@ class SeriesService:
         self.booking._wake_outbox()
         return series, rows
 
+    # --- a client's single request approved as a course ------------------------------------------------
+
+    async def _request_to_repeat(self, tx: Tx, appointment_id: int, telegram_id: int) -> AppointmentRow:
+        """The client's pending single request the staff member may decide; raises otherwise."""
+        appt = await tx.get_appointment(appointment_id, for_update=True)
+        if appt is None or not self.booking.may_decide(appt, telegram_id):
+            raise NotAllowed(appointment_id)
+        if appt.series_id is not None or appt.replaces_id is not None or appt.partner_booking is not None:
+            raise NotAllowed(appointment_id)  # a series, a move or a partner's booking is decided as it is
+        if appt.status != Status.REQUESTED:
+            raise AlreadyDecided(Status(appt.status))
+        return appt
+
+    @staticmethod
+    def _repeating(
+        appt: AppointmentRow, interval_weeks: int, count: int | None, until: date | None
+    ) -> SeriesRequest:
+        return SeriesRequest(
+            appt.client_id,
+            appt.service_id,
+            appt.location_id,
+            appt.specialist_id,
+            Channel(appt.channel),
+            appt.start,
+            interval_weeks=interval_weeks,
+            count=count,
+            until=until,
+            note=appt.note or "",
+        )
+
+    async def plan_approval(
+        self,
+        appointment_id: int,
+        telegram_id: int,
+        *,
+        interval_weeks: int,
+        count: int | None = None,
+        until: date | None = None,
+    ) -> SeriesPlan:
+        """Every date of a course grown from the client's request, checked; the request's own date is theirs."""
+        async with self.store.tx() as tx:
+            appt = await self._request_to_repeat(tx, appointment_id, telegram_id)
+        req = self._repeating(appt, interval_weeks, count, until)
+        self._validate(req)
+        rule = self.rule_for(req)
+        starts = rule.instances()
+        events = await self._read_busy(req.specialist_id, starts, appt.end - appt.start)
+        async with self.store.tx() as tx:
+            busy = await self._busy_now(tx, req.specialist_id, events, starts, exclude={appt.id})
+        conflicts = self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
+        return SeriesPlan(rule, starts, [c for c in conflicts if c.start != appt.start])
+
+    async def approve_recurring(
+        self,
+        appointment_id: int,
+        telegram_id: int,
+        *,
+        interval_weeks: int,
+        count: int | None = None,
+        until: date | None = None,
+        skip: Collection[datetime] = (),
+    ) -> tuple[SeriesRow, list[AppointmentRow]]:
+        """Approve the client's request and book the same time every `interval_weeks` weeks: all or nothing.
+
+        The request becomes the course's first visit and its calendar event becomes the recurring one (the series
+        takes the request's UID, so calendar apps update the event in place). Other dates that collide raise
+        SeriesConflicts unless skipped; nothing is saved then.
+        """
+        now = self.clock()
+        async with self.store.tx() as tx:
+            appt = await self._request_to_repeat(tx, appointment_id, telegram_id)
+        req = self._repeating(appt, interval_weeks, count, until)
+        duration = self._validate(req)
+        rule = self.rule_for(req)
+        starts = rule.instances()
+        events = await self._read_busy(req.specialist_id, starts, duration)
+        skipped = set(skip)
+        async with self.store.tx() as tx:
+            await tx.lock_specialist(req.specialist_id)
+            appt = await self._request_to_repeat(tx, appointment_id, telegram_id)
+            if appt.start != req.start:
+                raise AlreadyDecided(Status(appt.status))  # moved meanwhile: the caller shows it again
+            busy = await self._busy_now(tx, req.specialist_id, events, starts, exclude={appt.id})
+            found = self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
+            conflicts = [c for c in found if c.start != appt.start]
+            blocking = [
+                c for c in conflicts if c.start not in skipped or any(p.kind not in _SKIPPABLE for p in c.problems)
+            ]
+            if blocking or len(conflicts) == len(starts) - 1:
+                raise SeriesConflicts(len(starts), conflicts)
+            role = "admin" if telegram_id in self.practice.practice.admins else "specialist"
+            actor = f"{role}:{telegram_id}"
+            series = await tx.add_series(
+                client_id=appt.client_id,
+                specialist_id=appt.specialist_id,
+                service_id=appt.service_id,
+                location_id=appt.location_id,
+                channel=appt.channel,
+                rule=rule,
+                duration_minutes=int(duration.total_seconds() // 60),
+                note=appt.note or None,
+                at=now,
+                uid=appt.uid,
+            )
+            await tx.transition(appt, Status.CONFIRMED, actor=actor, at=now)
+            await tx.place_occurrence(appt, series.id, appt.start)
+            rows = [appt]
+            taken = {c.start for c in conflicts}
+            for start in starts[1:]:
+                if start in taken:
+                    continue
+                row = await tx.add_appointment(
+                    client_id=appt.client_id,
+                    specialist_id=appt.specialist_id,
+                    service_id=appt.service_id,
+                    location_id=appt.location_id,
+                    channel=appt.channel,
+                    start=start,
+                    end=start + duration,
+                    note=appt.note,
+                    source=appt.source,
+                    expires_at=None,
+                    actor=actor,
+                    at=now,
+                    series_id=series.id,
+                    recurrence_id=start,
+                )
+                await tx.transition(row, Status.CONFIRMED, actor=actor, at=now)
+                rows.append(row)
+            await tx.enqueue_sync(appt.id, appt.specialist_id, now)
+        self.booking._wake_outbox()
+        return series, rows
+
     # --- deciding a requested series as a whole ---------------------------------------------------
 
     async def decide(

@@ -40,12 +40,13 @@ class SeriesQueries:
         note: str | None,
         at: datetime,
         parent_id: int | None = None,
+        uid: str | None = None,
     ) -> SeriesRow:
         client = await self.session.get(ClientRow, client_id)
         if client is None:
             raise LookupError(f"client {client_id} does not exist")
         series = SeriesRow(
-            uid=new_uid(),
+            uid=uid or new_uid(),
             client=client,
             specialist_id=specialist_id,
             service_id=service_id,

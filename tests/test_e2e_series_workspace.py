@@ -315,3 +315,37 @@ async def test_new_weekly_visits_across_the_spring_clock_change(spring_bot: Bot)
         "21.04 16:00",
         "28.04 16:00",
     ]
+
+
+async def test_a_clients_request_approved_as_a_weekly_course(bot: Bot) -> None:
+    client = bot.user(1001, "Jan")
+    await book_first_consultation(client)  # Jan Nowak, Wed 2 Dec 09:00, requested
+    await bot.drain_outbox()
+    dentist(bot)  # Wednesday 16 December 09:00-10:00
+    async with bot.runtime.store.tx() as tx:
+        row = await tx.client_by_telegram(1001)
+        (request,) = await tx.client_appointments(row.id)
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{request.id}")
+    await anna.tap("Approve as recurring")
+    assert "Repeats: every week, 4 visits." in anna.last.text
+    await anna.tap("6")
+    await anna.tap("Continue")
+    text = anna.last.text
+    assert text.count("• ") == 6 and "1 of 6 dates collide: 16 Dec, a private event" in text
+    before = len(client.messages)
+    await anna.tap("Skip those dates and save")
+    assert "Approved." in anna.last.text and "visit 1 of 5" in anna.last.text
+    await bot.emulator.wait_idle()
+    told = client_news(client, before)
+    assert len(told) == 1 and "Recurring: every week, 5 visits:" in told[0]
+    name, data = client.documents[-1]
+    master = next(c for c in Calendar.from_ical(data).walk("VEVENT") if "RECURRENCE-ID" not in c)
+    assert name == "appointments.ics" and str(master["UID"]) == request.uid
+    # The request's own event became the recurring one: the same resource, no duplicate of the first visit.
+    assert await local_times(bot) == ["02.12 09:00", "09.12 09:00", "23.12 09:00", "30.12 09:00", "06.01 09:00"]
+    assert {uid for uid, _s, _e in await assert_calendar_matches(bot)} == {request.uid}
+    async with bot.runtime.store.tx() as tx:
+        assert {a.status for a in await tx.client_appointments(row.id)} == {Status.CONFIRMED}
+    request_message = next(m for m in anna.messages if "Recurring: every week, 5 visits" in m.text)
+    assert request_message.buttons == []

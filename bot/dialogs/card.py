@@ -207,6 +207,8 @@ def card_actions(
                 InlineKeyboardButton(_("Decline"), callback_data=f"s|d|{appt.id}"),
             ]
         )
+        if appt.series_id is None and appt.replaces_id is None and appt.partner_booking is None:
+            rows.append([button(_("Approve as recurring"), "ar", appt.id)])
     if status in ACTIVE_STATUSES:
         rows.append([button(_("Move"), "mv", appt.id), button(_("Cancel visit"), "cx", appt.id)])
         if appt.reassign_to:

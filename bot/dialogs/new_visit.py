@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape
+from typing import Any
 
 from telegram import InlineKeyboardButton
 
@@ -39,6 +40,7 @@ FLOWS: dict[str, tuple[str, ...]] = {
     "new": ("client", "newclient", "specialist", "service", "location", "channel", "day", "time", "options", "summary"),
     "move": ("scope", "day", "time", "summary"),
     "cancel": ("scope", "notice"),
+    "recur": ("options", "summary"),  # a client's single request approved as a course
 }
 # The Work fields each step sets; going back to a step clears its own and every later one's.
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -300,12 +302,16 @@ async def screen_options(c: Ctx) -> Screen | str:
     """Flags for the staff, and whether the visit repeats (every 1-4 weeks, a number of visits or until a date)."""
     w, _ = c.work, c._
     flags = [_button(("✓ " if f in w.flags else "") + flag_label(_, f), "flag", str(f)) for f in Flag]
-    lines = [_("Flags for the staff (the client never sees them):"), "", _repeat_text(c)]
     every = [
         _button(("✓ " if w.repeat_weeks == n else "") + series_staff.every_button(_, n), "rep", str(n))
         for n in range(1, MAX_INTERVAL_WEEKS + 1)
     ]
-    rows = [flags, [_button(("✓ " if not w.repeat_weeks else "") + _("Once"), "rep", "0")], every[:2], every[2:]]
+    if w.flow == "recur":
+        lines = [_("Approve the request and book the same time again:"), "", _repeat_text(c)]
+        rows = [every[:2], every[2:]]
+    else:
+        lines = [_("Flags for the staff (the client never sees them):"), "", _repeat_text(c)]
+        rows = [flags, [_button(("✓ " if not w.repeat_weeks else "") + _("Once"), "rep", "0")], every[:2], every[2:]]
     if w.repeat_weeks:
         counts = [
             _button(("✓ " if w.repeat_count == n and not w.repeat_until else "") + str(n), "cnt", str(n))
@@ -436,6 +442,17 @@ async def _series_move_summary(c: Ctx, appt: AppointmentRow) -> Screen:
     return Screen(_with_notice(c, "\n".join(lines)), [*rows, *tell_rows, _nav(c)])
 
 
+async def _appt_id(c: Ctx) -> int:
+    return (await _appt(c)).id
+
+
+def _repeat_args(c: Ctx) -> dict[str, Any]:
+    """How often and how long, as the series service takes them."""
+    w = c.work
+    until = date.fromisoformat(w.repeat_until) if w.repeat_until else None
+    return {"interval_weeks": w.repeat_weeks, "count": None if until else w.repeat_count, "until": until}
+
+
 def _series_request(c: Ctx) -> SeriesRequest:
     v = _visit(c)
     w = c.work
@@ -457,7 +474,10 @@ async def _series_summary(c: Ctx) -> Screen:
     """Every date of the course checked at once; colliding dates listed, to be skipped or the booking given up."""
     w, _ = c.work, c._
     try:
-        plan = await c.d.series.plan(_series_request(c))
+        if w.flow == "recur":
+            plan = await c.d.series.plan_approval(await _appt_id(c), c.staff.telegram_id, **_repeat_args(c))
+        else:
+            plan = await c.d.series.plan(_series_request(c))
     except InvalidRequest:
         w.notice = _("That does not make a course of at least two visits within a year. Please change it.")
         w.step = "options"
@@ -469,19 +489,24 @@ async def _series_summary(c: Ctx) -> Screen:
     lines += ["", _conflicts_text(c, w.location, len(plan.starts), plan.conflicts, ours)]
     conflicts = SeriesConflicts(len(plan.starts), plan.conflicts)
     w.skip = [conflict.start.isoformat() for conflict in plan.conflicts] if conflicts.skippable else []
+    save = _("Approve") if w.flow == "recur" else _("Save")
     if not plan.conflicts:
-        rows = [[_button(_("Save"), "save")]]
+        rows = [[_button(save, "save")]]
     elif conflicts.skippable:
         rows = [[_button(_("Skip those dates and save"), "save")]]
     else:
-        lines += ["", _("These dates cannot be booked. Choose another time.")]
-        rows = [[_button(_("Choose another time"), "again")]]
+        if w.flow == "recur":
+            lines += ["", _("These dates cannot be booked. Change how often or how long, or approve the visit alone.")]
+            rows = []
+        else:
+            lines += ["", _("These dates cannot be booked. Choose another time.")]
+            rows = [[_button(_("Choose another time"), "again")]]
     return Screen(_with_notice(c, "\n".join(lines)), [*rows, _nav(c)])
 
 
 async def screen_summary(c: Ctx) -> Screen | str:
     w, _ = c.work, c._
-    if w.flow == "new" and w.repeat_weeks:
+    if w.flow in ("new", "recur") and w.repeat_weeks:
         return await _series_summary(c)
     if w.flow == "move" and w.scope:
         return await _series_move_summary(c, await _appt(c))
@@ -596,6 +621,8 @@ def begin(c: Ctx, flow: str, appt: AppointmentRow | None = None) -> None:
             appt.channel,
         )
         w.month = appt.start.astimezone(c.d.practice.zone(appt.location_id)).isoformat()[:7]
+        if flow == "recur":
+            w.start, w.repeat_weeks, w.repeat_count = appt.start.isoformat(), 1, REPEAT_COUNTS[0]
     c.work = w
 
 
@@ -688,6 +715,13 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Outcome:
 async def _save(c: Ctx) -> Outcome:
     w, _ = c.work, c._
     try:
+        if w.flow == "recur":
+            assert w.appt is not None
+            skip = [datetime.fromisoformat(s) for s in w.skip]
+            _series, rows = await c.d.series.approve_recurring(
+                w.appt, c.staff.telegram_id, skip=skip, **_repeat_args(c)
+            )
+            return Outcome(Screen(_("Approved."), done=True), booked=rows[0])
         if w.flow == "new" and w.repeat_weeks:
             skip = [datetime.fromisoformat(s) for s in w.skip]
             _series, rows = await c.d.series.create_for(c.staff, _series_request(c), skip=skip)

@@ -234,9 +234,10 @@ async def _act(
         await notify.send_ics_again(bot, d, appt)
         await answer(query, _("Sent."))
         return
-    elif verb in ("mv", "cx"):
+    elif verb in ("mv", "cx", "ar"):
         await answer(query)
-        await _begin_flow(bot, d, staff, lang, chat_id, message_id, "move" if verb == "mv" else "cancel", appt_id)
+        name = {"mv": "move", "cx": "cancel", "ar": "recur"}[verb]
+        await _begin_flow(bot, d, staff, lang, chat_id, message_id, name, appt_id)
         return
     elif verb == "n":
         await answer(query)
@@ -452,6 +453,8 @@ async def _shown(
         if outcome.booked.status == Status.PROPOSED:
             await notify.proposed(bot, d, outcome.booked)
         elif outcome.booked.series_id is not None:
+            if c.work.flow == "recur":
+                await notify.refresh_request(bot, d, outcome.booked)
             await notify.confirmed(bot, d, outcome.booked)  # the course's dates and its .ics
     elif outcome.moved is not None:
         await notify.moved_by_staff(bot, d, outcome.moved)
