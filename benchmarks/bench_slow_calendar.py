@@ -4,13 +4,16 @@ at once. How quickly are everyone else's taps and /agenda answered meanwhile, an
 The real bot (bot.local.local_bot) on the Bot API emulator, the embedded Radicale, SQLite; Anna's
 calendar is reached through a delaying HTTP proxy, Jonas's directly.
 
-Run: .venv/bin/python -m benchmarks.bench_slow_calendar [--clients 100] [--others 20] [--delay 5]
+Run: .venv/bin/python -m benchmarks.bench_slow_calendar [--clients 100] [--others 20] [--delay 5] [--profile FILE]
+
+`--profile FILE` writes cProfile statistics of the measured phase alone (read them with `python -m pstats FILE`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import logging
 import statistics
 import sys
@@ -101,7 +104,7 @@ def _line(label: str, values: list[float]) -> str:
     )
 
 
-async def run(clients: int, others: int, delay: float) -> int:
+async def run(clients: int, others: int, delay: float, profile: str | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     p = practice()
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +138,9 @@ async def run(clients: int, others: int, delay: float) -> int:
 
                     proxy.delay = delay
                     requests_before = proxy.answered
+                    profiler = cProfile.Profile() if profile else None
+                    if profiler is not None:
+                        profiler.enable()
                     started = time.perf_counter()
                     crowd_times: list[float] = []
 
@@ -172,6 +178,9 @@ async def run(clients: int, others: int, delay: float) -> int:
                     await asyncio.gather(*(other(c) for c in side), agenda())
                     await crowd_task
                     elapsed = time.perf_counter() - started
+                    if profiler is not None and profile:
+                        profiler.disable()
+                        profiler.dump_stats(profile)
                     sent = sum("Your request has been sent" in c.last.text for c in crowd)
                     print(
                         f"bench_slow_calendar: {clients} clients of a server answering after {delay:g} s, "
@@ -199,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--others", type=int, default=20)
     parser.add_argument("--delay", type=float, default=5.0)
+    parser.add_argument("--profile", metavar="FILE", help="write cProfile statistics of the measured phase")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.clients, args.others, args.delay))
+    return asyncio.run(run(args.clients, args.others, args.delay, args.profile))
 
 
 if __name__ == "__main__":

@@ -28,28 +28,35 @@ from bot.handlers import account, alerts, client, connect, messages, mine, speci
 from bot.handlers.common import harmless, not_valid
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
+from bot.slots import UpdateSlots
 from bot.telegram_http import AiohttpRequest
 from scheduling.locks import KeyLocks
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 20.0
+# Updates held (received, not yet done) per update slot: those waiting for their specialist's turn to book.
+UPDATES_HELD_PER_SLOT = 8
 
 
 class PerChatProcessor(BaseUpdateProcessor):
     """Updates run concurrently, except that one chat's updates run one at a time, whichever process gets them."""
 
     def __init__(self, chats: KeyLocks):
-        super().__init__(chats.capacity)
+        # python-telegram-bot's own limit only bounds the updates held in memory; the slots decide how many
+        # run, and an update waiting under a limit of its own (a Send for a busy specialist) leaves its slot.
+        super().__init__(chats.capacity * UPDATES_HELD_PER_SLOT)
         self._chats = chats
+        self.slots = UpdateSlots(chats.capacity)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        async with self._chats.hold(chat.id):
-            await coroutine
+        async with self.slots.slot():
+            chat = update.effective_chat if isinstance(update, Update) else None
+            if chat is None:
+                await coroutine
+                return
+            async with self._chats.hold(chat.id):
+                await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn, TypeVar
@@ -29,6 +30,9 @@ T = TypeVar("T")
 # the bot's update slots).
 CALENDAR_TIME_LIMIT = 4.0
 CALENDAR_WAITERS = 4
+# Requests of one specialist worked on at once (`turn`): the readers above and a few answered from the cache.
+# A crowd for one specialist queues here, and everyone else's work is not shared out among the crowd.
+TURNS = CALENDAR_WAITERS + 4
 
 # Problems that mean "someone else got this time" rather than "this request was never valid".
 _TAKEN = frozenset({ProblemKind.COLLISION, ProblemKind.LEAD_TIME, ProblemKind.PAST})
@@ -116,7 +120,18 @@ class BookingService:
         self.calendar_time_limit = calendar_time_limit
         self.calendar_waiters = calendar_waiters
         self._calendar_waiting: dict[str, int] = {}
+        self._turns: dict[str, asyncio.Semaphore] = {}
         self.sync = CalendarSync(practice, store, calendar, clock=lambda: self.clock(), wake_outbox=on_calendar_change)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, specialist_id: str) -> AsyncIterator[None]:
+        """Wait for one of the specialist's `TURNS` places to request a booking from (in this process).
+
+        Only an order of arrival: the lock and the re-check in `request` still decide every booking.
+        """
+        turns = self._turns.setdefault(specialist_id, asyncio.Semaphore(TURNS))
+        async with turns:
+            yield
 
     def wake_outbox(self) -> None:
         """Tell the outbox worker that calendar writes are waiting."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -20,6 +21,7 @@ from bot.handlers import specialist as specialist_handlers
 from bot.handlers import workspace
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
+from bot.slots import leave_slot
 from scheduling.model import Status
 from scheduling.store import AppointmentRow, ClientRow, Tx
 from scheduling.text import clean_text
@@ -199,20 +201,24 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
-    if verb == "send":
-        # Sending waits for the calendar: the tap is answered first, so Telegram stops its spinner now.
-        await answer(query)
-    try:
-        screen = await dialog.on_button(c, verb, arg)
-    except dialog.Forged:
-        log.warning("refused callback data %r", query.data[:64])
+    async with contextlib.AsyncExitStack() as stack:
+        if verb == "send":
+            # Sending waits for the calendar: the tap is answered first, so Telegram stops its spinner now.
+            await answer(query)
+            # A crowd sending to one specialist waits for that specialist's turns, outside the update slots.
+            leave_slot()
+            await stack.enter_async_context(d.booking.turn(draft.assigned or ""))
+        try:
+            screen = await dialog.on_button(c, verb, arg)
+        except dialog.Forged:
+            log.warning("refused callback data %r", query.data[:64])
+            if verb != "send":
+                await answer(query, _("This button is not valid."), alert=True)
+            return
         if verb != "send":
-            await answer(query, _("This button is not valid."), alert=True)
-        return
-    if verb != "send":
-        # Answered after the step ran, so that refused data can still get its alert.
-        await answer(query)
-    await _show(update, context, d, c, screen, message_id, new_message=False)
+            # Answered after the step ran, so that refused data can still get its alert.
+            await answer(query)
+        await _show(update, context, d, c, screen, message_id, new_message=False)
     if screen.booked is not None:
         await notify.ask_specialist(context.bot, d, screen.booked)
 
