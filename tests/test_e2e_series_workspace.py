@@ -349,3 +349,31 @@ async def test_a_clients_request_approved_as_a_weekly_course(bot: Bot) -> None:
         assert {a.status for a in await tx.client_appointments(row.id)} == {Status.CONFIRMED}
     request_message = next(m for m in anna.messages if "Recurring: every week, 5 visits" in m.text)
     assert request_message.buttons == []
+
+
+async def test_find_and_the_client_record_show_a_series_on_one_line(bot: Bot) -> None:
+    client = bot.user(1001, "Jan")
+    await book_first_consultation(client)  # Jan Nowak, Wed 2 Dec 09:00, requested
+    _client, series, rows = await weekly(bot, "2026-12-02", "13:00", 6)
+    anna = bot.anna
+    await anna.send("/find Nowak")
+    text = anna.last.text
+    assert text.count("↻") == 1 and "series: 6 upcoming of 6 visits" in text
+    assert "2 December 2026, 13:00" in text or "December 2, 2026, 13:00" in text  # the next visit
+    assert ["#2 Jan Nowak", "Show all of #2"] in anna.last.buttons
+    await anna.tap("Show all of #2")
+    record = anna.last.text
+    assert "Client record" in record and record.count("↻") == 6 and "series:" not in record
+    # /new at a time a series visit holds names it as a visit of a series, and blocks.
+    await anna.send("/new")
+    await anna.send("Nowak")
+    await anna.tap("Jan Nowak")
+    await anna.tap("First consultation")
+    await anna.tap("City centre office")
+    await anna.tap("On site")
+    await anna.tap("›")
+    await tap_day(anna, 9)
+    await pick_time(anna, "13:30")
+    await anna.tap("Continue")
+    assert "It collides with another appointment: ↻ Psychotherapy session, Jan Nowak" in anna.last.text
+    assert len(rows) == 6 and series.uid

@@ -50,8 +50,9 @@ def problem_text(_: Gettext, lang: str, practice: Practice, problem: Problem, ch
         other = check.appointments.get(problem.busy.uid or "")
         if other is None:
             return _("It collides with a private event in the calendar.")
+        mark = "↻ " if other.series_id is not None else ""  # a visit of a recurring series
         return _("It collides with another appointment: {service}, {client}, {when}.").format(
-            service=escape(practice.service_by_id[other.service_id].name),
+            service=mark + escape(practice.service_by_id[other.service_id].name),
             client=escape(other.client.name or _("Client")),
             when=escape(when(lang, practice, other.location_id, other.start)),
         )

@@ -4,16 +4,18 @@ messages clients and staff receive about staff-made changes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.dialogs.agenda import line, open_button
 from bot.dialogs.card import button, flag_label
-from bot.dialogs.render import appointment_facts, contact_the_practice, when
+from bot.dialogs.render import Gettext, appointment_facts, contact_the_practice, when
 from bot.dialogs.specialist import Message, _letter
 from bot.i18n import gettext_for
 from scheduling.config import Practice, local
+from scheduling.model import ACTIVE_STATUSES
 from scheduling.store import AppointmentRow, ClientRow, StaffNoteRow
 from scheduling.visits import parse_flags
 
@@ -22,17 +24,72 @@ def _contact(client: ClientRow) -> str:
     return ", ".join(escape(x) for x in (client.name, client.phone, client.email) if x)
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a list of appointments: a visit, or a whole series shown by its next visit."""
+
+    appt: AppointmentRow
+    upcoming: bool
+    series: tuple[int, int] | None = None  # (upcoming visits, all visits) when the line stands for a series
+
+
+def entries(appts: Sequence[AppointmentRow], now_index: int, expand: int | None = None) -> list[Entry]:
+    """Visits in order, each series but `expand` folded into one line at its next visit (else its last one).
+
+    `now_index`: how many of `appts` (sorted by start) have ended.
+    """
+    members: dict[int, list[int]] = {}
+    for i, appt in enumerate(appts):
+        if appt.series_id is not None and appt.series_id != expand:
+            members.setdefault(appt.series_id, []).append(i)
+    out: list[Entry] = []
+    for i, appt in enumerate(appts):
+        group = members.get(appt.series_id) if appt.series_id is not None else None
+        if group is None:
+            out.append(Entry(appt, i >= now_index))
+            continue
+        upcoming = [j for j in group if j >= now_index and appts[j].status in ACTIVE_STATUSES]
+        if i == (upcoming[0] if upcoming else group[-1]):
+            out.append(Entry(appt, i >= now_index, (len(upcoming), len(group))))
+    return out
+
+
+def _entry_rows(
+    _: Gettext, lang: str, practice: Practice, number: int, entry: Entry, marks: str = ""
+) -> tuple[str, list[InlineKeyboardButton]]:
+    """The entry's line and its buttons: the visit's card, and for a series "Show all" (the client's record)."""
+    appt = entry.appt
+    text = line(_, lang, practice, number, appt) + marks
+    buttons = [open_button(_, number, appt)]
+    if entry.series is not None and appt.series_id is not None:
+        upcoming, total = entry.series
+        text += " — " + _("series: {upcoming} upcoming of {total} visits").format(upcoming=upcoming, total=total)
+        label = _("Show all of #{number}").format(number=number)
+        buttons.append(button(label, "cx", appt.client_id, appt.series_id))
+    return text, buttons
+
+
 def found(
-    practice: Practice, query: str, clients: Sequence[ClientRow], appts: Sequence[AppointmentRow], lang: str
+    practice: Practice,
+    query: str,
+    clients: Sequence[ClientRow],
+    appts: Sequence[AppointmentRow],
+    lang: str,
+    *,
+    now_index: int = 0,
+    limit: int | None = None,
 ) -> Message:
-    """/find: the matching clients' appointments (each opens its card) and their records."""
+    """/find: the matching clients' appointments (each opens its card; a series is one line, at its next visit),
+    the last `limit` lines of them, and their records."""
     _ = gettext_for(lang)
     if not clients:
         return Message(_("Nobody found for “{query}”.").format(query=escape(query)))
     lines, rows = [_("Found for “{query}”:").format(query=escape(query))], []
-    for i, appt in enumerate(appts, 1):
-        lines.append(line(_, lang, practice, i, appt))
-        rows.append([open_button(_, i, appt)])
+    shown = entries(appts, now_index)
+    for i, entry in enumerate(shown[-limit:] if limit else shown, 1):
+        text, buttons = _entry_rows(_, lang, practice, i, entry)
+        lines.append(text)
+        rows.append(buttons)
     if not appts:
         lines.append(_("No appointments."))
     rows += [[button(_("Record: {name}").format(name=c.name or ""), "cl", c.id)] for c in clients]
@@ -47,21 +104,26 @@ def client_card(
     lang: str,
     *,
     now_index: int,
+    expand: int | None = None,
 ) -> Message:
-    """A client record: contact details, every appointment (past and upcoming), notes and flags."""
+    """A client record: contact details, every appointment (past and upcoming; a series on one line unless it
+    is the one `expand`ed), notes and flags."""
     _ = gettext_for(lang)
     lines = [_("<b>Client record</b>"), _contact(client)]
     if client.telegram_id is None:
         lines.append(_("Does not use the bot yet."))
     lines += ["", _("Appointments:") if appts else _("No appointments.")]
     rows = []
-    for i, appt in enumerate(appts, 1):
-        if i == now_index + 1 and i > 1:
+    past = True
+    for i, entry in enumerate(entries(appts, now_index, expand), 1):
+        if entry.upcoming and past and i > 1:
             lines.append(_("— upcoming —"))
-        flags = parse_flags(appt.flags)
+        past = not entry.upcoming
+        flags = parse_flags(entry.appt.flags)
         marks = f" [{', '.join(flag_label(_, f) for f in sorted(flags))}]" if flags else ""
-        lines.append(line(_, lang, practice, i, appt) + marks)
-        rows.append([open_button(_, i, appt)])
+        text, buttons = _entry_rows(_, lang, practice, i, entry, marks)
+        lines.append(text)
+        rows.append(buttons)
     if notes:
         lines += ["", _("Staff notes:")]
         lines += [f"· {escape(n.text)}" for n in notes]

@@ -116,7 +116,8 @@ async def find(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         visible.append(client)
     async with d.store.tx() as tx:
         appts = await tx.staff_appointments(staff.specialist_ids, client_ids=[c.id for c in visible])
-    msg = screens.found(d.practice, query, visible, appts[-FIND_LIMIT:], lang)
+    past = sum(1 for a in appts if a.end <= d.booking.clock())
+    msg = screens.found(d.practice, query, visible, appts, lang, now_index=past, limit=FIND_LIMIT)
     await message.reply_html(msg.text, reply_markup=msg.markup)
 
 
@@ -187,6 +188,13 @@ async def _act(
         client, _staff = await d.records.card(staff.telegram_id, ids[0])
         await answer(query)
         await _send(bot, chat_id, await client_record(d, client, staff, lang))
+        return
+    if verb == "cx" and (ids := _ids(args, 2)):
+        # A client record with one series unfolded, in place of the list it was asked from.
+        client, _staff = await d.records.card(staff.telegram_id, ids[0])
+        await answer(query)
+        msg = await client_record(d, client, staff, lang, expand=ids[1])
+        await edit_quietly(bot, chat_id, message_id, text=msg.text, markup=msg.markup)
         return
     if verb in ("ln", "lk"):
         await _link_decision(update, context, d, staff, lang, verb, args)
@@ -347,13 +355,13 @@ async def _handover_answer(
     await notify.refresh_request(context.bot, d, appt)
 
 
-async def client_record(d: Deps, client: ClientRow, staff: Staff, lang: str) -> Message:
+async def client_record(d: Deps, client: ClientRow, staff: Staff, lang: str, expand: int | None = None) -> Message:
     now = d.booking.clock()
     async with d.store.tx() as tx:
         appts = await tx.staff_appointments(staff.specialist_ids, client_ids=[client.id])
         notes = await tx.notes(client_id=client.id)
     past = sum(1 for a in appts if a.end <= now)
-    return screens.client_card(d.practice, client, appts, notes, lang, now_index=past)
+    return screens.client_card(d.practice, client, appts, notes, lang, now_index=past, expand=expand)
 
 
 async def _link_decision(
