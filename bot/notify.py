@@ -443,13 +443,18 @@ async def lapse_offers(bot: Bot, d: Deps) -> None:
     await send_offers(bot, d)
 
 
-async def sweep(bot: Bot, d: Deps) -> None:
-    """Expire requests, carry calendar edits back, remind clients, re-send requests that did not go out."""
-    await lapse_offers(bot, d)
+async def expire_due(bot: Bot, d: Deps) -> None:
+    """Expire the requests (and series) nobody decided in time; each client is told once, whichever process runs it."""
     for appt in await d.booking.expire_due():
         await expired(bot, d, appt)
     for _series, lapsed in await d.series.expire_due():
         await expired(bot, d, lapsed[0])
+
+
+async def sweep(bot: Bot, d: Deps) -> None:
+    """Expire requests, carry calendar edits back, remind clients, re-send requests that did not go out."""
+    await lapse_offers(bot, d)
+    await expire_due(bot, d)
     for spec in d.practice.specialists:
         found = await d.booking.sync.reconcile(spec.id)
         for change in found.changes:

@@ -70,6 +70,22 @@ class AlreadyDecided(Exception):
         self.status = status
 
 
+class Lapsed(AlreadyDecided):
+    """Approved (or accepted) once the visit's time had begun: the request has lapsed, nothing is confirmed.
+
+    Its expiry is due (a request expires at its start at the latest): expire_due records it and the client
+    is told through the one expiry path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(Status.EXPIRED)
+
+
+def too_late(appt: AppointmentRow, now: datetime) -> bool:
+    """A visit whose time has begun can no longer be confirmed, however long the approval timeout."""
+    return appt.start <= now
+
+
 class NotYet(Exception):
     """Attendance can be recorded only once the visit has begun."""
 
@@ -442,6 +458,8 @@ class BookingService:
                 raise NotAllowed(appointment_id)
             if not self.may_decide(appt, telegram_id):
                 raise NotAllowed(appointment_id)
+            if target == Status.CONFIRMED and appt.status == Status.REQUESTED and too_late(appt, now):
+                raise Lapsed()
             role = "admin" if telegram_id in self.practice.practice.admins else "specialist"
             actor = f"{role}:{telegram_id}"
             if target == Status.CONFIRMED and appt.replaces_id is not None:

@@ -14,7 +14,15 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduling import limits
-from scheduling.booking import AlreadyDecided, BookingService, CancellationClosed, InvalidRequest, NotAllowed
+from scheduling.booking import (
+    AlreadyDecided,
+    BookingService,
+    CancellationClosed,
+    InvalidRequest,
+    Lapsed,
+    NotAllowed,
+    too_late,
+)
 from scheduling.calendar import CalendarUnavailable
 from scheduling.calendar_sync import (
     MISSING_CONFIRM,
@@ -497,6 +505,9 @@ class SeriesService:
             rows = await tx.series_rows(series_id) if series is not None else []
             if series is None or not rows or not self.booking.may_decide(rows[0], telegram_id):
                 raise NotAllowed(series_id)
+            waiting = [a for a in rows if a.status == Status.REQUESTED]
+            if approve and waiting and too_late(min(waiting, key=lambda a: a.start), now):
+                raise Lapsed()  # the course's request lapsed when its first visit began
             role = "admin" if telegram_id in self.practice.practice.admins else "specialist"
             decided: list[AppointmentRow] = []
             for appt in rows:

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from scheduling.booking import AlreadyDecided, BookingService
+from scheduling.booking import AlreadyDecided, BookingService, Lapsed, too_late
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import Channel, Flag, Status
 from scheduling.staff import Check, Choice, NotAllowed, Staff, check_time, judge
@@ -119,6 +119,8 @@ class StaffBooking:
                 raise NotAllowed(appointment_id)
             if appt.status != Status.PROPOSED:
                 raise AlreadyDecided(Status(appt.status))
+            if accept and too_late(appt, now):
+                raise Lapsed()
             target = Status.CONFIRMED if accept else Status.DECLINED
             try:
                 await tx.transition(appt, target, actor=f"client:{client_id}", at=now)

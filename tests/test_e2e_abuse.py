@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
+from pathlib import Path
 
-from tests.fixtures.bot import ADMIN, JONAS, Bot
+from tests.fixtures.bot import ADMIN, JONAS, Bot, e2e_practice, running_bot
 from tests.test_e2e_booking import _appointment, book_first_consultation
-from tgemu import TelegramUser
+from tgemu import BotApiEmulator, TelegramUser
 
 NOT_VALID = "This button is not valid."
+LAPSED = (
+    "Too late: the visit's time has begun, so the request has lapsed and nothing was confirmed. The client is told."
+)
 GROUP = -100123456
 
 
@@ -174,3 +179,35 @@ async def test_fifteen_requests_from_one_client_make_two(bot: Bot) -> None:
     await client.tap_data("b|send", refused.message_id)
     (summary,) = [m for m in client.messages if m.message_id == refused.message_id]  # edited in place
     assert "Your request has been sent" in summary.text
+
+
+async def test_approving_after_the_start_is_refused_at_once(tmp_path: Path, emulator: BotApiEmulator) -> None:
+    # A long approval timeout: the request is still open at its start, until a sweep expires it.
+    async with running_bot(tmp_path, emulator, practice=e2e_practice(approval_timeout_hours=100)) as bot:
+        await bot.anna.send("/start")
+        first, second = bot.user(1320, "Jan"), bot.user(1321, "Ola")
+        await book_first_consultation(first, note=None)  # Wednesday 2 December, 09:00 in Warsaw
+        await _ask_for(second, "10:00")
+        early, late = await _appointment(bot, 1320), await _appointment(bot, 1321)
+        request = next(m for m in bot.anna.messages if "New appointment request" in m.text)
+        bot.clock.now = early.start + timedelta(minutes=5)  # the first visit has begun; no sweep has run
+
+        await bot.anna.tap_data(f"s|a|{early.id}", request.message_id)  # Approve on the request message
+        assert bot.anna.answers[-1].text == LAPSED and bot.anna.answers[-1].show_alert
+        assert (await _appointment(bot, 1320)).status == "expired"
+        assert "did not answer your request in time" in first.last.text  # told at once, and once
+        assert not [m for m in first.messages if "confirmed" in m.text]
+        assert next(m for m in bot.anna.messages if m.message_id == request.message_id).buttons == []
+        assert (await _appointment(bot, 1321)).status == "requested"  # its time has not come yet
+
+        admin = bot.emulator.user(ADMIN, "Admin")
+        await admin.send("/start")
+        await admin.tap_data(f"k|c|{late.id}")
+        bot.clock.now = late.start + timedelta(minutes=5)
+        await admin.tap("Approve")  # on the appointment card
+        assert admin.answers[-1].text == LAPSED
+        assert (await _appointment(bot, 1321)).status == "expired"
+        assert "Approve" not in str(admin.last.buttons)
+        await bot.sweep()
+        told = [m for m in second.messages if "did not answer your request in time" in m.text]
+        assert len(told) == 1  # the sweep does not tell them again

@@ -1,4 +1,5 @@
-"""Abuse limits against a real calendar server and both databases: pending requests, requests a day, Send rate."""
+"""Abuse rules against a real calendar server and both databases: pending requests, requests a day, Send rate,
+and no approval once a visit's time has begun."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from caldav_bridge.gateway import CalDAVGateway
-from scheduling.booking import BookingService, InvalidRequest, Request
+from scheduling.booking import BookingService, InvalidRequest, Lapsed, Request
 from scheduling.config import ConfigError, parse_practice
 from scheduling.limits import Limit, LimitReached
 from scheduling.model import Channel, Status
@@ -22,6 +23,7 @@ from tests.fixtures.caldav import CalDAVServer, account_of, practice_for
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)  # Friday; Ana works Mondays 09:00-17:00 in Warsaw
 MONDAY_NINE = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)  # 09:00 in Warsaw
+ADMIN = 7
 
 
 def _starts(count: int) -> list[datetime]:
@@ -39,6 +41,7 @@ async def _service(server: CalDAVServer, store: Store, clock: Clock, **limits: i
     os.environ["BOOKINGBOT_TEST_CALDAV_PASSWORD"] = server.password
     data = practice_for(server).model_dump(mode="json")
     data["limits"] = limits
+    data["practice"]["admins"] = [ADMIN]
     practice = parse_practice(data)
     gateway = CalDAVGateway(practice, accounts={"ana": account_of(server)}, clock=clock)
     await gateway.start()
@@ -48,9 +51,7 @@ async def _service(server: CalDAVServer, store: Store, clock: Clock, **limits: i
 @pytest_asyncio.fixture
 async def services(caldav_server: CalDAVServer, store: Store, clock: Clock) -> AsyncIterator[list[BookingService]]:
     """Two booking services on one database, as two bot processes: limits must hold across them."""
-    made = [
-        await _service(caldav_server, store, clock, sends_per_minute=60, requests_per_day=50) for _ in range(2)
-    ]
+    made = [await _service(caldav_server, store, clock, sends_per_minute=60, requests_per_day=50) for _ in range(2)]
     try:
         yield made
     finally:
@@ -155,3 +156,20 @@ def test_limits_are_checked_in_the_practice_file(caldav_server: CalDAVServer) ->
     assert bad.value.errors == [
         "limits.requests_per_day: 3 is below pending_requests (4); a client could never reach the pending limit"
     ]
+
+
+async def test_nothing_is_approved_once_its_time_has_begun(services: list[BookingService], clock: Clock) -> None:
+    service = services[0]
+    client = await _client(service)
+    single = await service.request(_request(client, MONDAY_NINE))
+    course = SeriesRequest(client, "first", "centre", "ana", Channel.ON_SITE, MONDAY_NINE + timedelta(hours=2), count=4)
+    series, _visits = await SeriesService(service).create(course, actor=f"client:{client}", confirmed=False)
+    clock.now = MONDAY_NINE  # the single visit begins
+    with pytest.raises(Lapsed):
+        await service.approve(single.id, ADMIN)
+    assert [a.id for a in await service.expire_due()] == [single.id]  # the one expiry path records it
+    clock.now = MONDAY_NINE + timedelta(hours=2, minutes=1)  # the course's first visit has begun
+    with pytest.raises(Lapsed):
+        await SeriesService(service).decide(series.id, ADMIN, approve=True)
+    declined = await SeriesService(service).decide(series.id, ADMIN, approve=False)  # declining still works
+    assert {a.status for a in declined[1]} == {Status.DECLINED}

@@ -227,6 +227,14 @@ def _again(_: Gettext, appt: AppointmentRow) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(_("Choose another time"), callback_data=f"b|again|{appt.id}")]])
 
 
+def lapsed(lang: str) -> str:
+    """The answer to Approve once the visit's time has begun (an alert: at most 200 characters)."""
+    _ = gettext_for(lang)
+    return _(
+        "Too late: the visit's time has begun, so the request has lapsed and nothing was confirmed. The client is told."
+    )
+
+
 def already(lang: str, status: str) -> str:
     """The answer to a button of an appointment that is no longer pending."""
     _ = gettext_for(lang)

@@ -16,7 +16,7 @@ from bot.dialogs import specialist as texts
 from bot.dialogs.draft import Draft
 from bot.handlers.common import answer, edit_quietly, not_valid
 from bot.i18n import gettext_for, pick_language
-from scheduling.booking import AlreadyDecided, NotAllowed, NotYet
+from scheduling.booking import AlreadyDecided, Lapsed, NotAllowed, NotYet
 from scheduling.model import Status
 from scheduling.partners import RefusalClosed
 from scheduling.store import AppointmentRow
@@ -130,6 +130,10 @@ async def _decided(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, 
     _ = gettext_for(lang)
     try:
         appt = await action()
+    except Lapsed:
+        await answer(query, texts.lapsed(lang), alert=True)
+        await notify.expire_due(context.bot, d)  # now, not at the next sweep: the client hears at once
+        return
     except AlreadyDecided as exc:
         await answer(query, texts.already(lang, exc.status), alert=True)
         return

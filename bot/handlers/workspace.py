@@ -17,11 +17,11 @@ from bot.dialogs import work as works
 from bot.dialogs import workspace as screens
 from bot.dialogs.card import card
 from bot.dialogs.draft import Draft
-from bot.dialogs.specialist import Message, already
+from bot.dialogs.specialist import Message, already, lapsed
 from bot.dialogs.work import Work
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
-from scheduling.booking import AlreadyDecided, NotYet
+from scheduling.booking import AlreadyDecided, Lapsed, NotYet
 from scheduling.model import Flag, Status
 from scheduling.staff import NotAllowed, Staff, staff_member
 from scheduling.staff_changes import Moved
@@ -155,6 +155,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except NotAllowed:
         log.warning("refused workspace action %r by someone not allowed", query.data[:64])
         await answer(query, _("Only the appointment's specialist can do this."), alert=True)
+    except Lapsed:
+        await answer(query, lapsed(lang), alert=True)
+        await notify.expire_due(context.bot, d)
+        await _show_card(context.bot, d, staff, lang, chat_id, message_id, int(args[0]))
     except AlreadyDecided as exc:
         await answer(query, already(lang, exc.status), alert=True)
     except Moved:
@@ -548,6 +552,8 @@ async def proposal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except AlreadyDecided as exc:
         await answer(query, already(d.language(client), exc.status), alert=True)
         await edit_quietly(context.bot, query.message.chat.id, query.message.message_id, markup=None)
+        if isinstance(exc, Lapsed):
+            await notify.expire_due(context.bot, d)  # the staff hear now that the proposal lapsed
         return
     await answer(query)
     outcome = _("You accepted this visit.") if appt.status == Status.CONFIRMED else _("You declined this visit.")
