@@ -109,6 +109,8 @@ class Ctx:
     booking: BookingService
     draft: Draft
     client: ClientRow
+    # The day's free times as a refused request just read them: the time picker shows them without reading again.
+    day_slots: list[Slot] | None = None
 
     @property
     def _(self) -> Gettext:
@@ -317,6 +319,8 @@ def _merged(slots: list[Slot]) -> dict[datetime, list[Slot]]:
 
 
 async def _day_slots(c: Ctx) -> list[Slot]:
+    if c.day_slots is not None:
+        return c.day_slots
     d = c.draft
     assert d.service and d.location and d.day
     return await c.booking.day_slots(d.service, d.location, candidates(c.practice, d), date.fromisoformat(d.day))
@@ -647,7 +651,10 @@ async def _send(c: Ctx) -> Screen:
         # The visit can no longer be moved here (the deadline passed, or it was cancelled meanwhile).
         text = c._("This appointment can no longer be moved here.")
         return Screen(text + "\n\n" + contact_the_practice(c._, d.lang, c.practice), done=True)
-    except SlotTaken:
+    except SlotTaken as exc:
+        if candidates(c.practice, d) == [d.assigned]:
+            # One specialist: the refusal's remaining times are exactly the time picker's (not "first available").
+            c.day_slots = exc.remaining
         d.step = "time"
         for name in STEP_FIELDS["time"] + STEP_FIELDS["channel"]:
             setattr(d, name, [] if name == "channels" else None)
