@@ -276,10 +276,14 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     await _to_deciders(bot, d, appt, cancelled_for_specialist(d.practice, appt, staff_lang(d)))
     await refresh_request(bot, d, appt)
     client = await client_of(d, appt)
-    # A series visit's calendar file is the series' own: the series changes send it, not this.
-    if appt.status == Status.CANCELLED and appt.replaces_id is None and appt.series_id is None:
+    if appt.status == Status.CANCELLED and appt.replaces_id is None:
         text = texts.cancellation_confirmed(d.practice, appt, d.language(client))
-        await _tell(bot, d, client, appt, text, kind="cancelled", shown=True)
+        found = await _series_of(d, appt)
+        if found is not None:
+            # A series visit is in the client's calendar as part of the series: its file, as it now stands.
+            await _send_series_file(bot, d, client, [found[0]], text, shown=True)
+        else:
+            await _tell(bot, d, client, appt, text, kind="cancelled", shown=True)
     await d.waitlist.visit_ended(appt.id)
     await offer_freed_time(bot, d, appt.specialist_id)
 
@@ -327,23 +331,32 @@ async def series_by_staff(bot: Bot, d: Deps, change: SeriesChange, *, tell: bool
         await offer_freed_time(bot, d, change.series[0].specialist_id)
 
 
-async def series_changed(bot: Bot, d: Deps, change: SeriesChange, *, reason: str | None = None) -> None:
-    """One message for one change to a series, with one .ics of its new state."""
-    client = await client_of(d, change.visits[0].appointment)
-    lang = d.language(client)
-    text = series_texts.change_for_client(d.practice, change, lang, reason)
-    await _to_client(bot, client, text)
+async def _series_file(d: Deps, series_list: list[SeriesRow], lang: str) -> tuple[bytes | None, bool]:
+    """The client's .ics of these series as they now stand, or (nothing of them left) a cancellation of the
+    imported copy; and whether it is that cancellation."""
     specs, gone = [], []
     async with d.store.tx() as tx:
-        for series in change.series:
+        for series in series_list:
             rows = await tx.series_rows(series.id)
             spec = client_series_event_for(d.practice, series, rows, lang)
             if spec is not None:
                 specs.append(spec)
             elif rows:
                 gone.append(client_series_cancel_for(d.practice, series, rows, lang))
-    # The new state: the series as it stands, or (nothing of it left) a cancellation of the imported copy.
-    data = ics_bytes(*specs) if specs else ics_bytes(*gone, cancel=True) if gone else None
+    if specs:
+        return ics_bytes(*specs), False
+    return (ics_bytes(*gone, cancel=True), True) if gone else (None, False)
+
+
+async def _send_series_file(
+    bot: Bot, d: Deps, client: ClientRow, series_list: list[SeriesRow], text: str, *, shown: bool
+) -> None:
+    """One .ics of the series' new state in Telegram (after `text`, unless the client has it on screen already)
+    and, with `text`, by e-mail."""
+    lang = d.language(client)
+    data, cancelled = await _series_file(d, series_list, lang)
+    if not shown:
+        await _to_client(bot, client, text)
     if data is None:
         return
     if client.telegram_id is not None:
@@ -353,8 +366,15 @@ async def series_changed(bot: Bot, d: Deps, change: SeriesChange, *, reason: str
             log.warning("could not send the .ics to client %s: %s", client.id, exc.message)
     if d.mailer is not None and client.email:
         await d.mailer.send_later(
-            client.id, _subject(d, lang, "cancelled" if not specs else "changed"), plain(text), data
+            client.id, _subject(d, lang, "cancelled" if cancelled else "changed"), plain(text), data
         )
+
+
+async def series_changed(bot: Bot, d: Deps, change: SeriesChange, *, reason: str | None = None) -> None:
+    """One message for one change to a series, with one .ics of its new state."""
+    client = await client_of(d, change.visits[0].appointment)
+    text = series_texts.change_for_client(d.practice, change, d.language(client), reason)
+    await _send_series_file(bot, d, client, change.series, text, shown=False)
 
 
 def _staff(d: Deps, specialist_id: str) -> list[int]:

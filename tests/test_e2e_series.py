@@ -4,8 +4,10 @@ client sees one line per series in /my, expands it and cancels one visit; the ca
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
+import recurring_ical_events
 from icalendar import Calendar
 
 from scheduling.model import Status
@@ -112,10 +114,20 @@ async def test_weekly_request_approved_whole_then_one_visit_cancelled_from_my(bo
     await client.tap("Cancel #2")
     await client.tap("Yes, cancel it")
     await bot.emulator.wait_idle()
-    assert "cancelled" in client.last.text
+    assert "cancelled" in [m.text for m in client.messages if m.text][-1]
     seen = await assert_calendar_matches(bot)
     assert len(seen) == 2
     assert any("The client cancelled" in m.text for m in bot.anna.messages)
+    # The client's own calendar gets the series as it now stands: the same two visits, under the same UID.
+    name, data = client.documents[-1]
+    assert name == "appointments.ics" and len(client.documents) == 2
+    theirs = sorted(
+        (str(ev["UID"]), ev.decoded("DTSTART").astimezone(UTC), ev.decoded("DTEND").astimezone(UTC))
+        for ev in recurring_ical_events.of(Calendar.from_ical(data)).between(
+            datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC)
+        )
+    )
+    assert theirs == seen
 
 
 async def weekly_for(bot: Bot, client_telegram_id: int, hhmm: str = "10:00", count: int = 4):  # type: ignore[no-untyped-def]
@@ -164,3 +176,32 @@ async def test_a_series_deleted_in_the_calendar_app_counts_after_two_reads_minut
         assert {r.status for r in await tx.series_rows(series.id)} == {Status.CANCELLED}
     assert await assert_calendar_matches(bot) == []
     assert bot.clock.now - timedelta(minutes=5) < rows[0].start
+
+
+async def test_many_series_vanishing_at_once_ask_staff_then_clients_are_told_once_each(bot: Bot) -> None:
+    from tests.fixtures.caldav import delete_raw
+
+    made = []
+    for i, hhmm in enumerate(("10:00", "12:00", "14:00")):
+        person = bot.user(1001 + i, f"Client {i}")
+        await person.send("/start")
+        made.append((person, *await weekly_for(bot, 1001 + i, hhmm, count=3)))
+    await assert_calendar_matches(bot)
+    await bot.sweep()  # every series read back since our write
+    for _person, series, _rows in made:
+        delete_raw(anna_calendar(bot), f"{series.uid}.ics")
+    await bot.sweep()
+    bot.clock.advance(minutes=5)
+    before = {person.id: len(person.messages) for person, _s, _r in made}
+    await bot.sweep()
+    alert = bot.anna.last
+    assert "9 visits of Anna Kowalska are missing from the booking calendar." in alert.text
+    assert all(len(person.messages) == before[person.id] for person, _s, _r in made)  # nobody told yet
+    await bot.anna.tap("They were cancelled")
+    await bot.emulator.wait_idle()
+    for person, series, _rows in made:
+        told = [m.text for m in person.messages[before[person.id] :] if m.text]
+        assert len(told) == 1 and "cancelled visits of your recurring appointment" in told[0]
+        name, data = person.documents[-1]
+        assert name == "appointments.ics" and b"METHOD:CANCEL" in data and series.uid.encode() in data
+    assert await assert_calendar_matches(bot) == []

@@ -6,10 +6,12 @@ times, also across a DST change; the client is told once per change, with one .i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import pytest_asyncio
 from icalendar import Calendar
 
@@ -177,39 +179,72 @@ async def test_cancel_this_visit_only_without_telling_the_client(bot: Bot) -> No
     assert await local_times(bot) == ["09.12 13:00", "16.12 13:00"]
 
 
-@pytest_asyncio.fixture
-async def spring_bot(tmp_path: Path, emulator: BotApiEmulator) -> AsyncIterator[Bot]:
-    """The bot on Monday 15 March 2027, 09:00 in Warsaw: the clocks go forward on Sunday 28 March."""
-    async with running_bot(tmp_path, emulator, clock=Clock(datetime(2027, 3, 15, 8, 0, tzinfo=UTC))) as b:
+# Monday 09:00 in Warsaw, and the Wednesday two days later; the clocks change within the fortnight after it.
+SEASONS = {
+    "spring": (datetime(2027, 3, 15, 8, 0, tzinfo=UTC), date(2027, 3, 17)),  # forward on Sunday 28 March
+    "autumn": (datetime(2027, 10, 18, 7, 0, tzinfo=UTC), date(2027, 10, 20)),  # back on Sunday 31 October
+}
+
+
+@dataclass
+class Season:
+    bot: Bot
+    wednesday: date
+
+    def week(self, n: int) -> date:
+        return self.wednesday + timedelta(weeks=n)
+
+    def labels(self, hhmm: str, weeks: range) -> list[str]:
+        return [f"{self.week(n).strftime('%d.%m')} {hhmm}" for n in weeks]
+
+
+@pytest_asyncio.fixture(params=list(SEASONS))
+async def season(request: pytest.FixtureRequest, tmp_path: Path, emulator: BotApiEmulator) -> AsyncIterator[Season]:
+    """The bot a fortnight before a DST change, spring and autumn in turn."""
+    now, wednesday = SEASONS[request.param]
+    async with running_bot(tmp_path, emulator, clock=Clock(now)) as b:
         await b.anna.send("/start")
-        yield b
+        yield Season(b, wednesday)
 
 
-async def test_moves_across_the_spring_clock_change_keep_local_times(spring_bot: Bot) -> None:
-    bot = spring_bot
-    client, series, rows = await weekly(bot, "2027-03-17", "10:00", 5)
-    assert await local_times(bot) == ["17.03 10:00", "24.03 10:00", "31.03 10:00", "07.04 10:00", "14.04 10:00"]
+async def test_moves_across_a_clock_change_keep_local_times(season: Season) -> None:
+    bot = season.bot
+    client, series, rows = await weekly(bot, season.wednesday.isoformat(), "10:00", 5)
+    assert await local_times(bot) == season.labels("10:00", range(5))
     anna = bot.anna
     await anna.tap_data(f"k|c|{rows[1].id}")
     await anna.tap("Move")
     await anna.tap("The whole series")
-    await tap_day(anna, 24)
+    await tap_day(anna, season.week(1).day)
     await pick_time(anna, "15:00")
     assert "Move 5 visits (the whole series)?" in anna.last.text
     await anna.tap("Move")
     await bot.emulator.wait_idle()
-    assert await local_times(bot) == ["17.03 15:00", "24.03 15:00", "31.03 15:00", "07.04 15:00", "14.04 15:00"]
+    assert await local_times(bot) == season.labels("15:00", range(5))
     await anna.tap_data(f"k|c|{rows[3].id}")
     await anna.tap("Cancel visit")
     await anna.tap("This and the following")
     await anna.tap("Cancel these visits")
     await bot.emulator.wait_idle()
-    assert await local_times(bot) == ["17.03 15:00", "24.03 15:00", "31.03 15:00"]
-    utc_hours = {local(start)[:5]: start.hour for _uid, start, _end in await assert_calendar_matches(bot)}
-    assert utc_hours == {"17.03": 14, "24.03": 14, "31.03": 13}  # 15:00 in Warsaw: UTC+1, then UTC+2
+    assert await local_times(bot) == season.labels("15:00", range(3))
+    offsets = [start.astimezone(WARSAW).utcoffset() for _uid, start, _end in await assert_calendar_matches(bot)]
+    assert len(set(offsets)) == 2  # the same 15:00 on both sides of the change
     text = await anna_calendar_text(bot, series.uid)
     assert text is not None and "UNTIL=" in text and "TZID=Europe/Warsaw" in text
     assert len(client.documents) == 2  # one .ics per change
+
+
+async def test_new_weekly_visits_across_a_clock_change(season: Season) -> None:
+    bot = season.bot
+    anna = bot.anna
+    await new_weekly_for_new_client(anna, day=season.week(1).day, hhmm="16:00", next_month=False)
+    await anna.tap("Every week")
+    await anna.tap("6")
+    await anna.tap("Continue")
+    assert "All 6 dates are free." in anna.last.text
+    await anna.tap("Save")
+    assert "Saved." in anna.last.text
+    assert await local_times(bot) == season.labels("16:00", range(1, 7))
 
 
 async def new_weekly_for_new_client(anna: TelegramUser, *, day: int, hhmm: str, next_month: bool = True) -> None:
@@ -295,26 +330,6 @@ async def test_new_visit_every_two_weeks_until_a_date_for_a_bot_client(bot: Bot)
     assert str(master["SUMMARY"]) == "Psychotherapy session with Anna Kowalska"
     times = await local_times(bot)
     assert times == ["02.12 09:00", "09.12 14:00", "23.12 14:00", "06.01 14:00", "20.01 14:00"]
-
-
-async def test_new_weekly_visits_across_the_spring_clock_change(spring_bot: Bot) -> None:
-    bot = spring_bot
-    anna = bot.anna
-    await new_weekly_for_new_client(anna, day=24, hhmm="16:00", next_month=False)
-    await anna.tap("Every week")
-    await anna.tap("6")
-    await anna.tap("Continue")
-    assert "All 6 dates are free." in anna.last.text
-    await anna.tap("Save")
-    assert "Saved." in anna.last.text
-    assert await local_times(bot) == [
-        "24.03 16:00",
-        "31.03 16:00",
-        "07.04 16:00",
-        "14.04 16:00",
-        "21.04 16:00",
-        "28.04 16:00",
-    ]
 
 
 async def test_a_clients_request_approved_as_a_weekly_course(bot: Bot) -> None:
