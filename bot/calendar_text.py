@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.dialogs.render import channel_label, visit_link
+from bot.dialogs.render import Gettext, channel_label, visit_link
 from bot.i18n import gettext_for
 from scheduling.calendar import EventSpec, OverrideSpec, RecurrenceSpec
 from scheduling.config import CalendarDetail, Practice, local
-from scheduling.model import PENDING_STATUSES, Status
+from scheduling.db import GroupRow
+from scheduling.model import IN_CALENDAR, PENDING_STATUSES, Status
 from scheduling.privacy import calendar_detail, client_shown
 from scheduling.series import series_layout, shown
 from scheduling.store import AppointmentRow, ClientRow
@@ -184,4 +185,59 @@ def client_series_cancel_for(practice: Practice, series: SeriesRow, rows: list[A
         status="CONFIRMED",
         sequence=series.sequence,
         recurrence=RecurrenceSpec(series.interval_weeks, series.count, series.until),
+    )
+
+
+def _participant(_: Gettext, seat: AppointmentRow, detail: CalendarDetail) -> str:
+    """One participant of a group session as the privacy setting lets the calendar show a client."""
+    seen = client_shown(detail, name=seat.client.name, phone=seat.client.phone, email=seat.client.email, note=seat.note)
+    parts = [seen.who or _("Client")]
+    if seen.phone:
+        parts.append(_("Phone: {phone}").format(phone=seen.phone))
+    if seen.email:
+        parts.append(_("E-mail: {email}").format(email=seen.email))
+    if seen.note:
+        parts.append(_("Note: {note}").format(note=seen.note))
+    if seat.status == Status.REQUESTED:
+        parts.append(_("waiting for your approval in Telegram"))
+    return "- " + "; ".join(parts)
+
+
+def group_event_for(
+    practice: Practice, group: GroupRow, seats: list[AppointmentRow], detail: CalendarDetail | None = None
+) -> EventSpec | None:
+    """The one event of a group session, listing its participants; None when no seat is left in the calendar.
+
+    Each participant shows what the privacy setting allows of a client (by default their initials); the title
+    names nobody. Confirmed once any seat is.
+    """
+    present = [s for s in seats if Status(s.status) in IN_CALENDAR]
+    if not present:
+        return None
+    _ = gettext_for(practice.practice.language)
+    level = detail or calendar_detail(practice, group.specialist_id)
+    service = practice.service_by_id[group.service_id]
+    base = event_for(practice, present[0], None, level)
+    lines = [
+        _("Service: {name} ({minutes} min)").format(name=service.name, minutes=service.duration),
+        _("How: {channel}").format(channel=channel_label(_, present[0].channel)),
+    ]
+    if base.url:
+        lines.append(_("Video link: {url}").format(url=base.url))
+    lines.append(_("Participants: {taken} of {seats}").format(taken=len(present), seats=service.seats))
+    lines += [_participant(_, seat, level) for seat in present]
+    if level != "full":
+        lines.append(_("The client's details are in Telegram (/agenda)."))
+    confirmed = any(s.status not in PENDING_STATUSES for s in present)
+    return replace(
+        base,
+        uid=group.uid,
+        start=group.start,
+        end=group.end,
+        summary=_("{service}: group of {taken}").format(service=service.name, taken=len(present)),
+        description="\n".join(lines),
+        status="CONFIRMED" if confirmed else "TENTATIVE",
+        # Rises with every change to any seat (a new seat, a decision, a cancellation): seats are never removed.
+        sequence=sum(s.sequence for s in seats) + len(seats),
+        appointment_id=min(s.id for s in seats),
     )

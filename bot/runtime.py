@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.calendar_text import event_for, series_event_for
+from bot.calendar_text import event_for, group_event_for, series_event_for
 from bot.deps import Deps
 from bot.mail import Mailer
 from bot.settings import ENV, Settings, SettingsError
@@ -29,7 +29,7 @@ from providers.router import CalendarRouter
 from scheduling.booking import BookingService, Clock, utcnow
 from scheduling.calendar import CalendarPort, EventSpec
 from scheduling.config import Practice
-from scheduling.db import create_schema, make_engine, private_dir
+from scheduling.db import GroupRow, create_schema, make_engine, private_dir
 from scheduling.locks import KeyLocks, key_locks
 from scheduling.partners import PartnerService
 from scheduling.store import AppointmentRow, Store
@@ -152,10 +152,13 @@ async def start_runtime(
     def series_event(series: SeriesRow, rows: list[AppointmentRow]) -> EventSpec | None:
         return series_event_for(practice, series, rows)
 
+    def group_event(group: GroupRow, seats: list[AppointmentRow]) -> EventSpec | None:
+        return group_event_for(practice, group, seats)
+
     connections, graph, ports = _signed_in_calendars(settings, practice, store, gateway, clock)
     calendars = CalendarRouter(gateway, BusyFeeds(practice, clock=clock), ports, before=connections.ensure)
     await connections.start()
-    worker = OutboxWorker(store, calendars, event, clock, series_event_for=series_event)
+    worker = OutboxWorker(store, calendars, event, clock, series_event_for=series_event, group_event_for=group_event)
     webhooks = WebhookWorker(practice, store, webhook_secrets(practice, os.environ), clock)
 
     def changed() -> None:

@@ -22,7 +22,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot import webhook_reply
-from bot.calendar_text import event_for
+from bot.calendar_text import event_for, group_event_for
 from bot.handlers.connect import finish_sign_in
 from bot.i18n import gettext_for
 from bot.runtime import Runtime
@@ -231,11 +231,17 @@ async def feed(request: web.Request) -> web.Response:
     if not hmac.compare_digest(given, expected) or spec is None:
         raise web.HTTPNotFound()
     now = runtime.booking.clock()
-    async with runtime.store.tx() as tx:
-        appts = await tx.active_appointments(spec_id, now - FEED_PAST, now + timedelta(days=spec.horizon_days + 1))
     practice = runtime.practice
     detail = feed_detail(practice, spec_id)
-    specs = [event_for(practice, a, a.client, detail) for a in appts]
+    async with runtime.store.tx() as tx:
+        appts = await tx.active_appointments(spec_id, now - FEED_PAST, now + timedelta(days=spec.horizon_days + 1))
+        specs = [event_for(practice, a, a.client, detail) for a in appts if a.group_id is None]
+        # A group session is one event, as in the calendar, not one per seat.
+        for group_id in sorted({a.group_id for a in appts if a.group_id is not None}):
+            group = await tx.get_group(group_id)
+            seats = await tx.group_seats(group_id)
+            if group is not None and (session := group_event_for(practice, group, seats, detail)) is not None:
+                specs.append(session)
     body = feed_calendar(f"{practice.practice.name}: {spec.name}", specs)
     return web.Response(
         body=body,

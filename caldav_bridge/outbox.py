@@ -37,12 +37,14 @@ class OutboxWorker(Drainer):
         *,
         batch: int = 20,
         series_event_for: Callable[[Any, list[Any]], EventSpec | None] | None = None,
+        group_event_for: Callable[[Any, list[Any]], EventSpec | None] | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.calendar = calendar
         self.event_for = event_for
         self.series_event_for = series_event_for
+        self.group_event_for = group_event_for
         self.clock = clock
         self.batch = batch
 
@@ -62,11 +64,15 @@ class OutboxWorker(Drainer):
 
     async def _process(self, row: Any) -> bool:
         series: Any = None
+        group: Any = None
         async with self.store.tx() as tx:
             appt = await tx.get_appointment(row.appointment_id)
             if appt is not None and appt.series_id is not None:
                 series = await tx.get_series(appt.series_id)
                 occurrences = await tx.series_rows(appt.series_id)
+            elif appt is not None and appt.group_id is not None:
+                group = await tx.get_group(appt.group_id)
+                seats = await tx.group_seats(appt.group_id)
         # The transaction is closed here: no HTTP call while the database is locked.
         error: BaseException | None = None
         written: str | None = None
@@ -82,12 +88,21 @@ class OutboxWorker(Drainer):
                     await self.calendar.remove(row.specialist_id, series.uid)
                 else:
                     written = await self.calendar.put(row.specialist_id, spec)
+            elif group is not None:
+                # One event for the whole session, written from all its seats as they are now.
+                if self.group_event_for is None:
+                    raise LookupError("no writer for group sessions")
+                spec = self.group_event_for(group, seats)
+                if spec is None:
+                    await self.calendar.remove(row.specialist_id, group.uid)
+                else:
+                    written = await self.calendar.put(row.specialist_id, spec)
             # A row for a specialist the appointment has left (reassigned) removes it from that calendar.
             elif Status(appt.status) in IN_CALENDAR and appt.specialist_id == row.specialist_id:
                 written = await self.calendar.put(row.specialist_id, self.event_for(appt))
             else:
                 await self.calendar.remove(row.specialist_id, appt.uid)
-            own = series is None and appt.specialist_id == row.specialist_id
+            own = series is None and group is None and appt.specialist_id == row.specialist_id
             if (
                 own
                 and appt.calendar_url

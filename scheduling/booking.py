@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from scheduling import limits
 from scheduling.calendar import CalendarPort, CalendarUnavailable
@@ -16,7 +16,7 @@ from scheduling.calendar_sync import CalendarSync
 from scheduling.config import Practice
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
-from scheduling.model import ACTIVE_STATUSES, PENDING_STATUSES, Busy, Channel, Slot, Status
+from scheduling.model import ACTIVE_STATUSES, PENDING_STATUSES, Busy, Channel, Seats, Slot, Status
 from scheduling.slots import CLIENT_RULES, Rules, days_with_slots, free_slots, last_bookable_day
 from scheduling.store import AppointmentRow, Store, Tx
 
@@ -197,14 +197,27 @@ class BookingService:
         result: dict[str, list[Busy]] = {}
         for spec_id in ids:
             mine = [row for row in own if row.specialist_id == spec_id]
-            known = {row.uid for row in mine}
-            active = [
-                Busy(row.start, row.end + self._buffer(row.service_id), uid=row.uid)
-                for row in mine
-                if row.status in ACTIVE_STATUSES
-            ]
+            known = {row.uid for row in mine} | {row.group_uid for row in mine if row.group_uid is not None}
+            active = self.own_busy([row for row in mine if row.status in ACTIVE_STATUSES])
             result[spec_id] = [b for b in events[spec_id] if b.uid not in known] + active
         return result
+
+    def own_busy(self, active: Sequence[Any]) -> list[Busy]:
+        """The time our active appointments block, with their buffers; a group session's seats say when
+        the session has room for more (rows need uid, start, end, service_id, location_id, group_id)."""
+        taken: dict[int, int] = {}
+        for row in active:
+            if row.group_id is not None:
+                taken[row.group_id] = taken.get(row.group_id, 0) + 1
+        out: list[Busy] = []
+        for row in active:
+            seats = None
+            if row.group_id is not None:
+                service = self.practice.service_by_id.get(row.service_id)
+                free = (service.seats if service else 0) - taken[row.group_id]
+                seats = Seats(row.service_id, row.location_id, free) if free > 0 else None
+            out.append(Busy(row.start, row.end + self._buffer(row.service_id), uid=row.uid, seats=seats))
+        return out
 
     def today(self, location_id: str) -> date:
         """Today's date where the location is."""
@@ -318,22 +331,38 @@ class BookingService:
         # round trip is kept for requests that may succeed. The locked check below decides.
         async with self.store.tx() as tx:
             active = await tx.active_appointments(req.specialist_id, *window)
-        early = self._problems(req, [self.appointment_busy(a) for a in active])
+        early = self._problems(req, self._busy_for(req, active))
         if early:
             await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False))
         events = await self._calendar_read(req.specialist_id, window, fresh=True)
         now = self.clock()
+        # The service confirms requests itself (not a request to move, which the specialist carries out).
+        auto = service.auto_approve and req.replaces_id is None and not req.confirmed
+        confirmed = req.confirmed or auto
         async with self.store.tx() as tx:
             if limited:
                 await tx.lock_client(req.client_id)  # the client's lock first, always: no lock cycles
+            # Under the specialist's lock seats are counted too: racing clients never fill a session beyond its seats.
             await tx.lock_specialist(req.specialist_id)
             if limited:
                 await limits.check_requests(tx, self.practice.limits, req.client_id, now, moving=req.replaces_id)
             ours = await tx.known_uids(req.specialist_id, *window)
             active = await tx.active_appointments(req.specialist_id, *window)
-            busy = [b for b in events if b.uid not in ours] + [self.appointment_busy(a) for a in active]
+            if any(a.client_id == req.client_id and self._same_session(req, a) for a in active):
+                raise InvalidRequest([Problem(ProblemKind.COLLISION)])  # a second seat for the same client
+            busy = [b for b in events if b.uid not in ours] + self._busy_for(req, active)
             problems = self._problems(req, busy)
             if not problems:
+                group = None
+                if service.seats > 1:
+                    group = await tx.group_at(
+                        specialist_id=req.specialist_id,
+                        service_id=req.service_id,
+                        location_id=req.location_id,
+                        start=req.start,
+                        end=end,
+                        at=now,
+                    )
                 appt = await tx.add_appointment(
                     client_id=req.client_id,
                     specialist_id=req.specialist_id,
@@ -344,12 +373,14 @@ class BookingService:
                     end=end,
                     note=req.note,
                     source=req.source,
-                    expires_at=None if req.confirmed else self.expiry(now, req.start),
+                    expires_at=None if confirmed else self.expiry(now, req.start),
                     actor=req.actor or f"client:{req.client_id}",
                     at=now,
                     first_available=req.first_available,
                     replaces_id=req.replaces_id,
-                    status=Status.CONFIRMED if req.confirmed else Status.REQUESTED,
+                    group=group,
+                    status=Status.CONFIRMED if confirmed else Status.REQUESTED,
+                    details={"auto_approved": True} if auto else None,
                 )
                 if within is not None:
                     await within(tx, appt)
@@ -390,6 +421,24 @@ class BookingService:
             log.warning("calendar of %s cannot be read (%s); the time counts busy", specialist_id, type(exc).__name__)
             return [Busy(*window)]
 
+    def _same_session(self, req: Request, appt: AppointmentRow) -> bool:
+        """Whether the appointment is a seat in the group session the request asks to join."""
+        return (
+            appt.group_id is not None
+            and appt.specialist_id == req.specialist_id
+            and appt.service_id == req.service_id
+            and appt.location_id == req.location_id
+            and appt.start == req.start
+        )
+
+    def _busy_for(self, req: Request, active: Sequence[AppointmentRow]) -> list[Busy]:
+        """Our appointments' busy time as the request sees it: the seats of a session it may join leave it free."""
+        return [
+            b
+            for b, a in zip(self.own_busy(active), active, strict=True)
+            if b.seats is None or not self._same_session(req, a)
+        ]
+
     def appointment_busy(self, appt: AppointmentRow) -> Busy:
         """The time an appointment of ours blocks: itself and its service's buffer."""
         return Busy(appt.start, appt.end + self._buffer(appt.service_id), uid=appt.uid)
@@ -421,7 +470,7 @@ class BookingService:
         async with self.store.tx() as tx:
             ours = await tx.known_uids(req.specialist_id, start - margin, end + margin)
             active = await tx.active_appointments(req.specialist_id, start - margin, end + margin)
-        busy = [b for b in events if b.uid not in ours] + [self.appointment_busy(a) for a in active]
+        busy = [b for b in events if b.uid not in ours] + self.own_busy(active)
         raise SlotTaken(
             free_slots(
                 self.practice,

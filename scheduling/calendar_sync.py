@@ -111,12 +111,17 @@ class CalendarSync:
             active = await tx.active_appointments(specialist_id, now, now + horizon)
             pending = {row.appointment_id for row in await tx.outbox_pending()}
             held = {i for inc in await tx.open_incidents(specialist_id) for i in inc.appointments["ids"]}
-        # Occurrences of a series live in the series' resource: SeriesService.reconcile reads those.
+        # Occurrences of a series live in the series' resource: SeriesService.reconcile reads those. Seats of a
+        # group session share its event, which the outbox keeps written; edits to it in the app do not flow back.
         # Only events in this specialist's calendar: an appointment offered to them is still in its owner's.
         candidates = [
             a
             for a in active
-            if a.specialist_id == specialist_id and a.id not in pending and a.start > now and a.series_id is None
+            if a.specialist_id == specialist_id
+            and a.id not in pending
+            and a.start > now
+            and a.series_id is None
+            and a.group_id is None
         ]
         # Written to another calendar (the configuration changed): write them to the current one.
         elsewhere = [a for a in candidates if a.calendar_url and a.calendar_url != current]

@@ -24,12 +24,14 @@ class ChangeService:
     def may_move(self, appt: AppointmentRow) -> bool:
         """Only a confirmed single visit (not a request to move, not one of a series), until the deadline.
 
-        A series' visits are moved by the series rules (this one, this and following, all).
+        A series' visits are moved by the series rules (this one, this and following, all); a seat in a group
+        session is not moved (the session keeps its time): the client cancels it and books another.
         """
         return (
             appt.status == Status.CONFIRMED
             and appt.replaces_id is None
             and appt.series_id is None
+            and appt.group_id is None
             and self.booking.clock() <= self.deadline(appt)
         )
 

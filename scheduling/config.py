@@ -230,6 +230,9 @@ class Service(_Strict):
     # The channels the instructions are for (none given: every channel), e.g. "arrive early" on site only.
     instructions_channels: list[Channel] = []
     price: LocalText = LocalText("")
+    # A group session: this many clients share one visit (one calendar event); 1 is an ordinary visit.
+    seats: int = Field(1, ge=1, le=100, description="clients one visit seats (a group session above 1)")
+    auto_approve: bool = Field(False, description="confirm requests at once instead of asking the specialist")
 
     def instructions_for(self, channel: str | None) -> LocalText:
         """The instructions that apply to a visit by `channel` (None: not chosen yet, all apply)."""
@@ -443,6 +446,9 @@ def _references(p: Practice) -> list[str]:
         for j, sid in enumerate(partner.services):
             if sid not in p.service_by_id:
                 errors.append(f"partners[{i}].services[{j}]: no service with id {sid!r}")
+            elif p.service_by_id[sid].seats > 1:
+                # The partner API books whole visits; a seat in a group has no place in its contract yet.
+                errors.append(f"partners[{i}].services[{j}]: {sid!r} is a group session (seats > 1)")
         if partner.webhook_url and not partner.webhook_secret_env:
             errors.append(f"partners[{i}].webhook_secret_env: name the environment variable holding the signing secret")
     return errors

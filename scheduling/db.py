@@ -152,6 +152,25 @@ class SeriesRow(Base):
     client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
 
 
+class GroupRow(Base):
+    """A group session: one visit whose seats are appointment rows, shown as one calendar event."""
+
+    __tablename__ = "group_sessions"
+    __table_args__ = (
+        # One session per specialist, service, place and start: racing clients join the same one.
+        UniqueConstraint("specialist_id", "start", "service_id", "location_id", name="uq_group_sessions_slot"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255), unique=True)  # the calendar event's UID
+    specialist_id: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
 class AppointmentRow(Base):
     __tablename__ = "appointments"
     __table_args__ = (
@@ -187,6 +206,8 @@ class AppointmentRow(Base):
     # An occurrence of a series: the series, and the instance of its rule this row is (its RECURRENCE-ID).
     series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), index=True)
     recurrence_id: Mapped[datetime | None]
+    # A seat in a group session: the session's event in the calendar stands for all its seats.
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("group_sessions.id"), index=True)
     # Calendar sync state (see scheduling/calendar_sync.py): where and when we last wrote the event,
     # when a read last showed it, and since when reads have not.
     calendar_url: Mapped[str | None] = mapped_column(String(1000))
@@ -201,6 +222,8 @@ class AppointmentRow(Base):
     client: Mapped[ClientRow] = relationship(lazy="joined", innerjoin=True)
     # Set for bookings a partner made through the HTTP API; written through Tx.partners only.
     partner_booking: Mapped[PartnerBookingRow | None] = relationship(lazy="joined", viewonly=True)
+    # The group session of a seat (its event's UID names the shared video room too).
+    group: Mapped[GroupRow | None] = relationship(lazy="joined", viewonly=True)
 
 
 class TransitionRow(Base):

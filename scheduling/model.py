@@ -48,6 +48,15 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class Seats:
+    """A group session with room left: a request for its service, place and start may take a seat."""
+
+    service_id: str
+    location_id: str
+    free: int
+
+
+@dataclass(frozen=True, slots=True)
 class Busy:
     """Time a specialist cannot take: a calendar event, an appointment, or unreadable data."""
 
@@ -55,6 +64,7 @@ class Busy:
     end: datetime
     label: str = ""
     uid: str | None = None
+    seats: Seats | None = None  # a seat of a group session that still takes more clients
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         return self.start < end and start < self.end
@@ -69,6 +79,7 @@ class Slot:
     specialist_id: str
     location_id: str
     channels: tuple[Channel, ...] = field(default_factory=tuple)
+    seats_left: int | None = None  # a group session's free seats at this start (None: an ordinary visit)
 
 
 class Flag(enum.StrEnum):

@@ -366,8 +366,13 @@ class SeriesService:
         appt = await tx.get_appointment(appointment_id, for_update=True)
         if appt is None or not self.booking.may_decide(appt, telegram_id):
             raise NotAllowed(appointment_id)
-        if appt.series_id is not None or appt.replaces_id is not None or appt.partner_booking is not None:
-            raise NotAllowed(appointment_id)  # a series, a move or a partner's booking is decided as it is
+        if (
+            appt.series_id is not None
+            or appt.replaces_id is not None
+            or appt.partner_booking is not None
+            or appt.group_id is not None
+        ):
+            raise NotAllowed(appointment_id)  # a series, a move, a partner's booking or a seat is decided as it is
         if appt.status != Status.REQUESTED:
             raise AlreadyDecided(Status(appt.status))
         return appt

@@ -290,9 +290,18 @@ def _specialist_days(
     )
     cover = coverage(spans, q.location_id, wanted, epoch=True)
     busy_spans, busy_starts = merged_busy(busy)
+
+    # Group sessions of this service and place with seats left: their start stays offered, whatever else they block.
+    def joins(b: Busy) -> bool:
+        return b.seats is not None and b.seats.service_id == q.service.id and b.seats.location_id == q.location_id
+
+    joinable = {b.start.timestamp(): b.seats.free for b in busy if joins(b) and b.seats}
+    # Per such start, the busy time other than that session's own seats.
+    rest = {at: merged_busy([b for b in busy if not (joins(b) and b.start.timestamp() == at)]) for at in joinable}
     length = q.service.duration * 60
     blocked = (q.service.duration + q.service.buffer_after) * 60
     first_start, past_end = earliest.timestamp(), horizon_end.timestamp()
+    seats = q.service.seats if q.service.seats > 1 else None
 
     def day_slots(day: date) -> Iterator[Slot]:
         lo, hi = _minute_range(q.practice, specialist, q.location_id, day)
@@ -300,10 +309,18 @@ def _specialist_days(
             if start < first_start or start >= past_end:
                 continue
             channels = cover.channels_for(start, start + length)  # type: ignore[arg-type]
-            if not channels or hits(busy_spans, busy_starts, start, start + blocked):  # type: ignore[arg-type]
+            if not channels:
+                continue
+            left = joinable.get(start) if joinable else None
+            if left is not None:
+                if hits(*rest[start], start, start + blocked):  # type: ignore[arg-type]
+                    continue
+            elif hits(busy_spans, busy_starts, start, start + blocked):  # type: ignore[arg-type]
                 continue
             begins = datetime.fromtimestamp(start, UTC)
-            yield Slot(begins, begins + timedelta(seconds=length), specialist.id, q.location_id, channels)
+            yield Slot(
+                begins, begins + timedelta(seconds=length), specialist.id, q.location_id, channels, left or seats
+            )
 
     for day in days:
         yield day, day_slots(day)

@@ -85,8 +85,8 @@ class StaffChanges:
         Raises NeedsDecision for a collision with another appointment or unaccepted warnings.
         """
         appt, staff = await self.load(appointment_id, telegram_id)
-        if not staff.may_act(appt):
-            raise NotAllowed(appointment_id)
+        if not staff.may_act(appt) or appt.group_id is not None:
+            raise NotAllowed(appointment_id)  # a seat keeps its session's time: cancel it instead
         if appt.status not in ACTIVE_STATUSES:
             raise AlreadyDecided(Status(appt.status))
         check, events, unchecked = await check_time(self.booking, _choice(appt, start))
@@ -149,7 +149,8 @@ class StaffChanges:
     async def colleagues(self, appointment_id: int, telegram_id: int) -> list[str]:
         """Specialists who offer the service at this location and are free at the appointment's time."""
         appt, staff = await self.load(appointment_id, telegram_id)
-        if not staff.may_act(appt) or appt.status not in ACTIVE_STATUSES:
+        # A seat goes where its session goes: one participant is never handed to someone else.
+        if not staff.may_act(appt) or appt.status not in ACTIVE_STATUSES or appt.group_id is not None:
             return []
         free = []
         for spec in self.practice.specialists_for(appt.service_id, appt.location_id):

@@ -18,6 +18,7 @@ from scheduling.db import (
     ClientRow,
     ConsentRow,
     DraftRow,
+    GroupRow,
     OutboxRow,
     ReminderRow,
     SeriesRow,
@@ -29,6 +30,7 @@ from scheduling.lifecycle import InvalidTransition, check_transition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, PENDING_STATUSES, Status
 from scheduling.partner_store import PartnerTx
 from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
+from scheduling.store_groups import GroupQueries
 from scheduling.store_limits import LimitQueries
 from scheduling.store_privacy import PrivacyQueries
 from scheduling.store_series import SeriesQueries
@@ -42,7 +44,7 @@ def _overlapping(start: datetime, end: datetime) -> Any:
     return and_(AppointmentRow.start < end, AppointmentRow.end > start)
 
 
-class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, LimitQueries):
+class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, LimitQueries):
     """One open transaction; every method runs inside it."""
 
     def __init__(self, session: AsyncSession):
@@ -143,13 +145,14 @@ class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, L
         replaces_id: int | None = None,
         series_id: int | None = None,
         recurrence_id: datetime | None = None,
+        group: GroupRow | None = None,
         status: Status = Status.REQUESTED,
         flags: str = "",
         details: dict[str, Any] | None = None,
     ) -> AppointmentRow:
         """A new appointment (`requested` unless said otherwise) with a fresh uid, its creation recorded.
 
-        With `replaces_id` it is a request to move that appointment here.
+        With `replaces_id` it is a request to move that appointment here; with `group`, a seat in that session.
         """
         client = await self.session.get(ClientRow, client_id)
         if client is None:
@@ -174,6 +177,7 @@ class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, L
             replaces_id=replaces_id,
             series_id=series_id,
             recurrence_id=recurrence_id,
+            group_id=group.id if group is not None else None,
             flags=flags,
         )
         self.session.add(appt)
@@ -186,6 +190,7 @@ class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, L
         await self.session.flush()
         # Known without asking: a new appointment is nobody's partner booking until one is added.
         set_committed_value(appt, "partner_booking", None)
+        set_committed_value(appt, "group", group)
         return appt
 
     async def get_appointment(self, appointment_id: int, *, for_update: bool = False) -> AppointmentRow | None:
@@ -227,23 +232,36 @@ class Tx(SeriesQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, L
         return list(rows)
 
     async def own_times(self, specialist_ids: Sequence[str], start: datetime, end: datetime) -> list[Any]:
-        """(specialist_id, uid, status, start, end, service_id) of all our appointments overlapping the range.
+        """(specialist_id, uid, status, start, end, service_id, location_id, group_id, group_uid) of all our
+        appointments overlapping the range.
 
         Plain rows in one query, no ORM objects: the slot views read this on every screen.
         """
         a = AppointmentRow
         rows = await self.session.execute(
-            select(a.specialist_id, a.uid, a.status, a.start, a.end, a.service_id).where(
-                a.specialist_id.in_(specialist_ids), _overlapping(start, end)
+            select(
+                a.specialist_id,
+                a.uid,
+                a.status,
+                a.start,
+                a.end,
+                a.service_id,
+                a.location_id,
+                a.group_id,
+                GroupRow.uid.label("group_uid"),
             )
+            .outerjoin(GroupRow, GroupRow.id == a.group_id)
+            .where(a.specialist_id.in_(specialist_ids), _overlapping(start, end))
         )
         return list(rows)
 
     async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
-        """Uids of our appointments overlapping the range and of their series, whatever their status."""
+        """Uids of our appointments overlapping the range and of their series and group sessions, whatever their
+        status."""
         rows = await self.session.execute(
-            select(AppointmentRow.uid, SeriesRow.uid)
+            select(AppointmentRow.uid, SeriesRow.uid, GroupRow.uid)
             .outerjoin(SeriesRow, SeriesRow.id == AppointmentRow.series_id)
+            .outerjoin(GroupRow, GroupRow.id == AppointmentRow.group_id)
             .where(AppointmentRow.specialist_id == specialist_id, _overlapping(start, end))
         )
         return {uid for row in rows for uid in row if uid is not None}

@@ -85,14 +85,18 @@ class SeriesQueries:
         return list(rows)
 
     async def calendar_anchor(self, appointment_id: int) -> int:
-        """The appointment whose outbox queue writes its calendar resource: itself, or its series' first row."""
-        series_id = await self.session.scalar(
-            select(AppointmentRow.series_id).where(AppointmentRow.id == appointment_id)
-        )
-        if series_id is None:
+        """The appointment whose outbox queue writes its calendar resource: itself, or its series' (or its group
+        session's) first row."""
+        found = (
+            await self.session.execute(
+                select(AppointmentRow.series_id, AppointmentRow.group_id).where(AppointmentRow.id == appointment_id)
+            )
+        ).first()
+        if found is None or (found.series_id is None and found.group_id is None):
             return appointment_id
+        column = AppointmentRow.series_id if found.series_id is not None else AppointmentRow.group_id
         anchor = await self.session.scalar(
-            select(func.min(AppointmentRow.id)).where(AppointmentRow.series_id == series_id)
+            select(func.min(AppointmentRow.id)).where(column == (found.series_id or found.group_id))
         )
         return int(anchor) if anchor is not None else appointment_id
 

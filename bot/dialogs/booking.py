@@ -46,7 +46,7 @@ from scheduling.changes import ChangeService
 from scheduling.config import Practice, local
 from scheduling.contact import clean_email, clean_name, normalize_phone
 from scheduling.limits import LimitReached
-from scheduling.model import Channel, Slot
+from scheduling.model import Channel, Slot, Status
 from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
 from scheduling.store import AppointmentRow, ClientRow
 from scheduling.waitlist import WaitingList
@@ -311,6 +311,12 @@ def _month_range(c: Ctx) -> tuple[date, date]:
     return max(month, _today(c)), min(last_of_month, _last_day(c))
 
 
+def _group(c: Ctx) -> bool:
+    """Whether the chosen service is a group session (clients book a seat)."""
+    service = c.practice.service_by_id.get(c.draft.service or "")
+    return service is not None and service.seats > 1
+
+
 def _merged(slots: list[Slot]) -> dict[datetime, list[Slot]]:
     by_start: dict[datetime, list[Slot]] = {}
     for s in slots:
@@ -330,9 +336,10 @@ async def screen_time(c: Ctx) -> Screen | str:
     d, _ = c.draft, c._
     assert d.location and d.day
     try:
-        starts = sorted(_merged(await _day_slots(c)))
+        slots = await _day_slots(c)
     except CalendarUnavailable:
         return _unavailable(c)
+    starts = sorted(_merged(slots))
     zone = c.practice.zone(d.location)
     rows: list[list[InlineKeyboardButton]] = []
     by_part = {key: [s for s in starts if low <= s.astimezone(zone).hour < high] for key, (low, high) in PARTS.items()}
@@ -346,17 +353,40 @@ async def screen_time(c: Ctx) -> Screen | str:
         )
         if d.part:
             starts = by_part[d.part]
-    times = [
-        _button(time_label(d.lang, c.practice, d.location, s), "time", str(int(s.timestamp()) // 60)) for s in starts
-    ]
-    rows += _grid(times, 4)
+    group = c.practice.service_by_id[d.service or ""].seats > 1
+    left = _seats_left(slots) if group else {}
+    times = [_button(_time_text(c, s, left.get(s)), "time", str(int(s.timestamp()) // 60)) for s in starts]
+    # A group session's times carry their free seats: fewer fit on a row.
+    rows += _grid(times, 3 if group else 4)
     day = day_label(d.lang, date.fromisoformat(d.day))
     if starts:
         text = _("Free times on {day}:").format(day=day)
+        if group:
+            seats = c.practice.service_by_id[d.service or ""].seats
+            text += "\n" + _("A group session of up to {seats} participants: each time shows its free places.").format(
+                seats=seats
+            )
     else:
         text = _("No free times left on {day}. Please choose another day.").format(day=day)
     note = zone_note(_, c.practice, d.location)
     return Screen(_with_notice(c, _header(c) + text + (f"\n{note}" if note else "")), [*rows, _nav(c)])
+
+
+def _seats_left(slots: list[Slot]) -> dict[datetime, int]:
+    """Free seats per start of a group service (the most any one specialist has then)."""
+    left: dict[datetime, int] = {}
+    for s in slots:
+        if s.seats_left is not None:
+            left[s.start] = max(left.get(s.start, 0), s.seats_left)
+    return left
+
+
+def _time_text(c: Ctx, start: datetime, seats_left: int | None) -> str:
+    assert c.draft.location
+    label = time_label(c.draft.lang, c.practice, c.draft.location, start)
+    if seats_left is None:
+        return label
+    return c._("{time} · {count} free").format(time=label, count=seats_left)
 
 
 async def screen_channel(c: Ctx) -> Screen | str:
@@ -420,12 +450,10 @@ async def screen_summary(c: Ctx) -> Screen | str:
             )
             lines.append(_("Taken, so left out: {dates}").format(dates=escape(left_out)))
     repeat = _("Repeat every week") if not d.repeat else _("Weekly: {count} visits (change)").format(count=d.repeat)
-    rows = [
-        [_button(_("Send request"), "send")],
-        [_button(repeat, "repeat")],
-        [_button(_("Change my details"), "edit")],
-        _nav(c),
-    ]
+    rows = [[_button(_("Send request"), "send")]]
+    if not _group(c):
+        rows.append([_button(repeat, "repeat")])  # a seat in a group session is booked one session at a time
+    rows += [[_button(_("Change my details"), "edit")], _nav(c)]
     return Screen(_with_notice(c, "\n".join(lines)), rows)
 
 
@@ -590,7 +618,7 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
         d.step = "summary"
     elif verb == "edit" and d.step == "summary":
         d.step, d.contact_stage = "contact", "name"
-    elif verb == "repeat" and d.step == "summary" and d.moving is None:
+    elif verb == "repeat" and d.step == "summary" and d.moving is None and not _group(c):
         choices = [None, *REPEAT_CHOICES]
         d.repeat = choices[(choices.index(d.repeat) + 1) % len(choices)] if d.repeat in choices else None
         d.skip = None
@@ -671,6 +699,8 @@ async def _send(c: Ctx) -> Screen:
             "Your request to move the appointment has been sent. Until the specialist approves it, "
             "your appointment stays at its present time."
         )
+    elif appt.status == Status.CONFIRMED:
+        text = c._("Your place is booked. The confirmation follows in a moment.")
     else:
         text = c._("Your request has been sent. The specialist will reply soon; I will let you know here.")
     return Screen(_header(c) + text, done=True, booked=appt)

@@ -153,8 +153,10 @@ def card_text(
     history: Sequence[TransitionRow],
     lang: str,
     series: str | None = None,
+    participants: Sequence[AppointmentRow] = (),
 ) -> str:
-    """Everything staff know about one appointment (HTML); `series` places a series visit in its course."""
+    """Everything staff know about one appointment (HTML); `series` places a series visit in its course, and a
+    seat's card lists its group session's participants."""
     _ = gettext_for(lang)
     lines = [
         _("<b>Appointment #{id}</b> · {status}").format(id=appt.id, status=status_label(_, appt.status)),
@@ -181,6 +183,8 @@ def card_text(
     flags = parse_flags(appt.flags)
     if flags:
         lines.append(_("Flags: {flags}").format(flags=", ".join(flag_label(_, f) for f in sorted(flags))))
+    if participants:
+        lines += ["", *participant_lines(_, practice, appt, participants)]
     if notes:
         lines += ["", _("Staff notes:")]
         lines += [note_line(_, lang, practice, appt.location_id, n) for n in notes]
@@ -190,8 +194,46 @@ def card_text(
     return "\n".join(lines)
 
 
+def participant_lines(
+    _: Gettext, practice: Practice, appt: AppointmentRow, participants: Sequence[AppointmentRow]
+) -> list[str]:
+    """The group session's participants, each with where their seat stands (came, did not come, ...)."""
+    seats = practice.service_by_id[appt.service_id].seats
+    taken = [p for p in participants if p.status in ACTIVE_STATUSES or p.status in (Status.COMPLETED, Status.NO_SHOW)]
+    lines = [_("Participants ({taken} of {seats}):").format(taken=len(taken), seats=seats)]
+    for p in participants:
+        mark = " ◀" if p.id == appt.id else ""
+        name = escape(p.client.name or _("Client"))
+        lines.append(f"· #{p.id} {name}: {status_label(_, p.status)}{mark}")
+    return lines
+
+
+def _attendance_rows(
+    _: Gettext, appt: AppointmentRow, participants: Sequence[AppointmentRow]
+) -> list[list[InlineKeyboardButton]]:
+    """Came / did not come for every participant whose seat is confirmed; the card shown stays `appt`'s."""
+    rows = []
+    for p in participants:
+        if p.status == Status.CONFIRMED:
+            name = (p.client.name or _("Client"))[:20]
+            rows.append(
+                [
+                    button(_("{name}: came").format(name=name), "k", p.id, 1, appt.id),
+                    button(_("{name}: did not come").format(name=name), "k", p.id, 0, appt.id),
+                ]
+            )
+    return rows
+
+
 def card_actions(
-    practice: Practice, appt: AppointmentRow, client: ClientRow, staff: Staff, *, begun: bool, lang: str
+    practice: Practice,
+    appt: AppointmentRow,
+    client: ClientRow,
+    staff: Staff,
+    *,
+    begun: bool,
+    lang: str,
+    participants: Sequence[AppointmentRow] = (),
 ) -> list[list[InlineKeyboardButton]]:
     """The card's buttons: only what the lifecycle and this person's role allow (the server checks again)."""
     _ = gettext_for(lang)
@@ -208,15 +250,25 @@ def card_actions(
                 InlineKeyboardButton(_("Decline"), callback_data=f"s|d|{appt.id}"),
             ]
         )
-        if appt.series_id is None and appt.replaces_id is None and appt.partner_booking is None:
+        # A seat joins one session; a weekly group is not booked seat by seat.
+        if (
+            appt.series_id is None
+            and appt.replaces_id is None
+            and appt.partner_booking is None
+            and appt.group_id is None
+        ):
             rows.append([button(_("Approve as recurring"), "ar", appt.id)])
-    if status in ACTIVE_STATUSES:
+    if status in ACTIVE_STATUSES and appt.group_id is not None:
+        rows.append([button(_("Cancel visit"), "cx", appt.id)])  # a seat keeps its session's time and specialist
+    elif status in ACTIVE_STATUSES:
         rows.append([button(_("Move"), "mv", appt.id), button(_("Cancel visit"), "cx", appt.id)])
         if appt.reassign_to:
             rows.append([button(_("Withdraw the handover"), "rn", appt.id)])
         elif appt.series_id is None:  # a series visit lives in its series' calendar resource: it stays with it
             rows.append([button(_("Reassign"), "ra", appt.id)])
-    if status == Status.CONFIRMED and begun:
+    if participants and begun:
+        rows += _attendance_rows(_, appt, participants)
+    elif status == Status.CONFIRMED and begun:
         rows.append([button(_("Came"), "k", appt.id, 1), button(_("Did not come"), "k", appt.id, 0)])
     flags = parse_flags(appt.flags)
     rows.append([button(("✓ " if f in flags else "") + flag_label(_, f), "f", appt.id, str(f)) for f in Flag])
@@ -245,7 +297,8 @@ def card(
     begun: bool,
     lang: str,
     series: str | None = None,
+    participants: Sequence[AppointmentRow] = (),
 ) -> Message:
-    rows = card_actions(practice, appt, client, staff, begun=begun, lang=lang)
-    text = card_text(practice, appt, client, notes, history, lang, series)
+    rows = card_actions(practice, appt, client, staff, begun=begun, lang=lang, participants=participants)
+    text = card_text(practice, appt, client, notes, history, lang, series, participants)
     return Message(text, InlineKeyboardMarkup(rows) if rows else None)

@@ -72,13 +72,14 @@ def listing(
             to = when(lang, practice, move.location_id, move.start)
             lines.append("   " + _("Move to {when} requested; waiting for the specialist.").format(when=escape(to)))
             row.append(_button(_("Keep #{number} as is").format(number=i), "w", move.id))
-        elif appt.status == Status.CONFIRMED and appt.series_id is None:
+        elif appt.status == Status.CONFIRMED and appt.series_id is None and appt.group_id is None:
+            # A seat keeps its group session's time: it is cancelled and another booked instead.
             row.append(_button(_("Move #{number}").format(number=i), "mv", appt.id))
         row.append(_button(_("Cancel #{number}").format(number=i), "c", appt.id))
         rows.append(row)
         if appt.id in waiting:
             lines.append("   " + _("You are waiting for an earlier time."))
-        elif appt.status == Status.CONFIRMED and move is None and appt.series_id is None:
+        elif appt.status == Status.CONFIRMED and move is None and appt.series_id is None and appt.group_id is None:
             rows.append([_button(_("Earlier time? #{number}").format(number=i), "e", appt.id)])
         rows.append([write_button(_("Message the specialist about #{number}").format(number=i), appt.id, staff=False)])
     return Message("\n".join(lines), InlineKeyboardMarkup(rows))

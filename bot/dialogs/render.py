@@ -45,8 +45,10 @@ def status_label(_: Gettext, status: str) -> str:
 
 def visit_link(practice: Practice, appt: AppointmentRow) -> str:
     """The appointment's video room ("" unless a video visit with a link configured)."""
+    # The seats of a group session share one room: the session's.
+    uid = appt.group.uid if appt.group_id is not None and appt.group is not None else appt.uid
     return video_link(
-        practice, specialist_id=appt.specialist_id, location_id=appt.location_id, uid=appt.uid, channel=appt.channel
+        practice, specialist_id=appt.specialist_id, location_id=appt.location_id, uid=uid, channel=appt.channel
     )
 
 

@@ -72,6 +72,9 @@ def request_message(
     else:
         lines = [_("New appointment request #{id}").format(id=appt.id), ""]
     lines += appointment_facts(_, lang, practice, appt)
+    if appt.group_id is not None:
+        seats = practice.service_by_id[appt.service_id].seats
+        lines.append(_("A seat in the group session (up to {seats} participants).").format(seats=seats))
     lines += _client_lines(_, appt, client)
     if appt.source:
         lines.append(_("Source: {source}").format(source=escape(appt.source)))

@@ -221,6 +221,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _show(update, context, d, c, screen, message_id, new_message=False)
     if screen.booked is not None:
         await notify.ask_specialist(context.bot, d, screen.booked)
+        if screen.booked.status == Status.CONFIRMED:
+            await notify.confirmed(context.bot, d, screen.booked)  # the service approves its requests itself
 
 
 async def _again(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, client: ClientRow, appt_id: int) -> None:

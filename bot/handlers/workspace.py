@@ -54,10 +54,21 @@ async def card_message(d: Deps, appt_id: int, staff: Staff, lang: str) -> Messag
         history = await tx.transitions(appt.id)
         series = await tx.get_series(appt.series_id) if appt.series_id is not None else None
         rows = await tx.series_rows(appt.series_id) if appt.series_id is not None else []
+        participants = await tx.group_seats(appt.group_id) if appt.group_id is not None else []
     assert client is not None
     recurring = series_staff.position(gettext_for(lang), series, rows, appt) if series is not None else None
+    begun = d.booking.has_begun(appt)
     return card(
-        d.practice, appt, client, notes, history, staff, begun=d.booking.has_begun(appt), lang=lang, series=recurring
+        d.practice,
+        appt,
+        client,
+        notes,
+        history,
+        staff,
+        begun=begun,
+        lang=lang,
+        series=recurring,
+        participants=participants,
     )
 
 
@@ -237,6 +248,9 @@ async def _act(
             await answer(query, _("This visit has not begun yet."), alert=True)
             return
         await answer(query, _("Done."))
+        if args[2:3] and args[2].isdigit():
+            # A participant marked from a group session's card: that card is shown again (if theirs to see).
+            appt_id = (await d.staff_changes.load(int(args[2]), staff.telegram_id))[0].id
     elif verb == "f" and args[1:2] and args[1] in Flag.__members__.values():
         await d.staff_changes.toggle_flag(appt_id, staff.telegram_id, Flag(args[1]))
         await answer(query)

@@ -1,0 +1,331 @@
+"""Group sessions against real Radicale and Xandikos: seats counted under the specialist's lock (three racing
+clients take the three seats, a fourth is refused), a cancelled seat booked again, seats left shown with the
+free times, automatic approval, and one calendar event per session whose expansion and participants equal the
+rows."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+import recurring_ical_events
+from aiohttp.test_utils import TestClient, TestServer
+from icalendar import Calendar
+from sqlalchemy import select
+from telegram.ext import ApplicationBuilder
+
+from bot.calendar_text import event_for, group_event_for, series_event_for
+from bot.runtime import start_runtime
+from bot.settings import Settings
+from bot.web import feed_key, feed_token, make_web_app
+from caldav_bridge.gateway import CalDAVGateway
+from caldav_bridge.outbox import OutboxWorker
+from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
+from scheduling.config import ConfigError, Practice, parse_practice
+from scheduling.db import AppointmentRow, GroupRow
+from scheduling.model import IN_CALENDAR, Channel, Status
+from scheduling.privacy import initials
+from scheduling.series import SeriesService
+from scheduling.store import Store
+from tests.fixtures.caldav import CalDAVServer, account_of
+from tests.fixtures.series import ZONE, Bench, Clock, at, calendar_objects
+
+STAFF = 500
+DAY = "2026-03-03"  # a Tuesday
+
+
+def group_practice(server: CalDAVServer) -> dict[str, object]:
+    """Ana runs a 90-minute group of three (asked for) and a circle of two (confirmed at once) in Warsaw."""
+    return {
+        "practice": {"name": "Test practice", "timezone": ZONE},
+        "locations": [{"id": "centre", "name": "Centre"}],
+        "services": [
+            {"id": "group", "name": "Group therapy", "duration": 90, "start_every": 60, "seats": 3},
+            {"id": "circle", "name": "Circle", "duration": 60, "start_every": 60, "seats": 2, "auto_approve": True},
+            {"id": "therapy", "name": "Therapy", "duration": 50, "start_every": 60},
+        ],
+        "specialists": [
+            {
+                "id": "ana",
+                "name": "Ana",
+                "telegram_id": STAFF,
+                "services": ["group", "circle", "therapy"],
+                "min_notice_hours": 2,
+                "schedule": [
+                    {"weekday": "mon", "start": "09:00", "end": "21:00", "location": "centre"},
+                    {"weekday": "tue", "start": "09:00", "end": "21:00", "location": "centre"},
+                ],
+                "caldav": {
+                    "url": server.url,
+                    "username": server.username,
+                    "password_env": "BOOKINGBOT_TEST_CALDAV_PASSWORD",
+                    "booking_calendar": server.calendar,
+                },
+            }
+        ],
+    }
+
+
+@pytest_asyncio.fixture
+async def bench(caldav_server: CalDAVServer, sqlite_store: Store) -> AsyncIterator[Bench]:
+    os.environ["BOOKINGBOT_TEST_CALDAV_PASSWORD"] = caldav_server.password
+    practice = parse_practice(group_practice(caldav_server))
+    clock = Clock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    gateway = CalDAVGateway(practice, accounts={"ana": account_of(caldav_server)}, clock=clock)
+    await gateway.start()
+    worker = OutboxWorker(
+        sqlite_store,
+        gateway,
+        lambda a: event_for(practice, a, a.client),
+        clock,
+        series_event_for=lambda s, rows: series_event_for(practice, s, rows),
+        group_event_for=lambda g, seats: group_event_for(practice, g, seats),
+    )
+    booking = BookingService(practice, sqlite_store, gateway, clock=clock)
+    try:
+        yield Bench(caldav_server, practice, sqlite_store, booking, SeriesService(booking), worker, clock)
+    finally:
+        await gateway.close()
+
+
+def seat(client_id: int, start: datetime, service: str = "group") -> Request:
+    return Request(client_id, service, "centre", "ana", Channel.ON_SITE, start)
+
+
+NAMES = ("Ada Lis", "Bo Kot", "Cyd Wren", "Dan Ek")
+
+
+async def clients(bench: Bench, n: int) -> list[int]:
+    """Clients with names whose initials differ (the calendar shows initials by default)."""
+    out = []
+    for i in range(n):
+        async with bench.store.tx() as tx:
+            row = await tx.upsert_client(100 + i, name=NAMES[i], phone="+48601234567")
+        out.append(row.id)
+    return out
+
+
+async def times(bench: Bench, service: str = "group") -> dict[str, int | None]:
+    """The day's free local times with their seats left."""
+    slots = await bench.booking.day_slots(service, "centre", ["ana"], datetime.fromisoformat(DAY).date())
+    return {local(s.start): s.seats_left for s in slots}
+
+
+def local(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(ZONE)).strftime("%H:%M")
+
+
+async def assert_sessions_match(bench: Bench) -> dict[str, Calendar]:
+    """After the outbox ran: each session with a seat in the calendar is one event, once, at its time, listing
+    exactly those seats' clients; single visits are their own events. Returns each session's event by UID."""
+    while await bench.worker.run_once():
+        pass
+    async with bench.store.tx() as tx:
+        rows = list((await tx.session.scalars(select(AppointmentRow))).all())
+        groups = {g.id: g for g in (await tx.session.scalars(select(GroupRow))).all()}
+    expected: list[tuple[str, datetime, datetime]] = []
+    names: dict[str, list[str]] = {}
+    for g in groups.values():
+        present = [r for r in rows if r.group_id == g.id and r.status in IN_CALENDAR]
+        if present:
+            expected.append((g.uid, g.start, g.end))
+            names[g.uid] = sorted(initials(r.client.name) or "" for r in present)
+    expected += [(r.uid, r.start, r.end) for r in rows if r.group_id is None and r.status in IN_CALENDAR]
+    seen: list[tuple[str, datetime, datetime]] = []
+    events: dict[str, Calendar] = {}
+    lo, hi = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    for text in calendar_objects(bench.server).values():
+        cal = Calendar.from_ical(text)
+        for ev in recurring_ical_events.of(cal).between(lo, hi):
+            seen.append((str(ev["UID"]), ev.decoded("DTSTART").astimezone(UTC), ev.decoded("DTEND").astimezone(UTC)))
+            events[str(ev["UID"])] = ev
+    assert sorted(seen) == sorted(expected)
+    for uid, want in names.items():
+        description = str(events[uid]["DESCRIPTION"])
+        listed = sorted(line[2:].split(";")[0] for line in description.splitlines() if line.startswith("- "))
+        assert listed == want
+        assert "+48601234567" not in description and "Ada" not in description  # the minimum by default
+    return events
+
+
+async def test_three_racing_clients_take_three_seats_and_a_fourth_is_refused(bench: Bench) -> None:
+    start = at(DAY, "18:00")
+    assert (await times(bench))["18:00"] == 3
+    ids = await clients(bench, 4)
+    results = await asyncio.gather(*(bench.booking.request(seat(c, start)) for c in ids), return_exceptions=True)
+    booked = [r for r in results if isinstance(r, AppointmentRow)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(booked) == 3 and len(refused) == 1
+    assert isinstance(refused[0], SlotTaken)
+    assert "18:00" not in {local(s.start) for s in refused[0].remaining}  # the rest of the day, not the full session
+    assert len({b.group_id for b in booked}) == 1 and all(b.status == Status.REQUESTED for b in booked)
+    assert "18:00" not in await times(bench)  # full: no longer offered
+    events = await assert_sessions_match(bench)
+    [event] = events.values()
+    assert local(event.decoded("DTSTART")) == "18:00" and event["DTSTART"].params["TZID"] == ZONE
+    assert str(event["STATUS"]) == "TENTATIVE"
+    assert "Participants: 3 of 3" in str(event["DESCRIPTION"])
+    assert len(calendar_objects(bench.server)) == 1
+
+
+async def test_seats_left_shown_and_the_session_blocks_other_starts(bench: Bench) -> None:
+    start = at(DAY, "18:00")
+    first, second = await clients(bench, 2)
+    await bench.booking.request(seat(first, start))
+    free = await times(bench)
+    assert free["18:00"] == 2 and free["09:00"] == 3
+    # 90 minutes from 18:00: neither 17:00 nor 19:00 fits beside it, for the group or another service.
+    assert "17:00" not in free and "19:00" not in free
+    therapy = await times(bench, "therapy")
+    assert "17:00" in therapy and "18:00" not in therapy and "19:00" not in therapy and "20:00" in therapy
+    # A second seat for the same client is refused; another client takes one.
+    with pytest.raises(InvalidRequest):
+        await bench.booking.request(seat(first, start))
+    await bench.booking.request(seat(second, start))
+    assert (await times(bench))["18:00"] == 1
+    # Another service cannot take the session's time either.
+    with pytest.raises(SlotTaken):
+        await bench.booking.request(Request(second, "therapy", "centre", "ana", Channel.ON_SITE, start))
+    await assert_sessions_match(bench)
+
+
+async def test_a_cancelled_seat_frees_up_and_is_booked_again(bench: Bench) -> None:
+    start = at(DAY, "18:00")
+    ids = await clients(bench, 4)
+    seats = [await bench.booking.request(seat(c, start)) for c in ids[:3]]
+    for s in seats:
+        await bench.booking.approve(s.id, STAFF)
+    events = await assert_sessions_match(bench)
+    [before] = events.values()
+    assert str(before["STATUS"]) == "CONFIRMED"
+    with pytest.raises(SlotTaken):
+        await bench.booking.request(seat(ids[3], start))
+
+    await bench.booking.cancel_by_client(seats[1].id, ids[1])
+    assert (await times(bench))["18:00"] == 1
+    events = await assert_sessions_match(bench)
+    assert "Participants: 2 of 3" in str(next(iter(events.values()))["DESCRIPTION"])
+
+    again = await bench.booking.request(seat(ids[3], start))
+    assert again.group_id == seats[0].group_id
+    await bench.booking.approve(again.id, STAFF)
+    events = await assert_sessions_match(bench)
+    [after] = events.values()
+    assert str(after["UID"]) == str(before["UID"])
+    assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])
+    assert "- B. K." not in str(after["DESCRIPTION"]) and "- D. E." in str(after["DESCRIPTION"])
+    assert "18:00" not in await times(bench)
+
+
+async def test_declined_seats_leave_the_event_and_the_last_one_removes_it(bench: Bench) -> None:
+    start = at(DAY, "10:00")
+    a, b = await clients(bench, 2)
+    first = await bench.booking.request(seat(a, start))
+    second = await bench.booking.request(seat(b, start))
+    await bench.booking.decline(first.id, STAFF, "full")
+    await assert_sessions_match(bench)
+    await bench.booking.decline(second.id, STAFF, "full")
+    await assert_sessions_match(bench)
+    assert calendar_objects(bench.server) == {}
+    assert (await times(bench))["10:00"] == 3
+
+
+async def test_auto_approve_confirms_each_seat_at_once(bench: Bench) -> None:
+    start = at(DAY, "12:00")
+    a, b, c = await clients(bench, 3)
+    first = await bench.booking.request(seat(a, start, "circle"))
+    assert first.status == Status.CONFIRMED and first.expires_at is None
+    assert (await times(bench, "circle"))["12:00"] == 1
+    await bench.booking.request(seat(b, start, "circle"))
+    with pytest.raises(SlotTaken):
+        await bench.booking.request(seat(c, start, "circle"))
+    events = await assert_sessions_match(bench)
+    [event] = events.values()
+    assert str(event["STATUS"]) == "CONFIRMED"
+    async with bench.store.tx() as tx:
+        [created] = await tx.transitions(first.id)
+    assert created.actor == f"client:{a}" and created.details == {"auto_approved": True}
+
+
+def test_seats_and_auto_approve_are_checked(caldav_server: CalDAVServer) -> None:
+    raw = group_practice(caldav_server)
+    raw["services"][0]["seats"] = 0  # type: ignore[index]
+    with pytest.raises(ConfigError) as info:
+        parse_practice(raw)
+    assert info.value.errors == ["services[0].seats: Input should be greater than or equal to 1"]
+    raw = group_practice(caldav_server)
+    raw["services"][1]["auto_approve"] = "sometimes"  # type: ignore[index]
+    with pytest.raises(ConfigError) as info:
+        parse_practice(raw)
+    assert info.value.errors[0].startswith("services[1].auto_approve:")
+    raw = group_practice(caldav_server)
+    raw["partners"] = [{"id": "ins", "name": "Insurer", "label": "INS", "key_envs": ["K"], "services": ["group"]}]
+    with pytest.raises(ConfigError) as info:
+        parse_practice(raw)
+    assert info.value.errors == ["partners[0].services[0]: 'group' is a group session (seats > 1)"]
+    practice: Practice = parse_practice(group_practice(caldav_server))
+    assert practice.service_by_id["therapy"].seats == 1 and not practice.service_by_id["therapy"].auto_approve
+
+
+async def test_later_time_same_day_after_a_session(bench: Bench) -> None:
+    """A seat's buffer-free end leaves the next full hour after the session bookable."""
+    a = (await clients(bench, 1))[0]
+    await bench.booking.request(seat(a, at(DAY, "09:00")))
+    free = await times(bench)
+    assert free["09:00"] == 2 and "10:00" not in free and free["11:00"] == 3
+
+
+async def test_participants_in_full_when_the_practice_chooses_it(bench: Bench) -> None:
+    """With `calendar_detail = "full"` each participant line carries what a single visit's event would."""
+    start = at(DAY, "18:00")
+    a, b = await clients(bench, 2)
+    first = await bench.booking.request(seat(a, start))
+    await bench.booking.request(Request(b, "group", "centre", "ana", Channel.ON_SITE, start, note="Late by 5 min"))
+    await bench.booking.approve(first.id, STAFF)
+    async with bench.store.tx() as tx:
+        group = await tx.get_group(first.group_id or 0)
+        seats = await tx.group_seats(first.group_id or 0)
+    assert group is not None
+    spec = group_event_for(bench.practice, group, seats, "full")
+    assert spec is not None
+    listed = [line for line in spec.description.splitlines() if line.startswith("- ")]
+    assert listed == [
+        "- Ada Lis; Phone: +48601234567",
+        "- Bo Kot; Phone: +48601234567; Note: Late by 5 min; waiting for your approval in Telegram",
+    ]
+    assert spec.summary == "Group therapy: group of 2" and spec.status == "CONFIRMED"
+    minimal = group_event_for(bench.practice, group, seats)
+    assert minimal is not None and "Late" not in minimal.description and "- A. L." in minimal.description
+
+
+async def test_the_feed_shows_a_session_once(
+    tmp_path: Path, radicale_account: CalDAVServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The specialist's read-only feed holds one event per session, as the calendar does, not one per seat."""
+    monkeypatch.setenv("BOOKINGBOT_TEST_CALDAV_PASSWORD", radicale_account.password)
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'bookingbot.sqlite3'}")
+    now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    runtime = await start_runtime(settings, parse_practice(group_practice(radicale_account)), clock=lambda: now)
+    app = ApplicationBuilder().token("1:T").updater(None).build()  # never started: the feed needs no Telegram
+    client = TestClient(TestServer(make_web_app(runtime, app, settings)))
+    await client.start_server()
+    try:
+        for i, name in enumerate(NAMES[:3]):
+            async with runtime.store.tx() as tx:
+                row = await tx.upsert_client(300 + i, name=name, phone="+48601234567")
+            await runtime.booking.request(seat(row.id, at(DAY, "18:00")))
+        token = feed_token(feed_key(settings.data_dir), "ana")
+        resp = await client.get(f"/feeds/ana/{token}.ics")
+        assert resp.status == 200
+        [event] = Calendar.from_ical(await resp.read()).walk("VEVENT")
+        assert "Participants: 3 of 3" in str(event["DESCRIPTION"]) and "+48" not in str(event["DESCRIPTION"])
+        assert event.decoded("DTSTART").astimezone(UTC) == at(DAY, "18:00")
+    finally:
+        await client.close()
+        await runtime.close()
