@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
@@ -29,6 +29,7 @@ from scheduling.config import local
 from scheduling.db import MessageRow
 from scheduling.messages import Messages
 from scheduling.model import Channel, Status
+from scheduling.privacy import forget_old_drafts
 from scheduling.recurrence import Scope
 from scheduling.series import ChangedVisit, SeriesChange
 from scheduling.staff_changes import Move
@@ -511,6 +512,7 @@ async def sweep(bot: Bot, d: Deps) -> None:
     await offer_freed_time(bot, d)
     if d.practice.partners:
         await _partner_notices(bot, d)
+    await forget_old_drafts(d.store, datetime.now(UTC))
 
 
 async def _partner_notices(bot: Bot, d: Deps) -> None:

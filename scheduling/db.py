@@ -117,12 +117,18 @@ class ClientRow(Base):
 
 
 class ConsentRow(Base):
+    """One consent a client gave: to the terms and privacy policy, or to the processing of health data in notes."""
+
     __tablename__ = "consents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
     policy_version: Mapped[str] = mapped_column(String(64))
+    # "terms" (terms of service and privacy policy) or "health" (health information in the client's notes).
+    kind: Mapped[str] = mapped_column(String(16), default="terms", server_default="terms")
     accepted_at: Mapped[datetime]
+    # Withdrawn in /privacy: it counts no more, and the record of it stays.
+    withdrawn_at: Mapped[datetime | None]
 
 
 class SeriesRow(Base):

@@ -8,8 +8,13 @@ may choose more with `[privacy] calendar_detail` / `feed_detail`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from scheduling.config import CalendarDetail, Practice
+from scheduling.store import Store
+
+# A booking dialog nobody touched for this long is forgotten, with whatever the client typed into it.
+DRAFT_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +56,9 @@ def client_shown(
     if detail == "name":
         return Shown(name or None)
     return Shown(initials(name))
+
+
+async def forget_old_drafts(store: Store, now: datetime) -> int:
+    """Delete dialogs untouched for DRAFT_LIFETIME (`now`: wall-clock time, as drafts are stamped); how many."""
+    async with store.tx() as tx:
+        return await tx.delete_drafts_before(now - DRAFT_LIFETIME)

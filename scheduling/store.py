@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -16,7 +16,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from scheduling.db import (
     AppointmentRow,
     ClientRow,
-    ConsentRow,
     DraftRow,
     GroupRow,
     OutboxRow,
@@ -111,18 +110,6 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
             .order_by(AppointmentRow.start.desc(), AppointmentRow.id.desc())
             .limit(1)
         )
-
-    # consents
-
-    async def has_consent(self, client_id: int, policy_version: str) -> bool:
-        found = await self.session.scalar(
-            select(exists().where(ConsentRow.client_id == client_id, ConsentRow.policy_version == policy_version))
-        )
-        return bool(found)
-
-    async def record_consent(self, client_id: int, policy_version: str, at: datetime) -> None:
-        self.session.add(ConsentRow(client_id=client_id, policy_version=policy_version, accepted_at=at))
-        await self.session.flush()
 
     # appointments
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -109,3 +110,87 @@ async def test_a_whole_booking_logs_nothing_of_the_client_nor_the_token(
     assert "the log is captured" in logged
     for secret in (NAME, "Nowak", PHONE, "601234567", EMAIL, NOTE, "quiet room", bot.emulator.token.split(":")[1]):
         assert secret not in logged, secret
+
+
+async def client_row(bot: Bot, telegram_id: int):  # type: ignore[no-untyped-def]
+    async with bot.runtime.store.tx() as tx:
+        return await tx.client_by_telegram(telegram_id)
+
+
+async def to_contact(client: TelegramUser, *, note: str | None = NOTE, time: str = "09:00") -> None:
+    """A new client up to the contact questions (Wed 2 Dec with Anna, on site), with or without a note."""
+    await client.send("/start")
+    for label in ("City centre office", "Individual", "First consultation", "Anna Kowalska", "2", time, "On site"):
+        await client.tap(label)
+    assert "Privacy: what you type from here on" in client.last.text  # seen before anything is typed
+    if note is None:
+        await client.tap("Skip")
+    else:
+        await client.send(note)
+
+
+async def test_a_dialog_cancelled_before_consent_leaves_no_contact_details(bot: Bot) -> None:
+    client = bot.user(1503, "Jan")
+    await to_contact(client)
+    await client.send(NAME)
+    await client.share_contact(PHONE.lstrip("+"))
+    await client.send(EMAIL)
+    assert "please accept the terms" in client.last.text
+    row = await client_row(bot, client.id)
+    assert (row.name, row.phone, row.email) == (None, None, None)  # held in the dialog only
+    await client.tap("Cancel")
+    assert "Booking cancelled" in client.last.text
+    async with bot.runtime.store.tx() as tx:
+        assert await tx.get_draft(client.id) is None  # the note and the details went with it
+        row = await tx.client_by_telegram(client.id)
+        assert (row.name, row.phone, row.email) == (None, None, None)
+        assert await tx.consents(row.id) == []
+
+
+async def test_terms_and_health_information_are_agreed_to_separately_with_the_policy_version(bot: Bot) -> None:
+    version = bot.runtime.practice.practice.policy_version
+    client = bot.user(1504, "Jan")
+    await to_contact(client)
+    await client.send(NAME)
+    await client.share_contact(PHONE.lstrip("+"))
+    await client.tap("Skip")
+    screen = client.last
+    assert "information about your health" in screen.text
+    assert ["Send without my note"] in screen.buttons
+    await client.tap("I agree")
+    row = await client_row(bot, client.id)
+    assert (row.name, row.phone) == (NAME, PHONE)  # kept now that the client agreed
+    async with bot.runtime.store.tx() as tx:
+        consents = await tx.consents(row.id)
+    assert [(c.kind, c.policy_version) for c in consents] == [("terms", version), ("health", version)]
+
+    # Another client keeps the note to themselves: only the terms are agreed to, and the note is dropped.
+    other = bot.user(1505, "Ola")
+    await to_contact(other, time="10:00")
+    await other.send("Ola Nowicka")
+    await other.share_contact("48601000111")
+    await other.tap("Skip")
+    await other.tap("Send without my note")
+    assert "Please check your request" in other.last.text and "quiet room" not in other.last.text
+    await other.tap("Send request")
+    async with bot.runtime.store.tx() as tx:
+        row = await tx.client_by_telegram(other.id)
+        assert [c.kind for c in await tx.consents(row.id)] == ["terms"]
+        (appt,) = await tx.client_appointments(row.id)
+    assert not appt.note
+
+    # Agreed once to the terms, a later note asks only about the health information.
+    await to_contact(other, note="Second note", time="11:00")
+    screen = other.last
+    assert "information about your health" in screen.text and "terms of service" not in screen.text
+
+
+async def test_drafts_untouched_for_seven_days_are_deleted_by_the_sweep(bot: Bot) -> None:
+    now = datetime.now(UTC)
+    async with bot.runtime.store.tx() as tx:
+        await tx.save_draft(1506, {"note": NOTE, "active": True}, None, at=now - timedelta(days=7, minutes=1))
+        await tx.save_draft(1507, {"note": NOTE, "active": True}, None, at=now - timedelta(days=6))
+    await bot.sweep()
+    async with bot.runtime.store.tx() as tx:
+        assert await tx.get_draft(1506) is None
+        assert await tx.get_draft(1507) is not None

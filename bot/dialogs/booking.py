@@ -48,7 +48,8 @@ from scheduling.contact import clean_email, clean_name, normalize_phone
 from scheduling.limits import LimitReached
 from scheduling.model import Channel, Slot, Status
 from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
-from scheduling.store import AppointmentRow, ClientRow
+from scheduling.store import AppointmentRow, ClientRow, Tx
+from scheduling.store_privacy import HEALTH, TERMS
 from scheduling.waitlist import WaitingList
 
 log = logging.getLogger(__name__)
@@ -398,7 +399,12 @@ async def screen_channel(c: Ctx) -> Screen | str:
 
 async def screen_note(c: Ctx) -> Screen | str:
     text = c._("Anything the specialist should know beforehand? Type a short note, or tap Skip.")
-    return Screen(_header(c) + text, [[_button(c._("Skip"), "skip")], _nav(c)])
+    # The first screen that asks for anything personal says what happens to it, before it is typed.
+    notice = c._(
+        "Privacy: what you type from here on is used only to arrange your appointments. It is kept only "
+        "once you agree to the privacy policy; if you cancel before that, nothing of it is kept."
+    )
+    return Screen(_header(c) + text + f"\n\n<i>{escape(notice)}</i>", [[_button(c._("Skip"), "skip")], _nav(c)])
 
 
 async def screen_contact(c: Ctx) -> Screen | str:
@@ -418,16 +424,64 @@ async def screen_contact(c: Ctx) -> Screen | str:
     return Screen(ask(c, text), [[_button(_("Skip"), "skip")], _nav(c)])
 
 
-async def screen_consent(c: Ctx) -> Screen | str:
+async def _consents_needed(c: Ctx) -> tuple[bool, bool]:
+    """Whether the client still has to accept the terms, and (for a note) the processing of health information."""
     info = c.practice.practice
     async with c.booking.store.tx() as tx:
-        if await tx.has_consent(c.client.id, info.policy_version):
-            return "given"
-    text = c._(
-        "Before sending the request, please accept the terms of service ({terms}) and the privacy policy "
-        "({privacy}). Your details are used only to arrange your appointments."
-    ).format(terms=escape(info.terms_url), privacy=escape(info.privacy_url))
-    return Screen(_with_notice(c, text), [[_button(c._("I agree"), "agree")], _nav(c)])
+        terms = not await tx.has_consent(c.client.id, info.policy_version, TERMS)
+        health = bool(c.draft.note) and not await tx.has_consent(c.client.id, info.policy_version, HEALTH)
+    return terms, health
+
+
+async def _keep_details(c: Ctx, tx: Tx) -> None:
+    """The client agreed: the contact details they typed go from the draft to their record."""
+    if c.draft.pending:
+        c.client = await tx.upsert_client(c.client.telegram_id, **c.draft.pending)  # type: ignore[arg-type]
+        c.draft.pending = {}
+
+
+async def screen_consent(c: Ctx) -> Screen | str:
+    info = c.practice.practice
+    terms, health = await _consents_needed(c)
+    if not terms and not health:
+        async with c.booking.store.tx() as tx:
+            await _keep_details(c, tx)
+        return "given"
+    parts = []
+    if terms:
+        parts.append(
+            c._(
+                "Before sending the request, please accept the terms of service ({terms}) and the privacy policy "
+                "({privacy}). Your details are used only to arrange your appointments."
+            ).format(terms=escape(info.terms_url), privacy=escape(info.privacy_url))
+        )
+    if health:
+        parts.append(
+            c._(
+                "Your note may contain information about your health. It is shown only to the practice's staff, "
+                "never written to calendars, and you may withdraw this consent at any time. Agreeing includes "
+                "the processing of the health information in your note."
+            )
+        )
+    rows = [[_button(c._("I agree"), "agree")]]
+    if health:
+        rows.append([_button(c._("Send without my note"), "nonote")])
+    return Screen(_with_notice(c, "\n\n".join(parts)), [*rows, _nav(c)])
+
+
+async def _agree(c: Ctx, *, note: bool) -> None:
+    """Record the consents the screen asked for, each on its own with the policy version, and keep the details."""
+    terms, health = await _consents_needed(c)
+    version, now = c.practice.practice.policy_version, c.booking.clock()
+    async with c.booking.store.tx() as tx:
+        if terms:
+            await tx.record_consent(c.client.id, version, now, TERMS)
+        if health and note:
+            await tx.record_consent(c.client.id, version, now, HEALTH)
+        await _keep_details(c, tx)
+    if not note:
+        c.draft.note = ""
+    c.draft.step = "summary"
 
 
 async def screen_summary(c: Ctx) -> Screen | str:
@@ -613,9 +667,9 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
     elif verb == "skip" and d.step == "contact" and d.contact_stage == "email":
         d.contact_stage, d.step = None, "consent"
     elif verb == "agree" and d.step == "consent":
-        async with c.booking.store.tx() as tx:
-            await tx.record_consent(c.client.id, p.practice.policy_version, c.booking.clock())
-        d.step = "summary"
+        await _agree(c, note=True)
+    elif verb == "nonote" and d.step == "consent" and d.note:
+        await _agree(c, note=False)
     elif verb == "edit" and d.step == "summary":
         d.step, d.contact_stage = "contact", "name"
     elif verb == "repeat" and d.step == "summary" and d.moving is None and not _group(c):
@@ -788,7 +842,11 @@ async def _remember(c: Ctx, field: str, value: str | None, refusal: str) -> None
         c.draft.notice = refusal
         return
     async with c.booking.store.tx() as tx:
-        c.client = await tx.upsert_client(c.client.telegram_id, **{field: value})
+        if await tx.has_consent(c.client.id, c.practice.practice.policy_version, TERMS):
+            c.client = await tx.upsert_client(c.client.telegram_id, **{field: value})  # type: ignore[arg-type]
+        else:
+            # Not agreed to the privacy policy yet: held in the draft only (a cancel forgets it).
+            c.draft.pending[field] = value
     c.draft.contact_stage, c.draft.step = _AFTER[field]
 
 

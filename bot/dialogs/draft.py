@@ -28,6 +28,9 @@ class Draft:
     channel: str | None = None
     note: str | None = None
     contact_stage: str | None = None  # "name", "phone" or "email" while asking
+    # Contact details typed before the client agreed to the privacy policy: kept only here (gone with the
+    # draft if they cancel), written to their record once they agree.
+    pending: dict[str, str] = field(default_factory=dict)
     source: str | None = None
     notice: str | None = None  # a one-off notice shown above the next screen
     reason_for: int | None = None  # a specialist typing a decline reason for this appointment

@@ -201,6 +201,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
         return
     c = dialog.Ctx(d.practice, d.booking, draft, client)
+    held = bool(draft.pending)  # contact details waiting for the client's consent
     async with contextlib.AsyncExitStack() as stack:
         if verb == "send":
             # Sending waits for the calendar: the tap is answered first, so Telegram stops its spinner now.
@@ -219,6 +220,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             # Answered after the step ran, so that refused data can still get its alert.
             await answer(query)
         await _show(update, context, d, c, screen, message_id, new_message=False)
+    if held and not c.draft.pending:
+        # The details just reached the client's record: link the practice's own record of them.
+        await workspace.after_contact(context.bot, d, client.id)
     if screen.booked is not None:
         await notify.ask_specialist(context.bot, d, screen.booked)
         if screen.booked.status == Status.CONFIRMED:
