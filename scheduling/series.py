@@ -34,7 +34,7 @@ from scheduling.calendar_sync import (
 )
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
-from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Busy, Channel, Status
+from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Busy, Channel, Flag, Status
 from scheduling.recurrence import (
     MAX_OCCURRENCES,
     FlowBack,
@@ -53,7 +53,7 @@ from scheduling.staff import NotAllowed as StaffNotAllowed
 from scheduling.staff import Staff
 from scheduling.store import AppointmentRow, Tx
 from scheduling.store_series import SeriesRow, rule_of
-from scheduling.visits import STAFF_SOURCE
+from scheduling.visits import STAFF_SOURCE, flags_text
 
 log = logging.getLogger(__name__)
 
@@ -272,15 +272,18 @@ class SeriesService:
         )
 
     async def create_for(
-        self, staff: Staff, req: SeriesRequest, *, skip: Collection[datetime] = ()
+        self, staff: Staff, req: SeriesRequest, *, skip: Collection[datetime] = (), flags: Collection[Flag] = ()
     ) -> tuple[SeriesRow, list[AppointmentRow]]:
-        """A course the practice books on a client's behalf (/new): confirmed at once, recorded as the staff's.
+        """A course the practice books on a client's behalf (/new): confirmed at once, recorded as the staff's,
+        every visit with the staff's flags.
 
         Raises StaffNotAllowed for a specialist booking for a colleague, SeriesConflicts as `create`.
         """
         if not staff.admin and req.specialist_id not in staff.specialist_ids:
             raise StaffNotAllowed(req.specialist_id)
-        return await self.create(req, actor=staff.actor, confirmed=True, skip=skip, source=STAFF_SOURCE)
+        return await self.create(
+            req, actor=staff.actor, confirmed=True, skip=skip, source=STAFF_SOURCE, flags=flags_text(flags)
+        )
 
     async def create(
         self,
@@ -290,6 +293,7 @@ class SeriesService:
         confirmed: bool,
         skip: Collection[datetime] = (),
         source: str | None = None,
+        flags: str = "",
     ) -> tuple[SeriesRow, list[AppointmentRow]]:
         """Book the series: every date re-checked under the specialist's lock; all or nothing.
 
@@ -346,6 +350,7 @@ class SeriesService:
                     end=start + duration,
                     note=req.note,
                     source=source,
+                    flags=flags,
                     expires_at=None if confirmed else expires,
                     actor=actor,
                     at=now,
@@ -378,9 +383,7 @@ class SeriesService:
         return appt
 
     @staticmethod
-    def _repeating(
-        appt: AppointmentRow, interval_weeks: int, count: int | None, until: date | None
-    ) -> SeriesRequest:
+    def _repeating(appt: AppointmentRow, interval_weeks: int, count: int | None, until: date | None) -> SeriesRequest:
         return SeriesRequest(
             appt.client_id,
             appt.service_id,

@@ -269,6 +269,7 @@ async def test_new_visit_repeating_weekly_with_a_colliding_date_skipped(bot: Bot
     anna = bot.anna
     await new_weekly_for_new_client(anna, day=2, hhmm="09:00")
     assert "Repeats: no." in anna.last.text
+    await anna.tap("First consultation")  # the flag, on every visit of the course
     await anna.tap("Every week")
     assert "Repeats: every week, 4 visits." in anna.last.text
     await anna.tap("Continue")
@@ -286,7 +287,7 @@ async def test_new_visit_repeating_weekly_with_a_colliding_date_skipped(bot: Bot
         (client,) = await tx.find_clients("Zielińska")
         appts = await tx.client_appointments(client.id)
     assert [a.status for a in appts] == [Status.CONFIRMED] * 3
-    assert {a.source for a in appts} == {"staff"}
+    assert {a.source for a in appts} == {"staff"} and {a.flags for a in appts} == {"first"}
 
 
 async def test_nothing_is_saved_when_the_specialist_gives_up(bot: Bot) -> None:
@@ -392,3 +393,25 @@ async def test_find_and_the_client_record_show_a_series_on_one_line(bot: Bot) ->
     await anna.tap("Continue")
     assert "It collides with another appointment: ↻ Psychotherapy session, Jan Nowak" in anna.last.text
     assert len(rows) == 6 and series.uid
+
+
+async def test_a_requested_series_is_approved_whole_from_the_card(bot: Bot) -> None:
+    client = bot.user(1001, "Jan")
+    await client.send("/start")
+    async with bot.runtime.store.tx() as tx:
+        row = await tx.client_by_telegram(1001)
+    start = datetime(2026, 12, 2, 15, 0, tzinfo=WARSAW)
+    req = SeriesRequest(row.id, "therapy", "centre", "anna", Channel.ON_SITE, start, count=3)
+    _series, rows = await bot.runtime.deps.series.create(req, actor=f"client:{row.id}", confirmed=False)
+    await bot.sweep()  # the request goes to Anna, once for the whole series
+    await bot.anna.tap_data(f"k|c|{rows[1].id}")
+    labels = [b for line in bot.anna.last.buttons for b in line]
+    assert "Approve" in labels and "Approve as recurring" not in labels
+    before = len(client.messages)
+    await bot.anna.tap("Approve")
+    await bot.emulator.wait_idle()
+    async with bot.runtime.store.tx() as tx:
+        assert {a.status for a in await tx.client_appointments(row.id)} == {Status.CONFIRMED}
+    told = client_news(client, before)
+    assert len(told) == 1 and "Recurring: every week, 3 visits:" in told[0]
+    assert await local_times(bot) == ["02.12 15:00", "09.12 15:00", "16.12 15:00"]

@@ -724,7 +724,8 @@ async def _save(c: Ctx) -> Outcome:
             return Outcome(Screen(_("Approved."), done=True), booked=rows[0])
         if w.flow == "new" and w.repeat_weeks:
             skip = [datetime.fromisoformat(s) for s in w.skip]
-            _series, rows = await c.d.series.create_for(c.staff, _series_request(c), skip=skip)
+            flags = [Flag(f) for f in w.flags]
+            _series, rows = await c.d.series.create_for(c.staff, _series_request(c), skip=skip, flags=flags)
             return Outcome(Screen(_("Saved."), done=True), booked=rows[0])
         if w.flow == "new":
             appt = await c.d.visits.book(c.staff, _visit(c), w.accepted)

@@ -22,6 +22,7 @@ from bot.dialogs.work import Work
 from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
 from scheduling.booking import AlreadyDecided, Lapsed, NotYet
+from scheduling.booking import NotAllowed as Refused
 from scheduling.model import Flag, Status
 from scheduling.staff import NotAllowed, Staff, staff_member
 from scheduling.staff_changes import Moved
@@ -452,8 +453,12 @@ async def flow_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         log.warning("refused staff dialog data %r", query.data[:64])
         await answer(query, _("This button is not valid."), alert=True)
         return
-    except NotAllowed:
+    except (NotAllowed, Refused):
         await answer(query, _("Only the appointment's specialist can do this."), alert=True)
+        return
+    except AlreadyDecided:
+        # The visit changed while the dialog was open (e.g. cancelled elsewhere): nothing to show for it now.
+        await answer(query, _("Nothing changed: this appointment has changed meanwhile."), alert=True)
         return
     await answer(query)
     await _shown(context.bot, d, c, draft, outcome, chat_id, message_id, edit=True)
