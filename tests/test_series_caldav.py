@@ -406,3 +406,37 @@ async def test_requested_series_approved_or_declined_as_a_whole(bench: Bench) ->
     assert {r.status for r in await bench.rows(other.id)} == {Status.DECLINED}
     await assert_calendar_matches(bench)
     assert f"{other.uid}.ics" not in calendar_objects(bench.server)
+
+
+@pytest.mark.parametrize("season", ["spring", "autumn"])
+async def test_a_single_request_approved_as_a_course_becomes_the_recurring_event(bench: Bench, season: str) -> None:
+    from scheduling.booking import Request
+    from scheduling.model import Channel
+
+    first, today = SEASONS[season]
+    bench.clock.now = at(today, "09:00")
+    client = await bench.client()
+    request = await bench.booking.request(
+        Request(client, "therapy", "centre", "ana", Channel.ON_SITE, at(first, "18:00"))
+    )
+    await bench.flush()
+    assert set(calendar_objects(bench.server)) == {f"{request.uid}.ics"}
+    clash = at((datetime.fromisoformat(first) + 2 * WEEK).date().isoformat(), "18:30")
+    put_raw(bench.server, "dentist.ics", foreign_event("dentist", clash))
+    plan = await bench.series.plan_approval(request.id, STAFF, interval_weeks=1, count=8)
+    assert [c.start for c in plan.conflicts] == [clash - timedelta(minutes=30)]
+    with pytest.raises(SeriesConflicts):
+        await bench.series.approve_recurring(request.id, STAFF, interval_weeks=1, count=8)
+    assert await counts(bench) == (0, 1)  # nothing saved half-way
+    with pytest.raises(NotAllowed):
+        await bench.series.approve_recurring(request.id, 999, interval_weeks=1, count=8)
+    series, rows = await bench.series.approve_recurring(
+        request.id, STAFF, interval_weeks=1, count=8, skip=[plan.conflicts[0].start]
+    )
+    assert series.uid == request.uid and rows[0].id == request.id and len(rows) == 7
+    assert {r.status for r in await bench.rows(series.id)} == {Status.CONFIRMED}
+    seen = await assert_calendar_matches(bench)
+    assert len(seen) == 7 and local_times(seen) == {"18:00"}
+    objects = calendar_objects(bench.server)
+    assert set(objects) == {f"{request.uid}.ics", "dentist.ics"}  # the request's event, now recurring
+    assert "RRULE:FREQ=WEEKLY" in objects[f"{request.uid}.ics"] and "EXDATE" in objects[f"{request.uid}.ics"]
