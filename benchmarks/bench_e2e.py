@@ -55,7 +55,7 @@ from scheduling.store import Store
 from tgemu import BotApiEmulator
 
 TOKEN = "424242:BENCH"
-SECRET = "bench-webhook-secret"
+SECRET = "bench-webhook-secret-0123456789abcdef"  # 32 characters at least
 PUBLIC_WEBHOOK = "https://bench.invalid/telegram"  # what the bot registers; the relay posts to the listen addresses
 START_TIMEOUT = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")

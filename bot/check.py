@@ -24,7 +24,7 @@ from telegram.request import HTTPXRequest
 
 from bot.i18n import available
 from bot.mail import Mailer
-from bot.settings import DEFAULT_API_URL, ENV, Settings
+from bot.settings import DEFAULT_API_URL, ENV, MAKE_SECRET, MIN_SECRET_CHARS, Settings
 from bot.web import feed_key, feed_url, public_base
 from caldav_bridge.client import CalDAVAuthError, CalendarInfo, account_for, list_calendars, pick
 from caldav_bridge.embedded import port_in_use
@@ -180,6 +180,8 @@ async def check_settings(report: Report, settings: Settings) -> None:
                 BAD,
                 f"{ENV['webhook_secret']}: Telegram allows only letters, digits, _ and -, up to 256 characters",
             )
+        elif len(settings.webhook_secret or "") < MIN_SECRET_CHARS:
+            report.line(BAD, f"{ENV['webhook_secret']}: at least {MIN_SECRET_CHARS} characters; {MAKE_SECRET}")
     else:
         report.line(OK, "long polling (no webhook URL set)")
 
@@ -425,7 +427,10 @@ async def _answers_as_bookingbot(url: str, auth: tuple[str, str] | None = None) 
         async with httpx.AsyncClient(timeout=TIMEOUT / 2) as client:
             if auth is None:
                 response = await client.get(url)
-                return response.status_code in (200, 503) and "database" in response.json()
+                # Without the health token only the status shows, which is enough to know it is ours.
+                body = response.json()
+                status = body.get("status") if isinstance(body, dict) else None
+                return response.status_code in (200, 503) and status in ("ok", "degraded", "error")
             response = await client.request("PROPFIND", url, auth=auth, headers={"Depth": "0"})
             return response.status_code == 207
     except (httpx.HTTPError, ValueError):
@@ -479,7 +484,7 @@ async def check_ports(report: Report, settings: Settings, practice: Practice) ->
 
 async def run_check(settings: Settings) -> int:
     """Check everything `bookingbot run` needs; 0 when all is good, 1 otherwise."""
-    report = Report(secrets=[s for s in (settings.token, settings.webhook_secret) if s])
+    report = Report(secrets=[s for s in (settings.token, settings.webhook_secret, settings.health_token) if s])
     practice = check_practice(report, settings.config)
     await check_settings(report, settings)
     await check_smtp(report, settings)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -36,10 +37,12 @@ BOOKINGBOT_TELEGRAM_TOKEN=
 BOOKINGBOT_CONFIG=practice.toml
 BOOKINGBOT_DATA_DIR=data
 # BOOKINGBOT_DATABASE_URL=postgresql://bookingbot@localhost/bookingbot
-# Webhook mode (leave unset for long polling):
+# Webhook mode (leave unset for long polling); the secret was made for you, random and long enough:
 # BOOKINGBOT_WEBHOOK_URL=https://bot.example.org/telegram
-# BOOKINGBOT_WEBHOOK_SECRET=
+# BOOKINGBOT_WEBHOOK_SECRET={webhook_secret}
 # BOOKINGBOT_LISTEN=127.0.0.1:8080
+# /healthz shows only ok, degraded or error; with this token (Authorization: Bearer ...) also why:
+# BOOKINGBOT_HEALTH_TOKEN={health_token}
 # Embedded calendar server:
 # BOOKINGBOT_CALDAV_HOST=127.0.0.1
 # BOOKINGBOT_CALDAV_PORT=5232
@@ -95,7 +98,8 @@ def _write_env(path: Path) -> None:
     """The .env template, readable by this user only: it will hold the bot token and passwords."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(ENV_TEMPLATE)
+        # 64 hex characters: Telegram's secret alphabet, twice the minimum length.
+        f.write(ENV_TEMPLATE.format(webhook_secret=secrets.token_hex(32), health_token=secrets.token_hex(32)))
 
 
 def cmd_init(args: argparse.Namespace) -> int:

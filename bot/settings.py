@@ -40,6 +40,8 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_security: str = "starttls"  # starttls, tls or none
     smtp_from: str | None = None
+    # Who may read /healthz in detail; everyone else sees only ok, degraded or error.
+    health_token: str | None = field(default=None, repr=False)
 
     @property
     def db_url(self) -> str:
@@ -78,7 +80,11 @@ ENV = {
     "smtp_password": "BOOKINGBOT_SMTP_PASSWORD",
     "smtp_security": "BOOKINGBOT_SMTP_SECURITY",
     "smtp_from": "BOOKINGBOT_SMTP_FROM",
+    "health_token": "BOOKINGBOT_HEALTH_TOKEN",
 }
+# Long random strings: a short one can be guessed by whoever can reach the endpoint.
+MIN_SECRET_CHARS = 32
+MAKE_SECRET = "make one with `openssl rand -hex 32`"
 
 SMTP_SECURITY = ("starttls", "tls", "none")
 
@@ -111,6 +117,11 @@ def load_settings(overrides: dict[str, str | None] | None = None, env: dict[str,
             raise SettingsError(f"{ENV[name]}: {raw[name]!r} is not an http(s) URL")
     if "webhook_url" in raw and "webhook_secret" not in raw:
         raise SettingsError(f"{ENV['webhook_secret']}: required in webhook mode (any long random string)")
+    for name in ("webhook_secret", "health_token"):
+        if name in raw and len(raw[name]) < MIN_SECRET_CHARS:
+            raise SettingsError(
+                f"{ENV[name]}: at least {MIN_SECRET_CHARS} characters, this one has {len(raw[name])}; {MAKE_SECRET}"
+            )
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -10,6 +10,8 @@ import logging
 import os
 import re
 import secrets
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from bot.calendar_text import event_for, group_event_for
 from bot.handlers.connect import finish_sign_in
 from bot.i18n import gettext_for
 from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.settings import MIN_SECRET_CHARS, Settings
 from caldav_bridge.ical import PRODID, ics_bytes
 from partner_api.app import mount as mount_partner_api
 from providers.oauth import SignInFailed, code_from_address
@@ -49,6 +51,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 TELEGRAM_KEY: web.AppKey[Application] = web.AppKey("telegram", Application)
 FEED_KEY: web.AppKey[bytes] = web.AppKey("feed_key", bytes)
+HEALTH_TOKEN_KEY: web.AppKey[str] = web.AppKey("health_token", str)
 
 _FEED_PATH = re.compile(r"^(/feeds/[^/]+/)[^/]+\.ics")
 
@@ -182,20 +185,59 @@ async def health_report(runtime: Runtime) -> dict[str, Any]:
     return body
 
 
+def _may_see_detail(request: web.Request) -> bool:
+    """Whether the request carries the health token (`Authorization: Bearer <token>`); none set: nobody does."""
+    token = request.app[HEALTH_TOKEN_KEY]
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return bool(token) and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+
+
 async def health(request: web.Request) -> web.Response:
-    """/healthz: 200 while the bot works (ok or degraded), 503 when it cannot (error)."""
+    """/healthz: 200 while the bot works (ok or degraded), 503 when it cannot (error).
+
+    Only the status for anyone; the reasons (specialists' ids, calendar errors, backlogs) only with the token.
+    """
     body = await health_report(request.app[RUNTIME_KEY])
-    return web.json_response(body, status=503 if body["status"] == "error" else 200)
+    status = 503 if body["status"] == "error" else 200
+    return web.json_response(body if _may_see_detail(request) else {"status": body["status"]}, status=status)
 
 
-def webhook_handler(app: Application, secret: str) -> Any:
+class RefusalLog:
+    """Warnings about refused webhook posts, at most one per `every` seconds with a count of the rest.
+
+    Anyone who finds the webhook's address can post to it; a flood of forged posts must not flood the log.
+    """
+
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.every = every
+        self.clock = clock
+        self._last: float | None = None
+        self._quiet = 0
+
+    def refused(self) -> None:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.every:
+            self._quiet += 1
+            return
+        if self._quiet:
+            log.warning(
+                "webhook: refused %d more requests without the right secret token since the last warning",
+                self._quiet + 1,
+            )
+        else:
+            log.warning("webhook: refused a request without the right secret token")
+        self._last, self._quiet = now, 0
+
+
+def webhook_handler(app: Application, secret: str, refusals: RefusalLog | None = None) -> Any:
     """POST handler that checks Telegram's secret header and queues the update for the Application."""
     expected = secret.encode("utf-8")
+    refusals = refusals or RefusalLog()
 
     async def webhook(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8")
         if not hmac.compare_digest(given, expected):
-            log.warning("webhook: refused a request without the right secret token")
+            refusals.refused()
             return web.Response(status=403)
         try:
             data = json.loads(await request.read())
@@ -270,14 +312,15 @@ def make_web_app(runtime: Runtime, app: Application, settings: Settings) -> web.
     web_app[RUNTIME_KEY] = runtime
     web_app[TELEGRAM_KEY] = app
     web_app[FEED_KEY] = feed_key(settings.data_dir)
+    web_app[HEALTH_TOKEN_KEY] = settings.health_token or ""
     web_app.router.add_get("/healthz", health)
     web_app.router.add_get("/feeds/{specialist_id}/{token}.ics", feed)
     web_app.router.add_get("/oauth/callback", oauth_callback)
     if runtime.practice.partners:
         mount_partner_api(web_app, runtime.partners, os.environ)
     if settings.webhook_url:
-        if not settings.webhook_secret:
-            raise ValueError("webhook mode needs a webhook secret")
+        if len(settings.webhook_secret or "") < MIN_SECRET_CHARS:
+            raise ValueError(f"webhook mode needs a webhook secret of at least {MIN_SECRET_CHARS} characters")
         path = urlsplit(settings.webhook_url).path or "/"
         web_app.router.add_post(path, webhook_handler(app, settings.webhook_secret))
     return web_app

@@ -144,6 +144,19 @@ async def test_unreachable_bot_api_and_malformed_token(tmp_path: Path, capsys: p
     assert "does not look like a bot token" in capsys.readouterr().out
 
 
+async def test_webhook_secret_too_short(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(
+        config=example_with(tmp_path),
+        data_dir=tmp_path,
+        webhook_url="https://bot.example.org/hook",
+        webhook_secret="s3cret-value",
+    )
+    assert await run_check(settings) == 1
+    out = capsys.readouterr().out
+    assert "✘ BOOKINGBOT_WEBHOOK_SECRET: at least 32 characters; make one with `openssl rand -hex 32`" in out
+    assert "s3cret-value" not in out
+
+
 async def test_webhook_secret_with_forbidden_characters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings(
         config=example_with(tmp_path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,23 @@ def test_env_template_loads_as_settings(fresh_dir: Path) -> None:
     assert settings.token is None
     assert settings.config == Path("practice.toml")
     load_practice(settings.config)
+
+
+def test_init_makes_webhook_mode_ready_with_a_long_random_secret(fresh_dir: Path) -> None:
+    assert main(["init"]) == 0
+    first = (fresh_dir / ".env").read_text(encoding="utf-8")
+    # Uncommenting the webhook lines gives settings that load: the secret is long enough and Telegram's alphabet.
+    values = {"BOOKINGBOT_WEBHOOK_URL": "https://bot.example.org/telegram"}
+    for line in first.splitlines():
+        name, _, value = line.removeprefix("# ").partition("=")
+        if name in ("BOOKINGBOT_WEBHOOK_SECRET", "BOOKINGBOT_HEALTH_TOKEN"):
+            values[name] = value
+    settings = load_settings(env=values)
+    assert settings.webhook_secret and re.fullmatch(r"[0-9a-f]{64}", settings.webhook_secret)
+    assert settings.health_token and re.fullmatch(r"[0-9a-f]{64}", settings.health_token)
+    (fresh_dir / ".env").unlink()
+    assert main(["init"]) == 0
+    assert (fresh_dir / ".env").read_text(encoding="utf-8") != first  # made anew each time, never a shared default
 
 
 def test_init_again_overwrites_nothing(fresh_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

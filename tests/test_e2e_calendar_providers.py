@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -199,11 +200,13 @@ async def test_health_and_check_show_the_sign_in(
     from bot.web import make_web_app
 
     runtime = microsoft_bot.runtime
-    web = TestClient(TestServer(make_web_app(runtime, microsoft_bot.app, runtime.settings)))
+    token = "health-token-of-this-test-0123456789abcdef"
+    settings = replace(runtime.settings, health_token=token)
+    web = TestClient(TestServer(make_web_app(runtime, microsoft_bot.app, settings)))
     await web.start_server()
     spec = runtime.practice.specialist_by_id["anna"]
     try:
-        health = await (await web.get("/healthz")).json()
+        health = await (await web.get("/healthz", headers={"Authorization": f"Bearer {token}"})).json()
         assert health["status"] == "degraded" and health["calendars"]["anna"] == "not signed in"
         report = Report()
         await check_connection(report, runtime.settings, runtime.practice, spec)
@@ -211,7 +214,7 @@ async def test_health_and_check_show_the_sign_in(
 
         await microsoft_bot.anna.send("/start")
         await connect(microsoft_bot.anna, "microsoft", "Calendar")
-        health = await (await web.get("/healthz")).json()
+        health = await (await web.get("/healthz", headers={"Authorization": f"Bearer {token}"})).json()
         assert health["status"] == "ok" and health["calendars"]["anna"] == "ok"
         await check_connection(report, runtime.settings, runtime.practice, spec)
         out = capsys.readouterr().out
@@ -224,7 +227,7 @@ async def test_health_and_check_show_the_sign_in(
         now = microsoft_bot.clock()
         with pytest.raises(CalendarUnavailable):  # the bot finds out on its next read
             await runtime.calendars.busy("anna", now, now + timedelta(days=1), fresh=True)
-        health = await (await web.get("/healthz")).json()
+        health = await (await web.get("/healthz", headers={"Authorization": f"Bearer {token}"})).json()
         assert health["status"] == "degraded" and health["calendars"]["anna"] == "revoked"
     finally:
         await web.close()

@@ -18,6 +18,8 @@ from caldav_bridge.embedded import free_port
 from tests.fixtures.practice import EXAMPLE
 from tgemu import BotApiEmulator
 
+SECRET = "s3cret-value-for-the-webhook-0123456789"  # 32 characters at least
+
 
 def practice_file(tmp_path: Path) -> Path:
     text = EXAMPLE.read_text(encoding="utf-8").replace("telegram_id = 0", "telegram_id = 9001", 1)
@@ -79,12 +81,14 @@ async def stop(proc: asyncio.subprocess.Process) -> tuple[int, str]:
 
 
 async def test_long_polling_answers_and_stops_cleanly_on_sigterm(run_bot, emulator: BotApiEmulator) -> None:  # type: ignore[no-untyped-def]
-    proc, listen = await run_bot()
+    token = "health-token-of-this-test-0123456789abcdef"
+    proc, listen = await run_bot(BOOKINGBOT_HEALTH_TOKEN=token)
     client = emulator.user(1001, "Jan")
     await client.send("/start")
     await client.wait_for(lambda u: any("Where would you like to meet?" in m.text for m in u.messages), timeout=10)
     async with httpx.AsyncClient() as http:
-        health = (await http.get(f"http://{listen}/healthz")).json()
+        assert (await http.get(f"http://{listen}/healthz")).json() == {"status": "ok"}  # anyone: the status only
+        health = (await http.get(f"http://{listen}/healthz", headers={"Authorization": f"Bearer {token}"})).json()
     assert health["status"] == "ok" and health["database"] == "ok"
     code, output = await stop(proc)
     assert code == 0, output
@@ -98,7 +102,7 @@ async def test_long_polling_answers_and_stops_cleanly_on_sigterm(run_bot, emulat
 async def test_webhook_mode_checks_the_secret(run_bot, emulator: BotApiEmulator) -> None:  # type: ignore[no-untyped-def]
     # Telegram posts to the public HTTPS address; a reverse proxy hands it to the listen address.
     public = "https://bot.example.org/telegram"
-    proc, listen = await run_bot(BOOKINGBOT_WEBHOOK_URL=public, BOOKINGBOT_WEBHOOK_SECRET="s3cret-value")
+    proc, listen = await run_bot(BOOKINGBOT_WEBHOOK_URL=public, BOOKINGBOT_WEBHOOK_SECRET=SECRET)
     assert emulator.webhook_url == public
     hook = f"http://{listen}/telegram"
     client = emulator.user(1002, "Ola")
@@ -119,7 +123,7 @@ async def test_webhook_mode_checks_the_secret(run_bot, emulator: BotApiEmulator)
         accepted = await http.post(
             hook,
             content=json.dumps(update),
-            headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value", "Content-Type": "application/json"},
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
         )
     assert refused.status_code == 403 and accepted.status_code == 200
     await client.wait_for(lambda u: any("Where would you like to meet?" in m.text for m in u.messages), timeout=10)

@@ -24,6 +24,18 @@ def test_command_line_overrides_the_environment() -> None:
     assert s.bot_base_url == "http://tg.local:8081/bot" and s.data_dir == Path("/srv/b")
 
 
+@pytest.mark.parametrize("name", ["BOOKINGBOT_WEBHOOK_SECRET", "BOOKINGBOT_HEALTH_TOKEN"])
+def test_secrets_must_be_long(name: str) -> None:
+    env = {"BOOKINGBOT_WEBHOOK_URL": "https://bot.example.org/hook", "BOOKINGBOT_WEBHOOK_SECRET": "a" * 40}
+    with pytest.raises(SettingsError) as short:
+        load_settings(env=env | {name: "s3cret-value"})
+    assert str(short.value) == (
+        f"{name}: at least 32 characters, this one has 12; make one with `openssl rand -hex 32`"
+    )
+    assert "s3cret-value" not in str(short.value)
+    assert load_settings(env=env | {name: "b" * 32}) is not None
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [

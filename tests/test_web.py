@@ -8,7 +8,7 @@ import os
 import shutil
 import stat
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,13 +23,23 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.runtime import Runtime, start_runtime
 from bot.settings import Settings
-from bot.web import FEED_KEY_FILE, RedactingAccessLogger, feed_key, feed_token, feed_url, make_web_app
+from bot.web import (
+    FEED_KEY_FILE,
+    RedactingAccessLogger,
+    RefusalLog,
+    feed_key,
+    feed_token,
+    feed_url,
+    make_web_app,
+)
 from scheduling.booking import Request
 from scheduling.model import Channel, Status
 from tests.fixtures.caldav import CalDAVServer, RadicaleServer, free_port, practice_for
 
 PASSWORD_ENV = "BOOKINGBOT_TEST_WEB_CALDAV_PASSWORD"
-SECRET = "s3cret-Token_value"
+SECRET = "s3cret-Token_value-0123456789abcdefghij"  # Telegram's alphabet, 32 characters or more
+HEALTH_TOKEN = "health-f0e1d2c3b4a5968778695a4b3c2d1e0f"
+DETAIL = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
 WARSAW = ZoneInfo("Europe/Warsaw")
 # The Wednesday before the spring DST change; the booking lands on the Monday after it.
 NOW = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
@@ -52,6 +62,7 @@ async def web(tmp_path: Path, radicale_account: CalDAVServer, monkeypatch: pytes
         database_url=f"sqlite:///{tmp_path / 'db' / 'bookingbot.sqlite3'}",
         webhook_url="https://bot.example.org/telegram/hook",
         webhook_secret=SECRET,
+        health_token=HEALTH_TOKEN,
     )
     runtime = await start_runtime(
         settings, practice_for(radicale_account, password_env=PASSWORD_ENV), clock=lambda: NOW
@@ -77,7 +88,7 @@ async def book(runtime: Runtime) -> int:
 
 
 async def test_health_ok_reports_outbox_and_calendars_without_personal_data(web: Web) -> None:
-    resp = await web.client.get("/healthz")
+    resp = await web.client.get("/healthz", headers=DETAIL)
     assert resp.status == 200
     assert await resp.json() == {
         "status": "ok",
@@ -86,7 +97,7 @@ async def test_health_ok_reports_outbox_and_calendars_without_personal_data(web:
         "calendars": {"ana": "ok"},
     }
     await book(web.runtime)
-    resp = await web.client.get("/healthz")
+    resp = await web.client.get("/healthz", headers=DETAIL)
     body = await resp.text()
     assert resp.status == 200
     assert (await resp.json())["outbox_pending"] == 1
@@ -97,7 +108,7 @@ async def test_health_names_a_calendar_whose_writes_are_failing(web: Web, radica
     await book(web.runtime)
     radicale_restartable.stop()
     assert await web.runtime.worker.run_once() == 0
-    resp = await web.client.get("/healthz")
+    resp = await web.client.get("/healthz", headers=DETAIL)
     # A calendar outage is not the bot's outage: requests are still taken and queued.
     assert resp.status == 200
     body = await resp.json()
@@ -112,7 +123,7 @@ async def test_health_is_degraded_once_writes_have_failed_past_the_alert_time(
     radicale_restartable.stop()
     assert await web.runtime.worker.run_once() == 0
     web.runtime.booking.clock = lambda: NOW + timedelta(minutes=61)  # the default alert time is 60 minutes
-    resp = await web.client.get("/healthz")
+    resp = await web.client.get("/healthz", headers=DETAIL)
     assert resp.status == 200
     body = await resp.json()
     assert body["status"] == "degraded"
@@ -139,19 +150,66 @@ async def test_access_log_hides_feed_tokens(web: Web, caplog: pytest.LogCaptureF
 async def test_health_503_when_the_database_is_gone(web: Web, tmp_path: Path) -> None:
     await web.runtime.engine.dispose()
     shutil.rmtree(tmp_path / "db")
-    resp = await web.client.get("/healthz")
+    resp = await web.client.get("/healthz", headers=DETAIL)
     assert resp.status == 503
     body = await resp.json()
     assert body["status"] == "error"
     assert body["database"].startswith("error"), body
 
 
-async def test_webhook_refuses_a_wrong_or_missing_secret(web: Web) -> None:
+async def test_health_shows_only_the_status_without_the_token(web: Web, radicale_restartable: RadicaleServer) -> None:
+    await book(web.runtime)
+    radicale_restartable.stop()
+    assert await web.runtime.worker.run_once() == 0
+    web.runtime.booking.clock = lambda: NOW + timedelta(minutes=61)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": HEALTH_TOKEN[:-1]}):
+        resp = await web.client.get("/healthz", headers=headers)
+        assert resp.status == 200
+        assert await resp.json() == {"status": "degraded"}  # no specialist's id, no calendar's error
+    resp = await web.client.get("/healthz", headers=DETAIL)
+    assert (await resp.json())["calendars"] == {"ana": f"writes failing since {NOW.isoformat()}"}
+
+
+async def test_health_without_a_token_set_shows_nobody_the_detail(web: Web) -> None:
+    settings = replace(web.settings, health_token=None)
+    client = TestClient(TestServer(make_web_app(web.runtime, web.app, settings)))
+    await client.start_server()
+    try:
+        for headers in ({}, {"Authorization": "Bearer "}):
+            resp = await client.get("/healthz", headers=headers)
+            assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+    finally:
+        await client.close()
+
+
+async def test_refused_webhook_posts_are_warned_about_once_a_minute(web: Web, caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    refusals = RefusalLog(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="bot.web"):
+        for _ in range(500):  # a flood of forged posts
+            refusals.refused()
+        now[0] += 61
+        refusals.refused()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.web"]
+    assert warnings == [
+        "webhook: refused a request without the right secret token",
+        "webhook: refused 500 more requests without the right secret token since the last warning",
+    ]
+
+
+async def test_a_short_webhook_secret_is_refused(web: Web) -> None:
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        make_web_app(web.runtime, web.app, replace(web.settings, webhook_secret="s3cret-value"))
+
+
+async def test_webhook_refuses_a_wrong_or_missing_secret(web: Web, caplog: pytest.LogCaptureFixture) -> None:
     update = {"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}}}
-    for headers in ({"X-Telegram-Bot-Api-Secret-Token": "wrong"}, {}):
-        resp = await web.client.post("/telegram/hook", json=update, headers=headers)
-        assert resp.status == 403
+    with caplog.at_level(logging.WARNING, logger="bot.web"):
+        for headers in ({"X-Telegram-Bot-Api-Secret-Token": "wrong"}, {}, {"X-Telegram-Bot-Api-Secret-Token": ""}):
+            resp = await web.client.post("/telegram/hook", json=update, headers=headers)
+            assert resp.status == 403
     assert web.app.update_queue.empty()
+    assert len([r for r in caplog.records if r.name == "bot.web"]) == 1  # the rest wait for the next minute
 
 
 async def test_webhook_queues_an_update_with_the_right_secret(web: Web) -> None:
