@@ -101,8 +101,113 @@ def _rule_span(component: Any, start: datetime, end: datetime, zone: ZoneInfo) -
     return Busy(max(first, start), min(last or end, end), summary, uid)  # may be empty: nothing in the range
 
 
+_LINE = re.compile(r"([A-Za-z0-9-]+)((?:;[^:]*)?):(.*)")
+_STAMP = re.compile(r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?")
+# Properties of the event the quick reader looks at; any of the others it cannot handle sends it to the full one.
+_WANTED = frozenset(("DTSTART", "DTEND", "SUMMARY", "UID", "TRANSP", "STATUS"))
+_COMPLEX = frozenset(("RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID", "DURATION"))
+
+
+def _when(params: str, value: str) -> date | datetime | None:
+    """A DTSTART/DTEND value with no parameter but TZID (an Olson name) or VALUE; None for anything else."""
+    tzid: str | None = None
+    is_date = False
+    for param in params.split(";")[1:]:
+        key, _, val = param.partition("=")
+        key = key.upper()
+        if key == "TZID" and val and tzid is None:
+            tzid = val
+        elif key == "VALUE" and val.upper() in ("DATE", "DATE-TIME"):
+            is_date = val.upper() == "DATE"
+        else:
+            return None
+    m = _STAMP.fullmatch(value)
+    if m is None or is_date != (m[4] is None):
+        return None
+    try:
+        if is_date:
+            return None if tzid else date(int(m[1]), int(m[2]), int(m[3]))
+        naive = datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6]))
+        if m[7]:
+            return None if tzid else naive.replace(tzinfo=UTC)
+        return naive.replace(tzinfo=_zone(tzid)) if tzid else naive
+    except (ValueError, KeyError):
+        return None
+
+
+def _zone(tzid: str) -> ZoneInfo:
+    """icalendar reads a TZID that names an Olson zone as that zone, whatever VTIMEZONE comes with it."""
+    if tzid.startswith("/") or "\\" in tzid or ".." in tzid:
+        raise KeyError(tzid)  # a vendor prefix or a path: left to icalendar's own lookup
+    return ZoneInfo(tzid)
+
+
+def _quick(text: str, start: datetime, end: datetime, zone: ZoneInfo) -> list[Busy] | None:
+    """The common object, read without icalendar: one calendar, one plain event (no recurrence, DTSTART and
+    DTEND of the same kind, a positive length). None when the object is anything else: the full reader
+    decides then, so both always agree (tests/test_caldav_busy.py compares them)."""
+    lines = text.replace("\r\n", "\n").replace("\n ", "").replace("\n\t", "").split("\n")
+    stack: list[str] = []
+    calendars = events = 0
+    props: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        if not line:
+            continue
+        m = _LINE.fullmatch(line)
+        if m is None:
+            return None
+        name, params, value = m[1].upper(), m[2], m[3]
+        if name == "BEGIN":
+            kind = value.strip().upper()
+            stack.append(kind)
+            if len(stack) == 1:
+                calendars += 1
+                if kind != "VCALENDAR" or calendars > 1:
+                    return None
+            elif kind == "VEVENT":
+                events += 1
+                if len(stack) != 2 or events > 1:
+                    return None
+            continue
+        if name == "END":
+            if not stack or stack.pop() != value.strip().upper():
+                return None
+            continue
+        if not stack:
+            return None
+        if len(stack) == 2 and stack[1] == "VEVENT":
+            if name in _COMPLEX or (name in _WANTED and (name in props or '"' in params or "\\" in value)):
+                return None  # escapes are left to icalendar, whose unescaping has its own rules
+            if name in _WANTED:
+                props[name] = (params, value)
+    if stack or events != 1 or "DTSTART" not in props or "DTEND" not in props:
+        return None
+    first = _when(*props["DTSTART"])
+    last = _when(*props["DTEND"])
+    if first is None or last is None or isinstance(first, datetime) != isinstance(last, datetime):
+        return None
+    if isinstance(first, datetime) and isinstance(last, datetime) and (first.tzinfo is None) != (last.tzinfo is None):
+        return None
+    b_start, b_end = _aware(first, zone), _aware(last, zone)
+    if b_end <= b_start:
+        return None
+    transp = props.get("TRANSP", ("", "OPAQUE"))[1].upper()
+    status = props.get("STATUS", ("", ""))[1].upper()
+    if transp == "TRANSPARENT" or status == "CANCELLED" or not (b_start < end and start < b_end):
+        return []
+    return [Busy(b_start, b_end, props.get("SUMMARY", ("", ""))[1], props.get("UID", ("", ""))[1] or None)]
+
+
 def parse_object(text: str, start: datetime, end: datetime, zone: ZoneInfo) -> list[Busy]:
     """Busy intervals of one calendar object within [start, end); raises on data that does not parse."""
+    quick = _quick(text, start, end, zone)
+    if quick is not None:
+        return quick
+    return parse_full(text, start, end, zone)
+
+
+def parse_full(text: str, start: datetime, end: datetime, zone: ZoneInfo) -> list[Busy]:
+    """parse_object through icalendar and recurring_ical_events, for every kind of object."""
     cal = Calendar.from_ical(text)
     heavy = [(c, b) for c in cal.walk("VEVENT") if (b := _rule_span(c, start, end, zone)) is not None]
     if heavy:

@@ -44,6 +44,9 @@ class CalendarCache:
     ctag: str | None = None
     refreshed: float | None = None  # monotonic seconds of the last successful refresh
     reported: set[str] = field(default_factory=set)
+    # Read with a plain time-range query and no sync state: right for its window when read, but no delta
+    # can be asked against it; the next refresh reads everything (see `window_load`).
+    partial: bool = False
 
     @property
     def loaded(self) -> bool:
@@ -107,8 +110,26 @@ async def _collection_state(conn: Connection, cache: CalendarCache) -> tuple[str
 
 
 async def full_load(conn: Connection, cache: CalendarCache, start: datetime, end: datetime) -> None:
-    """Read every event overlapping [start, end) with a time-range query; expand recurrences here."""
+    """Read every event overlapping [start, end) with a time-range query; expand recurrences here.
+
+    The collection's sync token and ctag are read first: a change made between the two is then seen
+    again by the next delta rather than missed by it.
+    """
     token, ctag = await _collection_state(conn, cache)
+    await _query(conn, cache, start, end)
+    cache.sync_token, cache.ctag = token, ctag
+    cache.partial = False
+
+
+async def window_load(conn: Connection, cache: CalendarCache, start: datetime, end: datetime) -> None:
+    """Read only [start, end) with one time-range query and no sync state: the first view of a calendar
+    costs what a plain query of its window costs. The cache is marked partial; `full_load` completes it."""
+    await _query(conn, cache, start, end)
+    cache.sync_token = cache.ctag = None
+    cache.partial = True
+
+
+async def _query(conn: Connection, cache: CalendarCache, start: datetime, end: datetime) -> None:
     body = (
         f"{_XML}<c:calendar-query {_XMLNS}><d:prop><d:getetag/><c:calendar-data/></d:prop>"
         '<c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
@@ -127,7 +148,6 @@ async def full_load(conn: Connection, cache: CalendarCache, start: datetime, end
             found.append((href, text_of(props, f"{{{DAV}}}getetag"), data))
     await fresh.store_many(found)
     cache.start, cache.end, cache.entries = start, end, fresh.entries
-    cache.sync_token, cache.ctag = token, ctag
     cache.refreshed = _time.monotonic()
 
 
@@ -177,6 +197,9 @@ async def _sync(conn: Connection, cache: CalendarCache) -> bool:
         known = cache.entries.get(key)
         if known is None or etag is None or known.etag != etag:
             changed.append(key)
+        else:
+            # The server lists our own write with the etag its PUT answered: it holds exactly our text.
+            known.local = False
     await _multiget(conn, cache, changed)
     cache.sync_token = token or cache.sync_token
     return True
@@ -185,6 +208,9 @@ async def _sync(conn: Connection, cache: CalendarCache) -> bool:
 async def refresh(conn: Connection, cache: CalendarCache) -> None:
     """Bring the cached window up to date with as few requests as the server allows."""
     assert cache.start is not None and cache.end is not None
+    if cache.partial:
+        await full_load(conn, cache, cache.start, cache.end)
+        return
     if cache.sync_token and await _sync(conn, cache):
         cache.refreshed = _time.monotonic()
         return

@@ -52,6 +52,13 @@ class _State:
     horizon_days: int
     # One request at a time per calendar: concurrent readers share the one under way (calendar url -> task).
     inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Background reads of the rest of the horizon after a first view read only its window (url -> task).
+    fills: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def stop_fills(self) -> None:
+        for task in self.fills.values():
+            task.cancel()
+        self.fills.clear()
 
 
 def _resolve(spec: Specialist, supplied: Account | _HasCalendarUrl | None) -> Account:
@@ -82,6 +89,7 @@ class CalDAVGateway:
         stale_wait: float = 0.5,
         accounts: Mapping[str, Account | _HasCalendarUrl] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fill_delay: float = 0.5,
     ) -> None:
         self.practice = practice
         self.timeout = timeout
@@ -89,6 +97,8 @@ class CalDAVGateway:
         self.stale_wait = stale_wait
         self.accounts = dict(accounts or {})
         self.clock = clock
+        # The rest of a calendar is read this long after its first view: that view's answer goes out first.
+        self.fill_delay = fill_delay
         self.zone = ZoneInfo(practice.practice.timezone)
         self._states: dict[str, _State] = {}
         self._closed_requests = 0
@@ -182,6 +192,7 @@ class CalDAVGateway:
         old = self._states.pop(spec.id, None)
         self._states[spec.id] = state
         if old is not None:
+            old.stop_fills()
             self._closed_requests += old.conn.requests
             await old.conn.close()
 
@@ -189,6 +200,7 @@ class CalDAVGateway:
         """Forget a specialist's connection (their sign-in was revoked); their calendar reads as unavailable."""
         state = self._states.pop(specialist_id, None)
         if state is not None:
+            state.stop_fills()
             self._closed_requests += state.conn.requests
             asyncio.get_running_loop().create_task(state.conn.close())
 
@@ -204,6 +216,8 @@ class CalDAVGateway:
             self._stop_reconnecting(spec_id)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for s in self._states.values():
+            s.stop_fills()
         for s in self._states.values():
             self._closed_requests += s.conn.requests
             await s.conn.close()
@@ -233,14 +247,54 @@ class CalDAVGateway:
         return cal.refreshed is None or _time.monotonic() - cal.refreshed >= self.ttl
 
     async def _update(self, st: _State, cal: CalendarCache, start: datetime, end: datetime) -> None:
-        """Load the window if the cache does not cover [start, end), else bring it up to date."""
-        if not cal.covers(start, end):
-            lo, hi = self._window(st, start, end)
+        """Load the window if the cache does not cover [start, end), else bring it up to date.
+
+        A calendar never read before answers its first view from one time-range query of that view alone
+        (what a plain re-fetch costs); the rest of the horizon, and the sync state that makes later reads
+        cheap, follow in the background (`_fill`).
+        """
+        lo, hi = self._window(st, start, end)
+        if cal.start is None and (start > lo or end < hi):
+            await sync.window_load(st.conn, cal, start, end)
+            self._schedule_fill(st, cal)
+        elif not cal.covers(start, end) or cal.partial:
             if cal.end is not None:
                 hi = max(hi, cal.end)  # grows forward with what is asked; the start stays at yesterday
             await sync.full_load(st.conn, cal, lo, hi)
         else:
             await sync.refresh(st.conn, cal)
+
+    def _schedule_fill(self, st: _State, cal: CalendarCache) -> None:
+        if cal.url in st.fills:
+            return
+        task = asyncio.get_running_loop().create_task(self._fill(st, cal))
+        st.fills[cal.url] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if st.fills.get(cal.url) is t:
+                del st.fills[cal.url]
+
+        task.add_done_callback(done)
+
+    async def _fill(self, st: _State, cal: CalendarCache) -> None:
+        """Read the whole horizon with its sync state, unless a reader has done it meanwhile."""
+        await asyncio.sleep(self.fill_delay)
+        now = self.clock()
+        lo, hi = self._window(st, now, now)
+        try:
+            for _ in range(3):
+                if not cal.partial and cal.covers(lo, hi):
+                    return
+                await asyncio.shield(self._shared(st, cal, lo, hi))
+        except Exception as exc:
+            # Nobody waits for this read: the cache stays partial, and the next read of it reads the whole
+            # horizon itself (and meets the same error, if it lasts).
+            log.info("reading the rest of %s failed: %s: %s", cal.url, type(exc).__name__, exc)
+
+    async def settled(self) -> None:
+        """Wait for the background reads under way (benchmarks and tests)."""
+        while tasks := [t for st in self._states.values() for t in st.fills.values()]:
+            await asyncio.wait(tasks)
 
     def _shared(self, st: _State, cal: CalendarCache, start: datetime, end: datetime) -> asyncio.Task[None]:
         """The request under way for this calendar, or a new one: readers never send the same request twice."""
@@ -377,14 +431,18 @@ class CalDAVGateway:
             st.booking.store(url, etag, text, local=True)
 
     async def put(self, specialist_id: str, event: EventSpec) -> str:
-        """Create (If-None-Match: *) or update (If-Match after a GET, our fields win) `<uid>.ics`.
+        """Create (If-None-Match: *) or update (If-Match, our fields win over theirs) `<uid>.ics`.
 
-        Returns the URL of the calendar written to.
+        An update is first merged into the copy the cache holds and sent with its etag: one request when
+        nobody changed the event since; a 412 (they did) reads it again. Returns the URL of the calendar
+        written to.
         """
         st = self._state(specialist_id)
         url = self._event_url(st, event.uid)
         conn = st.conn
-        create = href_key(url) not in st.booking.entries
+        known = st.booking.entries.get(href_key(url))
+        create = known is None
+        current: str | bytes
         for _ in range(WRITE_ATTEMPTS):
             if create:
                 body = to_ical(event)
@@ -394,18 +452,23 @@ class CalDAVGateway:
                     return st.booking.url
                 if r.status != 412:
                     raise CalendarUnavailable(f"{url}: creating the event answered {r.status}")
-            got = await conn.request("GET", url)
-            if got.status == 404:
-                create = True
-                continue
-            if got.status != 200 or not got.etag:
-                raise CalendarUnavailable(f"{url}: reading the event answered {got.status}")
+            if known is not None and known.etag:
+                # The If-Match below makes a stale copy harmless: the server refuses it with 412.
+                current, etag, known = known.text, known.etag, None
+            else:
+                got = await conn.request("GET", url)
+                if got.status == 404:
+                    create = True
+                    continue
+                if got.status != 200 or not got.etag:
+                    raise CalendarUnavailable(f"{url}: reading the event answered {got.status}")
+                current, etag = got.body, got.etag
             try:
-                body = merge(got.body.decode("utf-8"), event)
+                body = merge(current if isinstance(current, str) else current.decode("utf-8"), event)
             except Exception:
                 log.warning("event %s on the server does not parse; writing ours over it", url)
                 body = to_ical(event)
-            r = await conn.request("PUT", url, body, _ical_headers({"If-Match": got.etag}))
+            r = await conn.request("PUT", url, body, _ical_headers({"If-Match": etag}))
             if r.status in (200, 201, 204):
                 self._remember(st, url, r.etag, body)
                 return st.booking.url

@@ -191,3 +191,61 @@ async def test_one_object_with_a_character_xml_forbids_never_hides_the_others(
         ("bad", datetime(2026, 3, 23, 9, tzinfo=UTC)),
         ("good", datetime(2026, 3, 24, 9, tzinfo=UTC)),
     }
+
+
+VTZ = (
+    "BEGIN:VTIMEZONE\r\nTZID:Europe/Warsaw\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nTZOFFSETFROM:+0200\r\n"
+    "TZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+)
+# Plain events the quick reader takes, and objects it must leave to icalendar; both readers must agree on all.
+QUICK = [
+    vcal("UID:a\r\nSUMMARY:Dentist\r\nDTSTART:20260401T070000Z\r\nDTEND:20260401T080000Z\r\n"),
+    vcal(
+        "UID:b\r\nSUMMARY:A, b; c: d %3A é\r\nDTSTART;TZID=Europe/Warsaw:20260329T013000\r\n"
+        "DTEND;TZID=Europe/Warsaw:20260329T033000\r\n"
+    ),
+    vcal("UID:c\r\nSUMMARY:Long line fol\r\n ded here\r\nDTSTART;VALUE=DATE:20260328\r\nDTEND;VALUE=DATE:20260330\r\n"),
+    vcal("UID:d\r\nDTSTART:20260401T070000\r\nDTEND:20260401T080000\r\nTRANSP:TRANSPARENT\r\n"),
+    vcal("UID:e\r\nDTSTART:20260401T070000Z\r\nDTEND:20260401T080000Z\r\nSTATUS:CANCELLED\r\n"),
+    vcal(
+        "UID:f\r\nDTSTART:20260401T070000Z\r\nDTEND:20260401T080000Z\r\nSTATUS:TENTATIVE\r\nTRANSP:OPAQUE\r\n"
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nDESCRIPTION:x\r\nEND:VALARM\r\n"
+    ),
+    vcal(
+        "UID:g\r\nSUMMARY;LANGUAGE=pl:Wizyta: kontrolna\r\nDTSTART;TZID=America/New_York:20260401T070000\r\n"
+        "DTEND;TZID=America/New_York:20260401T080000\r\n"
+    ).replace("PRODID:-//test//EN\r\n", f"PRODID:x\r\n{VTZ}"),
+    vcal("UID:h\r\nDTSTART:20250101T070000Z\r\nDTEND:20250101T080000Z\r\n"),  # outside the range
+    vcal("UID:i\r\nDTSTART;TZID=Europe/Warsaw:20260319T230000\r\nDTEND;TZID=Europe/Warsaw:20260320T103000\r\n"),
+]
+FULL = [
+    vcal("UID:r\r\nDTSTART:20260401T070000Z\r\nDTEND:20260401T080000Z\r\nRRULE:FREQ=DAILY;COUNT=3\r\n"),
+    vcal("UID:s\r\nDTSTART:20260401T070000Z\r\nDURATION:PT1H\r\n"),
+    vcal("UID:t\r\nDTSTART:20260401T070000Z\r\n"),
+    vcal("UID:u\r\nDTSTART:20260401T070000Z\r\nDTEND:20260401T070000Z\r\n"),
+    vcal(
+        "UID:v\r\nDTSTART;TZID=W. Europe Standard Time:20260401T070000\r\nDTEND;TZID=W. Europe Standard Time:"
+        "20260401T080000\r\n"
+    ),
+    vcal('UID:w\r\nDTSTART;TZID="Europe/Warsaw":20260401T070000\r\nDTEND:20260401T080000Z\r\n'),
+    vcal("UID:x\r\nDTSTART;VALUE=DATE:20260401\r\nDTEND:20260402T080000Z\r\n"),
+    vcal(
+        "UID:y\r\nDTSTART:20260401T070000Z\r\nDTEND:20260401T080000Z\r\n",
+        "UID:y2\r\nDTSTART:20260402T070000Z\r\nDTEND:20260402T080000Z\r\n",
+    ),
+    vcal("UID:z\r\nDTSTART:20260401T070000Z\r\nDTEND:garbage\r\n"),
+    vcal("UID:z2\r\nDTSTART:20260401T070000Z \r\nDTEND:20260401T080000Z\r\n"),
+    vcal("UID:z3\r\nSUMMARY:A\\, b\\; c\\\\n\\Nd\r\nDTSTART:20260401T070000Z\r\nDTEND:20260401T080000Z\r\n"),
+    "not a calendar at all",
+]
+
+
+@pytest.mark.parametrize("text", QUICK + FULL)
+def test_the_quick_reader_agrees_with_icalendar(text: str) -> None:
+    from caldav_bridge.busy import _quick, parse_full
+
+    start, end = NOW, NOW + timedelta(days=30)
+    quick = _quick(text, start, end, WAW)
+    assert (quick is not None) == (text in QUICK)
+    if quick is not None:
+        assert quick == parse_full(text, start, end, WAW)

@@ -73,6 +73,7 @@ async def test_put_keeps_sequence_as_given(gateway: CalDAVGateway, caldav_server
 async def test_incremental_refresh_sees_other_clients(gateway: CalDAVGateway, caldav_server: CalDAVServer) -> None:
     end = NOW + timedelta(days=30)
     assert await gateway.busy("ana", NOW, end) == []
+    await gateway.settled()  # the rest of the horizon and the sync token, read after the first view
     put_raw(caldav_server, "other.ics", other_event("other-1", "20260325T100000Z", "20260325T110000Z"))
 
     before = gateway.requests
@@ -144,3 +145,60 @@ async def test_server_down_raises_unavailable(caldav_server: CalDAVServer) -> No
     finally:
         await gw.close()
     assert gw.unavailable == {}
+
+
+async def test_first_view_reads_its_window_alone_and_the_rest_follows(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    put_raw(caldav_server, "near.ics", other_event("near", "20260325T100000Z", "20260325T110000Z"))
+    put_raw(caldav_server, "far.ics", other_event("far", "20260510T100000Z", "20260510T110000Z"))
+    before = gateway.requests
+    busy = await gateway.busy("ana", NOW, NOW + timedelta(days=7))
+    assert [b.uid for b in busy] == ["near"]
+    assert gateway.requests - before == 1  # one time-range REPORT of the week, as a plain client would send
+    cache = gateway._states["ana"].booking
+    assert cache.partial and cache.sync_token is None
+
+    await gateway.settled()
+    assert not cache.partial and cache.sync_token
+    before = gateway.requests
+    far = await gateway.busy("ana", NOW, NOW + timedelta(days=59))
+    assert [b.uid for b in far] == ["near", "far"] and gateway.requests == before  # from the cache
+
+
+async def test_fresh_read_of_a_first_view_reads_the_server_again(caldav_server: CalDAVServer) -> None:
+    gw = CalDAVGateway(
+        practice_for(caldav_server), accounts={"ana": account_of(caldav_server)}, clock=lambda: NOW, fill_delay=60
+    )
+    await gw.start()
+    try:
+        assert await gw.busy("ana", NOW, NOW + timedelta(days=7)) == []
+        put_raw(caldav_server, "late.ics", other_event("late", "20260325T100000Z", "20260325T110000Z"))
+        # No sync state yet: a fresh read reads the whole horizon with its token instead of trusting the window.
+        busy = await gw.busy("ana", NOW, NOW + timedelta(days=7), fresh=True)
+        assert [b.uid for b in busy] == ["late"]
+        cache = gw._states["ana"].booking
+        assert not cache.partial and cache.sync_token
+    finally:
+        # The background fill, still waiting, is cancelled; it would have found the work done.
+        await gw.close()
+
+
+async def test_an_update_nobody_else_touched_is_one_request(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    await gateway.busy("ana", NOW, NOW + timedelta(days=30))
+    await gateway.settled()
+    before = gateway.requests
+    await gateway.put("ana", event_spec())
+    assert gateway.requests - before == 1  # PUT If-None-Match
+    before = gateway.requests
+    await gateway.put("ana", event_spec(status="CONFIRMED", sequence=1))
+    assert gateway.requests - before == 1  # PUT If-Match with the etag the create answered, no GET
+    assert from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text) == event_spec(status="CONFIRMED", sequence=1)
+
+    # The fresh read lists our write with the etag we hold: no multiget, and it now counts as seen.
+    before = gateway.requests
+    times = await gateway.appointment_times("ana", ["appt-1@bookingbot"])
+    assert gateway.requests - before == 1
+    assert times["appt-1@bookingbot"] == (event_spec().start, event_spec().end)
