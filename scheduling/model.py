@@ -65,6 +65,14 @@ class Busy:
     label: str = ""
     uid: str | None = None
     seats: Seats | None = None  # a seat of a group session that still takes more clients
+    # Epoch seconds of start and end, worked out once: the slot engine compares thousands of them per view,
+    # and a calendar's cache hands out the same Busy objects view after view.
+    t0: float = field(init=False, repr=False, compare=False)
+    t1: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "t0", self.start.timestamp())
+        object.__setattr__(self, "t1", self.end.timestamp())
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         return self.start < end and start < self.end

@@ -10,6 +10,8 @@ from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from math import inf
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from scheduling.config import CLIENTS, WEEKDAYS, Practice, Service, Specialist
@@ -211,13 +213,32 @@ def booking_window(
     return earliest, local_to_utc(last_bookable_day(practice, specialist_id, now, location_id), time.max, zone)
 
 
+_T0 = attrgetter("t0")
+
+
 def merged_busy(busy: Sequence[Busy]) -> tuple[list[tuple[float, float]], list[float]]:
     """Busy time as a sorted disjoint span list of epoch seconds plus its starts, for bisect lookups.
 
     Seconds, not datetimes: sorting and comparing 2,000 aware datetimes cost the slot views most of their time.
     """
-    merged = merge([(b.start.timestamp(), b.end.timestamp()) for b in busy if b.end >= b.start])  # type: ignore[list-item]
-    return merged, [s for s, _ in merged]  # type: ignore[misc]
+    starts: list[float] = []
+    ends: list[float] = []
+    last_start = -inf
+    for b in busy:
+        start, end = b.t0, b.t1
+        if start < last_start:
+            # Out of order (the gateway's lists come sorted, other callers' may not): sort once by start.
+            return merged_busy(sorted(busy, key=_T0))
+        last_start = start
+        if end < start:
+            continue
+        if starts and start <= ends[-1]:
+            if end > ends[-1]:
+                ends[-1] = end
+        else:
+            starts.append(start)
+            ends.append(end)
+    return list(zip(starts, ends, strict=True)), starts
 
 
 def _grid_starts(day: date, zone: ZoneInfo, service: Service, lo: int, hi: int) -> Iterator[float]:
@@ -295,9 +316,9 @@ def _specialist_days(
     def joins(b: Busy) -> bool:
         return b.seats is not None and b.seats.service_id == q.service.id and b.seats.location_id == q.location_id
 
-    joinable = {b.start.timestamp(): b.seats.free for b in busy if joins(b) and b.seats}
+    joinable = {b.t0: b.seats.free for b in busy if b.seats is not None and joins(b)}
     # Per such start, the busy time other than that session's own seats.
-    rest = {at: merged_busy([b for b in busy if not (joins(b) and b.start.timestamp() == at)]) for at in joinable}
+    rest = {at: merged_busy([b for b in busy if not (b.t0 == at and joins(b))]) for at in joinable}
     length = q.service.duration * 60
     blocked = (q.service.duration + q.service.buffer_after) * 60
     first_start, past_end = earliest.timestamp(), horizon_end.timestamp()
@@ -308,14 +329,15 @@ def _specialist_days(
         for start in _grid_starts(day, zone, q.service, lo, hi):
             if start < first_start or start >= past_end:
                 continue
-            channels = cover.channels_for(start, start + length)  # type: ignore[arg-type]
-            if not channels:
-                continue
+            # Busy first, then the channels: in a crowded calendar most starts are busy.
             left = joinable.get(start) if joinable else None
             if left is not None:
                 if hits(*rest[start], start, start + blocked):  # type: ignore[arg-type]
                     continue
             elif hits(busy_spans, busy_starts, start, start + blocked):  # type: ignore[arg-type]
+                continue
+            channels = cover.channels_for(start, start + length)  # type: ignore[arg-type]
+            if not channels:
                 continue
             begins = datetime.fromtimestamp(start, UTC)
             yield Slot(
