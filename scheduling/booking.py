@@ -431,13 +431,29 @@ class BookingService:
             and appt.start == req.start
         )
 
+    def open_session(
+        self, specialist_id: str, service_id: str, location_id: str, start: datetime, active: Sequence[AppointmentRow]
+    ) -> list[AppointmentRow]:
+        """The active seats of the group session at exactly this time, service and place while it has room left
+        (none when there is no such session or it is full): a new seat there does not collide with them."""
+        service = self.practice.service_by_id.get(service_id)
+        seats = [
+            a
+            for a in active
+            if a.group_id is not None
+            and a.specialist_id == specialist_id
+            and a.service_id == service_id
+            and a.location_id == location_id
+            and a.start == start
+        ]
+        return seats if service is not None and len(seats) < service.seats else []
+
     def _busy_for(self, req: Request, active: Sequence[AppointmentRow]) -> list[Busy]:
         """Our appointments' busy time as the request sees it: the seats of a session it may join leave it free."""
-        return [
-            b
-            for b, a in zip(self.own_busy(active), active, strict=True)
-            if b.seats is None or not self._same_session(req, a)
-        ]
+        joining = {
+            a.id for a in self.open_session(req.specialist_id, req.service_id, req.location_id, req.start, active)
+        }
+        return [self.appointment_busy(a) for a in active if a.id not in joining]
 
     def appointment_busy(self, appt: AppointmentRow) -> Busy:
         """The time an appointment of ours blocks: itself and its service's buffer."""

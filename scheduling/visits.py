@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from scheduling.booking import AlreadyDecided, BookingService, Lapsed, too_late
 from scheduling.lifecycle import InvalidTransition
-from scheduling.model import Channel, Flag, Status
+from scheduling.model import ACTIVE_STATUSES, Channel, Flag, Status
 from scheduling.staff import Check, Choice, NotAllowed, Staff, check_time, judge
 from scheduling.store import AppointmentRow
 
@@ -83,6 +83,21 @@ class StaffBooking:
             if client is None:
                 raise NotAllowed(visit.client_id)
             final = await judge(self.booking, tx, visit.choice, events, unchecked)
+            group = None
+            if final.accepted_by(accepted) and service.seats > 1:
+                # A seat in the group session at that time (made if none): never a second one for the same client.
+                group = await tx.group_at(
+                    specialist_id=visit.specialist_id,
+                    service_id=visit.service_id,
+                    location_id=visit.location_id,
+                    start=visit.start,
+                    end=end,
+                    at=now,
+                )
+                if any(
+                    s.client_id == client.id and s.status in ACTIVE_STATUSES for s in await tx.group_seats(group.id)
+                ):
+                    raise NotAllowed(visit.client_id)
             if final.accepted_by(accepted):
                 # A client who uses the bot confirms the visit; a past visit is only being recorded.
                 proposed = client.telegram_id is not None and visit.start > now
@@ -103,6 +118,7 @@ class StaffBooking:
                     status=status,
                     flags=flags_text(visit.flags),
                     details={"overridden": sorted(final.warnings)} if final.warnings else None,
+                    group=group,
                 )
                 await tx.enqueue_sync(appt.id, visit.specialist_id, now)
         if not final.accepted_by(accepted):

@@ -28,11 +28,14 @@ from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
 from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
 from scheduling.config import ConfigError, Practice, parse_practice
+from scheduling.conflicts import ProblemKind
 from scheduling.db import AppointmentRow, GroupRow
 from scheduling.model import IN_CALENDAR, Channel, Status
 from scheduling.privacy import initials
 from scheduling.series import SeriesService
+from scheduling.staff import NotAllowed, require_staff
 from scheduling.store import Store
+from scheduling.visits import NeedsDecision, StaffBooking, Visit
 from tests.fixtures.caldav import CalDAVServer, account_of
 from tests.fixtures.series import ZONE, Bench, Clock, at, calendar_objects
 
@@ -329,3 +332,24 @@ async def test_the_feed_shows_a_session_once(
     finally:
         await client.close()
         await runtime.close()
+
+
+async def test_the_practice_books_a_client_into_a_session(bench: Bench) -> None:
+    """/new on a group service takes a seat in the session at that time, under the same seat count."""
+    start = at(DAY, "18:00")
+    a, b, c, e = await clients(bench, 4)
+    booked = StaffBooking(bench.booking)
+    staff = require_staff(bench.practice, STAFF)
+    first = await bench.booking.request(seat(a, start))
+    visit = Visit(b, "ana", "group", "centre", Channel.ON_SITE, start)
+    assert (await booked.check(visit)).problems == []  # the session has room: no collision
+    second = await booked.book(staff, visit)
+    assert second.group_id == first.group_id and second.status == Status.PROPOSED
+    with pytest.raises(NotAllowed):
+        await booked.book(staff, Visit(a, "ana", "group", "centre", Channel.ON_SITE, start))  # already has a seat
+    await booked.book(staff, Visit(c, "ana", "group", "centre", Channel.ON_SITE, start))
+    with pytest.raises(NeedsDecision) as full:
+        await booked.book(staff, Visit(e, "ana", "group", "centre", Channel.ON_SITE, start), accepted=["collision"])
+    assert {p.kind for p in full.value.check.problems} == {ProblemKind.COLLISION}
+    events = await assert_sessions_match(bench)
+    assert "Participants: 3 of 3" in str(next(iter(events.values()))["DESCRIPTION"])
