@@ -255,6 +255,9 @@ class SeriesService:
         spec = self.practice.specialist_by_id.get(req.specialist_id)
         if service is None or spec is None or req.service_id not in spec.services:
             raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
+        if service.seats > 1:
+            # A course of one client's own visits would hold a group session's time for them alone.
+            raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
         if req.location_id not in self.practice.location_by_id:
             raise InvalidRequest([Problem(ProblemKind.OUTSIDE_ANY_SCHEDULE)])
         return timedelta(minutes=service.duration)

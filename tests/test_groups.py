@@ -32,7 +32,7 @@ from scheduling.conflicts import ProblemKind
 from scheduling.db import AppointmentRow, GroupRow
 from scheduling.model import IN_CALENDAR, Channel, Status
 from scheduling.privacy import initials
-from scheduling.series import SeriesService
+from scheduling.series import SeriesRequest, SeriesService
 from scheduling.staff import NotAllowed, require_staff
 from scheduling.store import Store
 from scheduling.visits import NeedsDecision, StaffBooking, Visit
@@ -353,3 +353,11 @@ async def test_the_practice_books_a_client_into_a_session(bench: Bench) -> None:
     assert {p.kind for p in full.value.check.problems} == {ProblemKind.COLLISION}
     events = await assert_sessions_match(bench)
     assert "Participants: 3 of 3" in str(next(iter(events.values()))["DESCRIPTION"])
+
+
+async def test_a_course_of_ones_own_visits_is_not_booked_on_a_group_service(bench: Bench) -> None:
+    (a,) = await clients(bench, 1)
+    req = SeriesRequest(a, "group", "centre", "ana", Channel.ON_SITE, at(DAY, "18:00"), count=4)
+    with pytest.raises(InvalidRequest):
+        await bench.series.create(req, actor="specialist:500", confirmed=True)
+    assert (await times(bench))["18:00"] == 3
