@@ -41,12 +41,12 @@ def with_group(data: dict[str, Any]) -> None:
     data["specialists"][0]["services"].append("group")
 
 
-async def to_summary(client: TelegramUser, name: str) -> list[str]:
+async def to_summary(client: TelegramUser, name: str, seats: int = 3) -> list[str]:
     """Walk a new client to the summary of the group on Wed 2 Dec 09:00; returns the times the picker showed."""
     await client.send("/start")
     await tap_through(client, "City centre office", "Groups", "2")
     times = [b for row in client.last.buttons for b in row]
-    assert "A group session of up to 3 participants" in client.last.text
+    assert f"A group session of up to {seats} participants" in client.last.text
     await client.tap("09:00")
     await client.tap("Skip")  # no note
     await client.send(name)
@@ -162,3 +162,28 @@ async def test_three_seats_raced_by_four_then_cancelled_rebooked_and_marked(
         assert f"{came}: came" not in str(card.buttons) and f"{present[2].client.name}: came" in str(card.buttons)
         # Attendance is history: the session stays in the calendar with everyone who had a seat.
         await assert_calendar_matches(bot)
+
+
+def with_circle(data: dict[str, Any]) -> None:
+    """A circle of two that confirms its requests itself."""
+    with_group(data)
+    data["services"][-1].update(seats=2, auto_approve=True)
+
+
+async def test_auto_approve_confirms_a_seat_at_once_with_the_ics(tmp_path: Path, emulator: BotApiEmulator) -> None:
+    async with running_bot(tmp_path, emulator, practice=e2e_practice(with_circle)) as bot:
+        await bot.anna.send("/start")
+        client = bot.user(6101, "Ola")
+        times = await to_summary(client, "Ola Nowak", seats=2)
+        assert "09:00 · 2 free" in times
+        await client.tap("Send request")
+        await emulator.wait_idle()
+        assert any("Your place is booked" in m.text for m in client.messages)
+        assert any("Your appointment is confirmed" in m.text for m in client.messages)
+        ((name, data),) = client.documents
+        assert name.endswith(".ics") and b"STATUS:CONFIRMED" in data
+        request = next(m for m in bot.anna.messages if "New appointment request" in m.text)
+        assert "Status: confirmed" in request.text and not request.buttons  # nothing left to decide
+        event = await assert_calendar_matches(bot)
+        assert event is not None and str(event["STATUS"]) == "CONFIRMED"
+        assert "Participants: 1 of 2" in str(event["DESCRIPTION"])
