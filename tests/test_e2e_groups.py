@@ -143,6 +143,8 @@ async def test_three_seats_raced_by_four_then_cancelled_rebooked_and_marked(
         async with bot.runtime.store.tx() as tx:
             seats = list((await tx.session.scalars(select(AppointmentRow).order_by(AppointmentRow.id))).all())
         first = seats[0]
+        await bot.anna.send("/agenda")
+        assert bot.anna.last.text.count("👥 ") == 3  # the three seats still booked, each marked a group seat
         await bot.anna.tap_data(f"k|c|{first.id}")
         card = bot.anna.last
         assert "Participants (3 of 3):" in card.text

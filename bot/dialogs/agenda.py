@@ -26,7 +26,8 @@ def line(_: Gettext, lang: str, practice: Practice, number: int, appt: Appointme
     moment = escape(when(lang, practice, appt.location_id, appt.start))
     extra = f" · {escape(practice.specialist_by_id[appt.specialist_id].name)}" if len(practice.specialists) > 1 else ""
     how, status = channel_label(_, appt.channel), status_label(_, appt.status)
-    mark = "↻ " if appt.series_id is not None else ""  # a visit of a recurring series
+    # A visit of a recurring series, or a seat in a group session (its card lists the other participants).
+    mark = "↻ " if appt.series_id is not None else "👥 " if appt.group_id is not None else ""
     return f"{number}. {mark}{moment} · {service} · {how} · {who}{extra} ({status})"
 
 
