@@ -504,6 +504,11 @@ class Report:
                 f"approved {self.approvals} in {self.approve_seconds:.1f} s; CalDAV requests per approval: "
                 f"{self.caldav['approve'] / self.approvals:.2f}"
             )
+            whole = browse + commit + self.caldav["approve"]
+            out.append(
+                f"CalDAV requests per booking from request to approval: {whole / booked:.2f} "
+                f"(browsing, every Send press including the 'just taken' ones, and the approval)"
+            )
         calls = sum(v for k, v in self.api_calls.items() if k != "getUpdates")
         out.append(
             f"Bot API calls: {calls} ({calls / max(booking_updates, 1):.2f} per update); errors: "

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -39,6 +40,7 @@ from benchmarks.bench_booking import (
     START,
     Report,
     StepFailed,
+    approve_all,
     booking_rounds,
     counting_logs,
     double_bookings,
@@ -251,6 +253,7 @@ async def run(
     think: float = 0.0,
     timeout: float = 300.0,  # noqa: ASYNC109 (the benchmark's own bound, reported rather than raised)
     profile: Path | None = None,
+    approve: bool = False,
 ) -> E2EReport:
     """Start the calendar, the emulator and the bot processes, run the crowd, and report; never raises on timeout."""
     webhook = processes > 1 if webhook is None else webhook
@@ -298,7 +301,7 @@ async def run(
                     await bots[-1].healthy(http)  # one at a time: the first creates the schema
                 await _ready(emulator, bots, webhook)
                 async with sampling(bots, profile):
-                    await _crowd(emulator, store, proxy, practice, bots, report, clients, seed, think, timeout)
+                    await _crowd(emulator, store, proxy, practice, bots, report, clients, seed, think, timeout, approve)
                 report.overlaps = await double_bookings(store, practice, accounts)
         finally:
             for bot in bots:
@@ -338,6 +341,7 @@ async def _crowd(
     seed: int,
     think: float,
     limit: float,
+    approve: bool = False,
 ) -> None:
     staff, crowd = make_crowd(emulator, practice, report, clients, seed, think)
     cpu = sum(bot.cpu() for bot in bots)
@@ -347,6 +351,12 @@ async def _crowd(
                 await p.act("start", "staff", lambda p=p: p.user.send("/start", wait=False), lambda: True, tap=False)
             cpu = sum(bot.cpu() for bot in bots)
             await booking_rounds(store, lambda: proxy.requests, crowd, report)
+            if approve:
+                before, started = proxy.requests, time.perf_counter()
+                await approve_all(staff, report)
+                await outbox_drained(store)
+                report.approve_seconds = time.perf_counter() - started
+                report.caldav["approve"] = proxy.requests - before
     except TimeoutError:
         report.timed_out = True
     except StepFailed as exc:
@@ -362,6 +372,12 @@ async def _crowd(
             await outbox_drained(store)
 
 
+def _py_spy() -> str:
+    """py-spy beside this Python (pip install py-spy), else the one on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy") or str(beside)
+
+
 @contextlib.asynccontextmanager
 async def sampling(bots: list[BotProcess], folder: Path | None) -> AsyncIterator[None]:
     """py-spy samples each bot process while the block runs (nothing if folder is None)."""
@@ -371,7 +387,7 @@ async def sampling(bots: list[BotProcess], folder: Path | None) -> AsyncIterator
     os.makedirs(folder, exist_ok=True)
     spies = [
         await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).with_name("py-spy")),
+            _py_spy(),
             "record",
             "--pid",
             str(bot.proc.pid),
@@ -429,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         "--compare", action="store_true", help="one process, then two (webhook, round-robin) in the same run"
     )
     parser.add_argument("--realistic-limits", action="store_true", help="Telegram-like flood limits in the emulator")
+    parser.add_argument("--approve", action="store_true", help="the specialists approve every request afterwards")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--think", type=float, default=0.0, help="mean pause before each step (default 0 s)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
@@ -445,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             think=args.think,
             timeout=args.timeout,
             profile=args.profile,
+            approve=args.approve,
         )
         if args.postgres:
             async with fresh_postgres(args.postgres) as url:

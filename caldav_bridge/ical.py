@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import recurring_ical_events
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, Timezone
 
 from scheduling.calendar import EventSpec
 from scheduling.recurrence import SeenSeries
@@ -110,6 +111,28 @@ def _calendar(method: str | None = None) -> Calendar:
     return cal
 
 
+@lru_cache(maxsize=64)
+def _vtimezone(tzid: str) -> bytes:
+    try:
+        return Timezone.from_tzid(tzid).to_ical()
+    except ValueError:
+        return b""  # not a zone icalendar knows: left out, as add_missing_timezones does
+
+
+def serialise(cal: Calendar) -> bytes:
+    """cal.to_ical() after cal.add_missing_timezones(), byte for byte, with each zone's VTIMEZONE built and
+    serialised once per process: it lists the zone's transitions over decades, and building and folding it
+    took most of the time of every calendar write and .ics file. `cal` must hold no VTIMEZONE itself."""
+    zones = b"".join(_vtimezone(tzid) for tzid in sorted(cal.get_missing_tzids()))
+    body = cal.to_ical()
+    if not zones:
+        return body
+    # add_missing_timezones puts them before every other component: after the calendar's own properties.
+    at = body.find(b"\r\nBEGIN:")
+    at = body.rfind(b"END:VCALENDAR") if at < 0 else at + 2
+    return body[:at] + zones + body[at:]
+
+
 def _object(spec: EventSpec, method: str | None = None) -> Calendar:
     cal = _calendar(method)
     ev = Event()
@@ -117,13 +140,12 @@ def _object(spec: EventSpec, method: str | None = None) -> Calendar:
     cal.add_component(ev)
     for override in _overrides(spec):
         cal.add_component(override)
-    cal.add_missing_timezones()
     return cal
 
 
 def to_ical(spec: EventSpec) -> str:
     """The calendar object stored at `<uid>.ics` in the booking calendar."""
-    return _object(spec).to_ical().decode("utf-8")
+    return serialise(_object(spec)).decode("utf-8")
 
 
 def ics_bytes(spec: EventSpec, *more: EventSpec, cancel: bool = False) -> bytes:
@@ -141,9 +163,7 @@ def ics_bytes(spec: EventSpec, *more: EventSpec, cancel: bool = False) -> bytes:
         for ev in cal.walk("VEVENT"):
             ev.pop("STATUS", None)
             ev.add("STATUS", "CANCELLED")
-    cal.subcomponents = [c for c in cal.subcomponents if c.name != "VTIMEZONE"]
-    cal.add_missing_timezones()
-    return cal.to_ical()
+    return serialise(cal)
 
 
 def _override_of(component: Any, uid: str) -> bool:
@@ -163,8 +183,7 @@ def merge(existing: str, spec: EventSpec) -> str:
         cal.add_component(override)
     # The zone may have changed with the location; keep only the VTIMEZONEs still referenced.
     cal.subcomponents = [c for c in cal.subcomponents if c.name != "VTIMEZONE"]
-    cal.add_missing_timezones()
-    return cal.to_ical().decode("utf-8")
+    return serialise(cal).decode("utf-8")
 
 
 def event_times(text: str | bytes) -> tuple[str, datetime, datetime, bool]:

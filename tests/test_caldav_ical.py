@@ -57,3 +57,24 @@ def test_merge_keeps_their_properties_and_applies_ours() -> None:
     assert "CATEGORIES" in ev
     assert from_ical(merged) == spec(status="CONFIRMED", sequence=4, tzid="Europe/Helsinki")
     assert [tz["TZID"] for tz in Calendar.from_ical(merged).walk("VTIMEZONE")] == ["Europe/Helsinki"]
+
+
+def test_cached_timezones_give_what_icalendar_gives() -> None:
+    """serialise() splices each zone's VTIMEZONE in once built; the bytes equal add_missing_timezones'."""
+    from caldav_bridge.ical import _object, serialise
+
+    helsinki = spec(uid="u-2@bookingbot", tzid="Europe/Helsinki")
+    for parts in ([spec()], [spec(), helsinki], [spec(tzid="America/New_York", summary="x")]):
+        cal = _object(parts[0], "PUBLISH")
+        for other in parts[1:]:
+            cal.subcomponents += [c for c in _object(other).subcomponents if c.name == "VEVENT"]
+        ours = serialise(cal)
+        cal.add_missing_timezones()
+        reference = Calendar.from_ical(cal.to_ical())
+        # Several zones may come in another order; each component must be the same.
+        assert sorted(c.to_ical() for c in Calendar.from_ical(ours).subcomponents) == sorted(
+            c.to_ical() for c in reference.subcomponents
+        )
+        if len(parts) == 1:
+            assert ours == cal.to_ical()
+    assert from_ical(to_ical(spec())) == spec()
