@@ -361,3 +361,30 @@ async def test_a_course_of_ones_own_visits_is_not_booked_on_a_group_service(benc
     with pytest.raises(InvalidRequest):
         await bench.series.create(req, actor="specialist:500", confirmed=True)
     assert (await times(bench))["18:00"] == 3
+
+
+async def test_six_racing_clients_get_three_seats_on_both_databases(
+    store: Store, radicale_account: CalDAVServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seat count holds on PostgreSQL too, where the transactions really run side by side."""
+    monkeypatch.setenv("BOOKINGBOT_TEST_CALDAV_PASSWORD", radicale_account.password)
+    practice = parse_practice(group_practice(radicale_account))
+    clock = Clock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    gateway = CalDAVGateway(practice, accounts={"ana": account_of(radicale_account)}, clock=clock)
+    await gateway.start()
+    try:
+        booking = BookingService(practice, store, gateway, clock=clock)
+        ids = []
+        for i in range(6):
+            async with store.tx() as tx:
+                ids.append((await tx.upsert_client(400 + i, name=f"Racer {i}", phone="+48601234567")).id)
+        start = at(DAY, "18:00")
+        results = await asyncio.gather(*(booking.request(seat(c, start)) for c in ids), return_exceptions=True)
+        booked = [r for r in results if isinstance(r, AppointmentRow)]
+        assert len(booked) == 3 and all(isinstance(r, SlotTaken) for r in results if r not in booked)
+        async with store.tx() as tx:
+            groups = (await tx.session.scalars(select(GroupRow))).all()
+            seats = await tx.group_seats(groups[0].id)
+        assert len(groups) == 1 and sorted(s.id for s in seats) == sorted(b.id for b in booked)
+    finally:
+        await gateway.close()
