@@ -99,6 +99,10 @@ class Watch:
             self.first_change = time.perf_counter()
         self.event.set()
 
+    def answered(self) -> None:
+        """A tap was answered: no new screen, but a step waiting for the answer checks again."""
+        self.event.set()
+
 
 @dataclass
 class Step:
@@ -647,9 +651,10 @@ def make_crowd(
     """The specialists and the clients, each watched through the emulator's message listener."""
     watches: dict[int, Watch] = {}
 
-    def listener(_event: str, message: ChatMessage) -> None:
+    def listener(event: str, message: ChatMessage) -> None:
         if message.from_bot and message.chat_id in watches:
-            watches[message.chat_id].changed()
+            watch = watches[message.chat_id]
+            watch.answered() if event == "answered" else watch.changed()
 
     emulator.listeners.append(listener)
 

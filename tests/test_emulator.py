@@ -324,13 +324,17 @@ async def test_delete_message_and_chat_action(emulator: BotApiEmulator, bot: Bot
         await bot.delete_message(1001, sent.message_id)
 
 
-async def test_listeners_see_sent_and_edited_messages(emulator: BotApiEmulator, bot: Bot) -> None:
+async def test_listeners_see_sent_and_edited_messages_and_answered_taps(emulator: BotApiEmulator, bot: Bot) -> None:
     seen: list[tuple[str, str]] = []
     emulator.listeners.append(lambda event, message: seen.append((event, message.text)))
-    await emulator.user(1001, "Ada").send("hi", wait=False)
-    sent = await bot.send_message(1001, "one")
-    await bot.edit_message_text("two", chat_id=1001, message_id=sent.message_id)
-    assert seen == [("sent", "one"), ("edited", "two")]
+    ada = emulator.user(1001, "Ada")
+    await ada.send("hi", wait=False)
+    sent = await bot.send_message(1001, "one", reply_markup=keyboard("x"))
+    await bot.edit_message_text("two", chat_id=1001, message_id=sent.message_id, reply_markup=keyboard("y"))
+    await ada.tap_data("y", sent.message_id, wait=False)
+    (query,) = [u.callback_query for u in await bot.get_updates(timeout=0) if u.callback_query is not None]
+    await query.answer()  # an answer after the edit is a change a waiting person must hear of
+    assert seen == [("sent", "one"), ("edited", "two"), ("answered", "two")]
 
 
 # --- strictness --------------------------------------------------------------------------------------

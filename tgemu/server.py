@@ -50,6 +50,7 @@ _CHAT_ACTIONS = frozenset(
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
 
+# Called with "sent", "edited", "deleted" (the message itself) or "answered" (the message whose button was tapped).
 MessageListener = Callable[[str, ChatMessage], None]
 
 
@@ -115,6 +116,7 @@ class BotApiEmulator:
         self._closing = False
         self._queues: list[asyncio.Queue[Any]] = []
         self._floods: dict[int, tuple[int, float | None]] = {}  # chat -> (retry_after, until or None)
+        self.flooded: Counter[int] = Counter()  # chat -> calls answered 429 by flood()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._methods: dict[str, tuple[str, Callable[[Params], Awaitable[Any]]]] = {
@@ -284,6 +286,7 @@ class BotApiEmulator:
         if until is not None and self.now() >= until:
             del self._floods[chat_id]
             return
+        self.flooded[chat_id] += 1
         raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
 
     def fetched(self, update_id: int) -> bool:
@@ -703,9 +706,14 @@ class BotApiEmulator:
         if text and len(text) > CALLBACK_ANSWER_LIMIT:
             raise bad_request("MESSAGE_TOO_LONG")
         query.answered = True
-        self._chats[query.chat_id].answers.append(
+        chat = self._chats[query.chat_id]
+        chat.answers.append(
             CallbackAnswer(data=query.data, text=text, show_alert=params.bool("show_alert"), url=params.str("url"))
         )
+        # Watchers waiting for "answered and edited" must hear of the answer too: it may come after the edit.
+        message = chat.find(query.message_id)
+        if message is not None:
+            self._notify("answered", message)
         return True
 
     async def _get_file(self, params: Params) -> dict[str, Any]:
