@@ -596,6 +596,12 @@ async def moved_by_staff(bot: Bot, d: Deps, move: Move) -> None:
     if not move.tell:
         return
     client = await client_of(d, appt)
+    found = await _series_of(d, appt)
+    if found is not None:
+        # One visit of a series: the client's calendar has the series, so they get its file as it now stands.
+        change = SeriesChange([found[0]], [ChangedVisit(appt, move.old_start, removed=False)], Scope.THIS)
+        await series_changed(bot, d, change, reason=move.reason)
+        return
     text = work_texts.moved_with_reason(d.practice, appt, d.language(client), move.reason)
     await _tell(bot, d, client, appt, text, kind="changed" if appt.status == Status.CONFIRMED else None)
     if appt.status == Status.PROPOSED:

@@ -91,7 +91,7 @@ async def test_move_this_and_following_from_the_card_splits_the_series(bot: Bot)
     assert len({uid for uid, _s, _e in await assert_calendar_matches(bot)}) == 2
 
 
-async def test_move_this_visit_only_shows_a_collision_then_moves(bot: Bot) -> None:
+async def test_move_this_visit_only_like_a_single_visit_with_move_anyway(bot: Bot) -> None:
     client, series, rows = await weekly(bot, "2026-12-02", "11:00", 4)
     dentist(bot)  # Wednesday 16 December 09:00-10:00
     anna = bot.anna
@@ -101,20 +101,32 @@ async def test_move_this_visit_only_shows_a_collision_then_moves(bot: Bot) -> No
     await tap_day(anna, 16)
     await pick_time(anna, "09:00")
     text = anna.last.text
-    assert "1 of 1 dates collide: 16 Dec, a private event" in text and "Dentist" not in text
-    assert next(b for row in anna.last.buttons for b in row) == "Choose another time"
-    await anna.tap("Choose another time")
-    await pick_time(anna, "14:00")
-    assert "All 1 dates are free." in anna.last.text
+    assert "It collides with a private event in the calendar." in text and "Dentist" not in text
     await anna.send("Room change")  # the reason for the client
     before = len(client.messages)
-    await anna.tap("Move")
+    await anna.tap("Move anyway")
+    assert "saved despite: collides with a private event" in anna.last.text
     await bot.emulator.wait_idle()
     [told] = client_news(client, before)
     assert "Reason: Room change" in told and told.count("→") == 1
-    assert await local_times(bot) == ["02.12 11:00", "09.12 11:00", "16.12 14:00", "23.12 11:00"]
+    name, data = client.documents[-1]
+    assert name == "appointments.ics" and data.count(b"RECURRENCE-ID") == 1
+    assert await local_times(bot) == ["02.12 11:00", "09.12 11:00", "16.12 09:00", "23.12 11:00"]
     text = (await anna_calendar_text(bot, series.uid)) or ""
     assert text.count("RECURRENCE-ID") == 1  # one override in the same resource
+
+
+async def test_move_this_visit_onto_another_appointment_is_blocked(bot: Bot) -> None:
+    _client, _series, rows = await weekly(bot, "2026-12-02", "11:00", 3)
+    anna = bot.anna
+    await anna.tap_data(f"k|c|{rows[0].id}")
+    await anna.tap("Move")
+    await anna.tap("This visit only")
+    await tap_day(anna, 9)
+    await pick_time(anna, "11:30")
+    assert "It collides with another appointment: ↻ Psychotherapy session" in anna.last.text
+    assert next(b for line in anna.last.buttons for b in line) == "Choose another time"
+    assert await local_times(bot) == ["02.12 11:00", "09.12 11:00", "16.12 11:00"]
 
 
 async def anna_calendar_text(bot: Bot, uid: str) -> str | None:

@@ -508,7 +508,7 @@ async def screen_summary(c: Ctx) -> Screen | str:
     w, _ = c.work, c._
     if w.flow in ("new", "recur") and w.repeat_weeks:
         return await _series_summary(c)
-    if w.flow == "move" and w.scope:
+    if w.flow == "move" and w.scope and w.scope != Scope.THIS:
         return await _series_move_summary(c, await _appt(c))
     if w.flow == "move":
         appt = await _appt(c)
@@ -730,7 +730,9 @@ async def _save(c: Ctx) -> Outcome:
         if w.flow == "new":
             appt = await c.d.visits.book(c.staff, _visit(c), w.accepted)
             return Outcome(Screen(_("Saved."), done=True), booked=appt)
-        if w.scope:
+        if w.scope and not (w.flow == "move" and w.scope == Scope.THIS):
+            # One visit of a series moves like a single visit (warnings may be accepted); the series'
+            # calendar resource gets an override for it.
             return await _save_series(c)
         if w.flow == "move":
             assert w.appt is not None and w.start
