@@ -24,7 +24,7 @@ from telegram.ext import (
 
 from bot import callback, notify, webhook_reply
 from bot.deps import Deps, deps
-from bot.handlers import account, alerts, client, connect, messages, mine, specialist, waitlist, workspace
+from bot.handlers import account, alerts, client, connect, messages, mine, privacy, specialist, waitlist, workspace
 from bot.handlers.common import harmless, not_valid
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
@@ -126,6 +126,7 @@ async def set_commands(app: Application) -> None:
             BotCommand("cancel", _("Stop the booking under way")),
             BotCommand("language", _("Choose your language")),
             BotCommand("help", _("Help and the practice's contact")),
+            BotCommand("privacy", _("What is kept about you; download or erase it")),
         ]
         await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
         staff_commands = [
@@ -183,6 +184,8 @@ def build_application(
     app.add_handler(CommandHandler("agenda", specialist.show_agenda))
     app.add_handler(CommandHandler("language", account.language))
     app.add_handler(CommandHandler("help", account.help_command))
+    app.add_handler(CommandHandler("privacy", privacy.privacy))
+    app.add_handler(CallbackQueryHandler(privacy.button, pattern=r"^y\|"))
     app.add_handler(CommandHandler("id", specialist.show_id))
     app.add_handler(CallbackQueryHandler(client.button, pattern=r"^b\|"))
     app.add_handler(CallbackQueryHandler(specialist.button, pattern=r"^s\|"))

@@ -15,6 +15,7 @@ from scheduling.clients import ClientRecords
 from scheduling.config import Practice
 from scheduling.locks import KeyLocks
 from scheduling.partners import PartnerService
+from scheduling.privacy import PrivacyService
 from scheduling.series import SeriesService
 from scheduling.staff_changes import StaffChanges
 from scheduling.store import ClientRow, Store
@@ -58,6 +59,11 @@ class Deps:
     @cached_property
     def staff_changes(self) -> StaffChanges:
         return StaffChanges(self.booking)
+
+    @cached_property
+    def privacy(self) -> PrivacyService:
+        """The client's rights over their data: export, withdrawal of consent, erasure, retention."""
+        return PrivacyService(self.booking)
 
     @cached_property
     def records(self) -> ClientRecords:

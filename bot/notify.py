@@ -13,6 +13,7 @@ from bot.calendar_text import client_event_for, client_series_cancel_for, client
 from bot.deps import Deps
 from bot.dialogs import alerts
 from bot.dialogs import messages as message_texts
+from bot.dialogs import privacy as privacy_texts
 from bot.dialogs import series as series_texts
 from bot.dialogs import specialist as texts
 from bot.dialogs import waitlist as waitlist_texts
@@ -29,7 +30,7 @@ from scheduling.config import local
 from scheduling.db import MessageRow
 from scheduling.messages import Messages
 from scheduling.model import Channel, Status
-from scheduling.privacy import forget_old_drafts
+from scheduling.privacy import Erasure, forget_old_drafts
 from scheduling.recurrence import Scope
 from scheduling.series import ChangedVisit, SeriesChange
 from scheduling.staff_changes import Move
@@ -289,6 +290,18 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     await offer_freed_time(bot, d, appt.specialist_id)
 
 
+async def erased(bot: Bot, d: Deps, erasure: Erasure) -> None:
+    """A client's data was erased: each specialist whose visit was cancelled is told (the client is not named)."""
+    for appt in erasure.cancelled:
+        await _to_deciders(bot, d, appt, privacy_texts.cancelled_for_specialist(d.practice, appt, staff_lang(d)))
+        await d.waitlist.visit_ended(appt.id)
+    for appt in erasure.appointments:
+        # The specialist's request messages showed the name and the note: they now show neither.
+        await refresh_request(bot, d, appt)
+    for specialist_id in dict.fromkeys(a.specialist_id for a in erasure.cancelled):
+        await offer_freed_time(bot, d, specialist_id)
+
+
 async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
     """The specialist moved or removed the event in their calendar app: tell the client, update the request."""
     appt = change.appointment
@@ -513,6 +526,8 @@ async def sweep(bot: Bot, d: Deps) -> None:
     if d.practice.partners:
         await _partner_notices(bot, d)
     await forget_old_drafts(d.store, datetime.now(UTC))
+    for erasure in await d.privacy.retention_sweep():
+        await erased(bot, d, erasure)
 
 
 async def _partner_notices(bot: Bot, d: Deps) -> None:

@@ -183,12 +183,15 @@ CalendarDetail = Literal["minimal", "name", "full"]
 
 
 class PrivacySettings(_Strict):
-    """What calendars and feeds carry about clients."""
+    """What calendars and feeds carry about clients, and how long clients' data is kept."""
 
     calendar_detail: CalendarDetail = Field(
         "minimal", description="minimal: service and initials; name: the client's name; full: phone, e-mail, note too"
     )
     feed_detail: CalendarDetail = Field("minimal", description="the same for the read-only ICS feeds")
+    retention_months: int = Field(
+        0, ge=0, le=600, description="erase a client this many months after their last visit; 0 keeps them"
+    )
 
 
 class SpecialistPrivacy(_Strict):

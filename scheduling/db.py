@@ -114,6 +114,9 @@ class ClientRow(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The client's data was erased (on their request or after the retention time): the row stays, anonymous,
+    # so the history of the practice's appointments stays whole.
+    erased_at: Mapped[datetime | None]
 
 
 class ConsentRow(Base):

@@ -198,7 +198,7 @@ async def test_the_specialist_agenda_lists_the_week_and_records_who_came(bot: Bo
 async def test_the_command_menu_is_set_in_every_language(bot: Bot) -> None:
     default = '{"type": "default"}'
     english = bot.emulator.commands[(default, "")]
-    assert {c["command"] for c in english} == {"book", "my", "cancel", "language", "help"}
+    assert {c["command"] for c in english} == {"book", "my", "cancel", "language", "help", "privacy"}
     polish = bot.emulator.commands[(default, "pl")]
-    assert {c["command"] for c in polish} == {"book", "my", "cancel", "language", "help"}
+    assert {c["command"] for c in polish} == {"book", "my", "cancel", "language", "help", "privacy"}
     assert {c["description"] for c in polish}.isdisjoint({c["description"] for c in english})

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from icalendar import Calendar
 
 from bot.settings import OWN_LOGGERS, QUIET, configure_logging
-from tests.fixtures.bot import Bot
+from scheduling.booking import Request
+from scheduling.mail_queue import MailQueue
+from scheduling.model import Channel, Status
+from tests.fixtures.bot import ANNA, Bot, e2e_practice, running_bot
 from tests.test_e2e_booking import book_first_consultation
-from tgemu import TelegramUser
+from tgemu import BotApiEmulator, TelegramUser
 
 NAME, PHONE, EMAIL, NOTE = "Jan Nowak", "+48601234567", "jan.nowak@example.org", "Prefer the quiet room, thanks! 🙂"
 
@@ -59,7 +64,8 @@ async def stored_event(bot: Bot, specialist: str, uid: str, *, until: str | None
             await bot.drain_outbox()
             response = await http.get(url)
             text = response.text if response.status_code == 200 else None
-            if until is None or (text is not None and until in text) or (until == "" and text is None):
+            gone = until == "" and text is None
+            if until is None or gone or (until != "" and text is not None and until in text):
                 break
             await asyncio.sleep(0.1)
     return text
@@ -194,3 +200,121 @@ async def test_drafts_untouched_for_seven_days_are_deleted_by_the_sweep(bot: Bot
     async with bot.runtime.store.tx() as tx:
         assert await tx.get_draft(1506) is None
         assert await tx.get_draft(1507) is not None
+
+
+def _full_detail(data: dict[str, Any]) -> None:
+    data["privacy"] = {"calendar_detail": "full"}
+
+
+async def test_privacy_export_and_erasure_reach_the_calendar_of_a_past_visit(
+    tmp_path: Path, emulator: BotApiEmulator
+) -> None:
+    # The practice writes everything to the calendar, so the past visit's event carries name, phone and note.
+    async with running_bot(tmp_path, emulator, practice=e2e_practice(_full_detail)) as bot:
+        await bot.anna.send("/start")
+        client = bot.user(1508, "Jan")
+        await book_with_email(client)
+        await bot.anna.tap("Approve")
+        past_id, past_uid = await booked(bot, client)
+        text = await stored_event(bot, "anna", past_uid, until="CONFIRMED")
+        assert text is not None and NAME in text.replace("\r\n ", "")
+
+        # The visit takes place; a week later the client has another one coming, and an e-mail queued.
+        bot.clock.advance(days=3)
+        await bot.runtime.booking.mark(past_id, ANNA, attended=True)
+        async with bot.runtime.store.tx() as tx:
+            row = await tx.client_by_telegram(client.id)
+        slots = await bot.runtime.booking.day_slots("first", "centre", ["anna"], date(2026, 12, 9))
+        upcoming = await bot.runtime.booking.request(
+            Request(row.id, "first", "centre", "anna", Channel.ON_SITE, slots[0].start, note="Second visit note")
+        )
+        await bot.runtime.booking.approve(upcoming.id, ANNA)
+        await MailQueue(bot.runtime.store).add(row.id, "Your appointment", f"Dear {NAME}", None, bot.clock())
+        assert await stored_event(bot, "anna", upcoming.uid, until="CONFIRMED")
+
+        await client.send("/privacy")
+        assert "What Harbour Counselling keeps about you" in client.last.text and NAME in client.last.text
+        await client.tap("Download my data")
+        name, data = client.documents[-1]
+        assert name == "my-data.json"
+        export = json.loads(data)
+        assert export["client"]["name"] == NAME and export["client"]["email"] == EMAIL
+        assert [a["note"] for a in export["appointments"]] == [NOTE, "Second visit note"]
+        assert [a["status"] for a in export["appointments"]] == ["completed", "confirmed"]
+        assert [c["kind"] for c in export["consents"]] == ["terms", "health"]
+        assert export["emails_waiting"][0]["body"] == f"Dear {NAME}"
+        assert {"messages", "waiting_list", "series", "partner_references"} <= export.keys()
+
+        await client.send("/privacy")
+        await client.tap("Erase my data")
+        assert "upcoming appointments (1) are cancelled" in client.last.text
+        await client.tap("Erase everything")
+        assert "Your data is erased; 1 upcoming appointment(s) cancelled" in client.last.text
+        assert any("asked for their data to be erased" in m.text for m in bot.anna.messages)
+
+        # The calendar: the upcoming visit is gone, the past one stays without anything of the client.
+        assert await stored_event(bot, "anna", upcoming.uid, until="") is None
+        text = await stored_event(bot, "anna", past_uid, until="SUMMARY:First consultation: Client")
+        assert text is not None
+        unfolded = text.replace("\r\n ", "")
+        assert "SUMMARY:First consultation: Client" in unfolded
+        for secret in (NAME, "Nowak", "J. N.", PHONE, "601234567", EMAIL, "quiet room"):
+            assert secret not in unfolded, secret
+
+        # The database: the history stays, anonymous.
+        async with bot.runtime.store.tx() as tx:
+            gone = await tx.get_client(row.id)
+            assert (gone.name, gone.phone, gone.email, gone.telegram_id) == (None, None, None, None)
+            assert gone.erased_at is not None
+            appts = await tx.client_appointments(row.id)
+            assert [(a.status, a.note) for a in appts] == [(Status.COMPLETED, None), (Status.CANCELLED, None)]
+            assert await tx.client_emails(row.id) == []
+            assert all(c.withdrawn_at is not None for c in await tx.consents(row.id))
+            assert len(await tx.transitions(past_id)) >= 2  # who did what, when: kept
+
+        # Writing again, the client is a stranger to the bot.
+        await client.send("/privacy")
+        assert "No contact details." in client.last.text and "Appointments: 0" in client.last.text
+
+
+async def test_withdrawing_consent_deletes_the_notes_and_asks_again(bot: Bot) -> None:
+    client = bot.user(1509, "Jan")
+    await book_with_email(client)
+    await client.send("/privacy")
+    assert "Health information in your notes: agreed on" in client.last.text
+    await client.tap("Withdraw my consent")
+    await client.tap("Withdraw")
+    assert "Your consent is withdrawn; 1 note(s) deleted" in client.last.text
+    async with bot.runtime.store.tx() as tx:
+        row = await tx.client_by_telegram(client.id)
+        (appt,) = await tx.client_appointments(row.id)
+        assert appt.note is None and not await tx.has_consent(row.id, "2026-01")
+    await to_contact(client, time="11:00")
+    assert "please accept the terms" in client.last.text  # known details, consent asked again
+
+
+async def test_the_retention_sweep_erases_clients_months_after_their_last_visit(
+    tmp_path: Path, emulator: BotApiEmulator
+) -> None:
+    def keep_six_months(data: dict[str, Any]) -> None:
+        data["privacy"] = {"retention_months": 6}
+
+    async with running_bot(tmp_path, emulator, practice=e2e_practice(keep_six_months)) as bot:
+        await bot.anna.send("/start")
+        client = bot.user(1510, "Jan")
+        await book_with_email(client)
+        await bot.anna.tap("Approve")
+        appt_id, uid = await booked(bot, client)
+        bot.clock.advance(days=150)
+        await bot.sweep()
+        assert (await client_row(bot, client.id)).name == NAME  # five months: kept
+        bot.clock.advance(days=40)
+        await bot.sweep()
+        async with bot.runtime.store.tx() as tx:
+            erased = await tx.get_appointment(appt_id)
+        assert erased.client.erased_at is not None and erased.client.name is None and erased.note is None
+        assert await client_row(bot, client.id) is None
+        text = await stored_event(bot, "anna", uid, until="SUMMARY:First consultation: Client")
+        assert text is not None and "J. N." not in text
+        admin_row = await client_row(bot, ANNA)
+        assert admin_row is not None  # staff are never erased
