@@ -54,12 +54,45 @@ def _offers(user: TelegramUser, label: str) -> bool:
     return bool(boards) and any(label == b or label in b for row in boards[-1].buttons for b in row)
 
 
+class _Watch:
+    """Checks every waiting condition each 5 ms in one task: a timer per waiter (125 of them) took a tenth of
+    the event loop the bot runs on, and the bot's latencies with it."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def until(self, condition: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109
+        if condition():
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((condition, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise TimeoutError("no answer") from None
+
+    async def _run(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(0.005)
+            still = []
+            for condition, done in self._waiting:
+                if done.done():
+                    continue
+                if condition():
+                    done.set_result(None)
+                else:
+                    still.append((condition, done))
+            self._waiting = still
+
+
+_WATCH = _Watch()
+
+
 async def _until(condition: Callable[[], bool], timeout: float = 300.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("no answer")
-        await asyncio.sleep(0.005)
+    await _WATCH.until(condition, timeout)
 
 
 async def timed(user: TelegramUser, act: Callable[[], Awaitable[object]], done: Callable[[], bool]) -> float:
@@ -156,6 +189,7 @@ async def run(clients: int, others: int, delay: float, profile: str | None = Non
                     crowd_task = asyncio.gather(*(send(c) for c in crowd))
                     await asyncio.sleep(0.2)  # the hundred are in: the slow server now has their reads
                     other_times: list[float] = []
+                    agenda_times: list[float] = []
                     pending_at_answers: list[int] = []
 
                     async def other(c: TelegramUser) -> None:
@@ -173,6 +207,7 @@ async def run(clients: int, others: int, delay: float, profile: str | None = Non
                                 lambda before=before: len(staff.messages) > before,
                             )
                             other_times.append(t)
+                            agenda_times.append(t)
                             pending_at_answers.append(proxy.pending)
 
                     await asyncio.gather(*(other(c) for c in side), agenda())
@@ -187,6 +222,7 @@ async def run(clients: int, others: int, delay: float, profile: str | None = Non
                         f"{others} other clients and 5 /agenda meanwhile"
                     )
                     print(_line("others' answers (Jonas's day picker, /agenda)", other_times))
+                    print(_line("  of which /agenda", agenda_times))
                     print(
                         f"  answered while the slow server still had requests pending: "
                         f"{sum(n > 0 for n in pending_at_answers)} of {len(pending_at_answers)}"
