@@ -636,14 +636,12 @@ async def cancelled_by_staff(bot: Bot, d: Deps, appt: AppointmentRow, *, tell: b
 async def send_ics_again(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """The appointment's file once more (Telegram gets only the file; an e-mail carries the confirmation)."""
     client = await client_of(d, appt)
+    text = texts.confirmed_for_client(d.practice, appt, d.language(client))
     found = await _series_of(d, appt)
     if found is not None:
         # A series visit is in the client's calendar as part of the series: the series' file, as it stands.
-        spec = client_series_event_for(d.practice, *found, d.language(client))
-        if spec is not None and client.telegram_id is not None:
-            await bot.send_document(client.telegram_id, ics_bytes(spec), filename="appointments.ics")
+        await _send_series_file(bot, d, client, [found[0]], text, shown=True)
         return
-    text = texts.confirmed_for_client(d.practice, appt, d.language(client))
     await _tell(bot, d, client, appt, text, kind="confirmed", shown=True)
 
 

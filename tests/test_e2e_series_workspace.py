@@ -177,7 +177,7 @@ async def test_cancel_the_whole_series_from_the_card(bot: Bot) -> None:
 
 
 async def test_cancel_this_visit_only_without_telling_the_client(bot: Bot) -> None:
-    client, _series, rows = await weekly(bot, "2026-12-02", "13:00", 3)
+    client, series, rows = await weekly(bot, "2026-12-02", "13:00", 3)
     anna = bot.anna
     await anna.tap_data(f"k|c|{rows[0].id}")
     await anna.tap("Cancel visit")
@@ -189,6 +189,15 @@ async def test_cancel_this_visit_only_without_telling_the_client(bot: Bot) -> No
     await bot.emulator.wait_idle()
     assert client_news(client, before) == []
     assert await local_times(bot) == ["09.12 13:00", "16.12 13:00"]
+    # Later the specialist sends the client's file: the series as it now stands, the first date left out.
+    files = len(client.documents)
+    await anna.tap_data(f"k|c|{rows[1].id}")
+    await anna.tap("Send the .ics again")
+    await bot.emulator.wait_idle()
+    assert len(client.documents) == files + 1
+    name, data = client.documents[-1]
+    master = next(c for c in Calendar.from_ical(data).walk("VEVENT") if "RECURRENCE-ID" not in c)
+    assert name == "appointments.ics" and "EXDATE" in master and str(master["UID"]) == series.uid
 
 
 # Monday 09:00 in Warsaw, and the Wednesday two days later; the clocks change within the fortnight after it.
