@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 from scheduling import limits
 from scheduling.calendar import CalendarPort, CalendarUnavailable
 from scheduling.calendar_sync import CalendarSync
-from scheduling.config import Practice
+from scheduling.config import Practice, Service
 from scheduling.conflicts import Problem, ProblemKind, check_appointment
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import ACTIVE_STATUSES, PENDING_STATUSES, Busy, Channel, Seats, Slot, Status
@@ -325,6 +325,22 @@ class BookingService:
         limited = req.actor is None
         if limited:
             await limits.admit(self.store, self.practice.limits, req.client_id, self.clock(), moving=req.replaces_id)
+        try:
+            return await self._book(req, service, limited, within)
+        except SlotTaken:
+            if limited:
+                # A time someone else took just before costs the client none of their Sends.
+                await limits.refund_send(self.store, req.client_id)
+            raise
+
+    async def _book(
+        self,
+        req: Request,
+        service: Service,
+        limited: bool,
+        within: Callable[[Tx, AppointmentRow], Awaitable[None]] | None,
+    ) -> AppointmentRow:
+        """request()'s work once the request is admitted: re-check the time, then write it under the locks."""
         end = req.start + timedelta(minutes=service.duration)
         window = (req.start - timedelta(days=1), end + timedelta(days=1))
         # A time one of our own bookings took is refused from the database alone; the calendar

@@ -57,3 +57,10 @@ async def admit(store: Store, limits: Limits, client_id: int, now: datetime, *, 
     await count_send(store, limits, client_id, now)
     async with store.tx() as tx:
         await check_requests(tx, limits, client_id, now, moving=moving)
+
+
+async def refund_send(store: Store, client_id: int) -> None:
+    """Take back one counted Send: it failed for a reason that was not the client's doing."""
+    async with store.tx() as tx:
+        await tx.lock_client(client_id)
+        await tx.uncount_send(client_id)

@@ -78,3 +78,10 @@ class LimitQueries:
         row.count += 1
         await self.session.flush()
         return row.count
+
+    async def uncount_send(self, client_id: int) -> None:
+        """One Send fewer in the client's current window (never below none)."""
+        row = await self.session.get(ClientSendsRow, client_id, populate_existing=True)
+        if row is not None and row.count > 0:
+            row.count -= 1
+            await self.session.flush()

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from caldav_bridge.gateway import CalDAVGateway
-from scheduling.booking import BookingService, InvalidRequest, Lapsed, Request
+from scheduling.booking import BookingService, InvalidRequest, Lapsed, Request, SlotTaken
 from scheduling.config import ConfigError, parse_practice
 from scheduling.limits import Limit, LimitReached
 from scheduling.model import Channel, Status
@@ -140,6 +140,12 @@ async def test_send_is_rate_limited_even_when_refused(caldav_server: CalDAVServe
         assert refused.value.limit == Limit.RATE
         clock.advance(minutes=1)
         assert (await service.request(_request(client, MONDAY_NINE))).status == Status.REQUESTED
+        # A time someone else just took costs nothing: a client in a crowd may try again and again.
+        other = await _client(service, 2)
+        for _ in range(5):
+            with pytest.raises(SlotTaken):
+                await service.request(_request(other, MONDAY_NINE))
+        assert (await service.request(_request(other, MONDAY_NINE + timedelta(hours=1)))).status == Status.REQUESTED
     finally:
         await service.calendar.close()  # type: ignore[attr-defined]
 
