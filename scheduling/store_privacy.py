@@ -117,15 +117,17 @@ class PrivacyQueries:
     async def erase_client(self, client: ClientRow, at: datetime) -> None:
         """Remove every personal field of the client and what hangs off them; the anonymous row and history stay.
 
-        Notes (theirs and the staff's about them), messages, queued e-mails, waiting-list entries and the
-        dialog go; the client row loses name, phone, e-mail, language and its Telegram link.
+        Notes (theirs and the staff's about them), messages, queued e-mails, waiting-list entries, partners'
+        references to them and the dialog go; the client row loses name, phone, e-mail, language and its
+        Telegram link. Partner bookings keep their reference for the partner's settlement.
         """
         appointments = select(AppointmentRow.id).where(AppointmentRow.client_id == client.id)
         quiet = {"synchronize_session": False}
         await self.session.execute(
             delete(MessageRow).where(MessageRow.appointment_id.in_(appointments)).execution_options(**quiet)
         )
-        for table in (EmailRow, WaitingRow, StaffNoteRow):
+        # A partner's reference no longer leads here: their returning client becomes a new client, never this row.
+        for table in (EmailRow, WaitingRow, StaffNoteRow, PartnerClientRow):
             await self.session.execute(delete(table).where(table.client_id == client.id).execution_options(**quiet))
         await self.session.execute(
             update(AppointmentRow)
