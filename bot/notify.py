@@ -197,7 +197,12 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     original = await replaced(d, appt)
     if appt.status == Status.MOVED and original is not None:
         text = texts.move_approved_for_client(d.practice, original, lang)
-        await _tell(bot, d, client, original, text, kind="changed")
+        moved_in = await _series_of(d, original)
+        if moved_in is not None:
+            # One visit of a series moved: the client's calendar has the series, so they get its file.
+            await _send_series_file(bot, d, client, [moved_in[0]], text, shown=False)
+        else:
+            await _tell(bot, d, client, original, text, kind="changed")
         appt = original
         await offer_freed_time(bot, d)  # the visit's old time
     elif (found := await _series_of(d, appt)) is not None:

@@ -22,15 +22,14 @@ class ChangeService:
         return appt.start - timedelta(hours=spec.cancellation.free_until_hours)
 
     def may_move(self, appt: AppointmentRow) -> bool:
-        """Only a confirmed single visit (not a request to move, not one of a series), until the deadline.
+        """Only a confirmed visit (not a request to move), until the deadline.
 
-        A series' visits are moved by the series rules (this one, this and following, all); a seat in a group
-        session is not moved (the session keeps its time): the client cancels it and books another.
+        A visit of a series moves alone (it becomes an override of the series; the rest stays); a seat in a
+        group session is not moved (the session keeps its time): the client cancels it and books another.
         """
         return (
             appt.status == Status.CONFIRMED
             and appt.replaces_id is None
-            and appt.series_id is None
             and appt.group_id is None
             and self.booking.clock() <= self.deadline(appt)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import recurring_ical_events
@@ -15,6 +16,8 @@ from tests.fixtures.bot import Bot
 from tests.fixtures.caldav import CalDAVServer
 from tests.fixtures.series import expanded, expected
 from tests.test_e2e_booking import book_first_consultation
+
+WARSAW = ZoneInfo("Europe/Warsaw")
 
 
 def anna_calendar(bot: Bot) -> CalDAVServer:
@@ -205,3 +208,39 @@ async def test_many_series_vanishing_at_once_ask_staff_then_clients_are_told_onc
         name, data = person.documents[-1]
         assert name == "appointments.ics" and b"METHOD:CANCEL" in data and series.uid.encode() in data
     assert await assert_calendar_matches(bot) == []
+
+
+async def test_a_client_moves_one_visit_of_a_series_from_my(bot: Bot) -> None:
+    client = bot.user(1001, "Jan")
+    await client.send("/start")
+    series, rows = await weekly_for(bot, 1001, "10:00", count=3)
+    await assert_calendar_matches(bot)
+    await client.send("/my")
+    await client.tap("Show the visits of #1")
+    await client.tap("Move #2")
+    assert "Moving your appointment of Wednesday, December 9, 2026, 10:00" in client.last.text
+    labels = [b for line in client.last.buttons for b in line]
+    await client.tap("9" if "9" in labels else "(9)")
+    await client.tap("14:00")
+    if "On site" in [b for line in client.last.buttons for b in line]:
+        await client.tap("On site")
+    assert "Repeat every week" not in str(client.last.buttons)
+    await client.tap("Ask to move it")
+    await bot.emulator.wait_idle()
+    seen = await assert_calendar_matches(bot)  # the asked-for time is held, the visit stays
+    assert len(seen) == 4
+    before = len(client.messages)
+    await bot.anna.tap("Approve")
+    await bot.emulator.wait_idle()
+    told = [m.text for m in client.messages[before:] if m.text]
+    assert len(told) == 1 and "moved as you asked" in told[0]
+    name, data = client.documents[-1]
+    assert name == "appointments.ics" and data.count(b"RECURRENCE-ID") == 1 and series.uid.encode() in data
+    seen = await assert_calendar_matches(bot)
+    assert [(uid, start.astimezone(WARSAW).strftime("%d.%m %H:%M")) for uid, start, _ in seen] == [
+        (series.uid, "02.12 10:00"),
+        (series.uid, "09.12 14:00"),
+        (series.uid, "16.12 10:00"),
+    ]
+    async with bot.runtime.store.tx() as tx:
+        assert (await tx.get_appointment(rows[1].id)).series_id == series.id

@@ -72,7 +72,7 @@ def listing(
             to = when(lang, practice, move.location_id, move.start)
             lines.append("   " + _("Move to {when} requested; waiting for the specialist.").format(when=escape(to)))
             row.append(_button(_("Keep #{number} as is").format(number=i), "w", move.id))
-        elif appt.status == Status.CONFIRMED and appt.series_id is None and appt.group_id is None:
+        elif appt.status == Status.CONFIRMED and appt.group_id is None:
             # A seat keeps its group session's time: it is cancelled and another booked instead.
             row.append(_button(_("Move #{number}").format(number=i), "mv", appt.id))
         row.append(_button(_("Cancel #{number}").format(number=i), "c", appt.id))
