@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from tests.fixtures.bot import ADMIN, JONAS, Bot, e2e_practice, running_bot
+from tests.fixtures.bot import ADMIN, JONAS, Bot, e2e_practice, running_bot, tap_through
 from tests.test_e2e_booking import _appointment, book_first_consultation
+from tests.test_e2e_waitlist import _one_slot_a_week, offers, two_waiting_then_a_cancellation
 from tgemu import BotApiEmulator, TelegramUser
 
 NOT_VALID = "This button is not valid."
@@ -211,3 +213,23 @@ async def test_approving_after_the_start_is_refused_at_once(tmp_path: Path, emul
         await bot.sweep()
         told = [m for m in second.messages if "did not answer your request in time" in m.text]
         assert len(told) == 1  # the sweep does not tell them again
+
+
+async def test_taking_freed_time_past_the_limit_passes_it_on(tmp_path: Path, emulator: BotApiEmulator) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        _one_slot_a_week(data)
+        data["limits"] = {"pending_requests": 1, "requests_per_day": 5}
+
+    async with running_bot(tmp_path, emulator, practice=e2e_practice(edit)) as bot:
+        first, second = await two_waiting_then_a_cancellation(bot, 1330)
+        assert len(offers(first)) == 1 and offers(second) == []
+        offer = first.last
+        # Meanwhile the first asks for another visit, which waits for Anna: their one pending request.
+        await first.send("/book")
+        await tap_through(first, "City centre office", "Individual", "First consultation", "Anna Kowalska", "23")
+        await tap_through(first, "09:00", "On site", "Skip", "Send request")
+        assert "Your request has been sent" in first.last.text
+        await first.tap_data(offer.button_data[0][0], message_id=offer.message_id)
+        (shown,) = [m for m in first.messages if m.message_id == offer.message_id]
+        assert "as many requests waiting for an answer as the practice takes at once (1)" in shown.text
+        assert len(offers(second)) == 1  # the time went on to the next one waiting
