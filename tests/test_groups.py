@@ -36,6 +36,7 @@ from scheduling.series import SeriesRequest, SeriesService
 from scheduling.staff import NotAllowed, require_staff
 from scheduling.store import Store
 from scheduling.visits import NeedsDecision, StaffBooking, Visit
+from scheduling.waitlist import WaitingList
 from tests.fixtures.caldav import CalDAVServer, account_of
 from tests.fixtures.series import ZONE, Bench, Clock, at, calendar_objects
 
@@ -388,3 +389,29 @@ async def test_six_racing_clients_get_three_seats_on_both_databases(
         assert len(groups) == 1 and sorted(s.id for s in seats) == sorted(b.id for b in booked)
     finally:
         await gateway.close()
+
+
+async def test_a_freed_seat_goes_to_the_waiting_list(bench: Bench) -> None:
+    """A client waiting for the day of a full session is offered the seat someone gave up, and takes it."""
+    start = at(DAY, "18:00")
+    a, b, c, waiting = await clients(bench, 4)
+    seats = [await bench.booking.request(seat(x, start)) for x in (a, b, c)]
+    queue = WaitingList(bench.booking)
+    day = start.astimezone(ZoneInfo(ZONE)).date()
+    entry = await queue.join(
+        waiting,
+        service_id="group",
+        location_id="centre",
+        specialist_id="ana",
+        first_day=day,
+        last_day=day,
+        only_new=True,
+    )
+    assert await queue.time_freed("ana") == []  # nothing new is free: the session is full
+    await bench.booking.cancel_by_client(seats[1].id, b)
+    [offer] = await queue.time_freed("ana")
+    assert offer.start == start and offer.entry.id == entry.id
+    taken = await queue.accept(entry.id, waiting)
+    assert taken.group_id == seats[0].group_id and taken.client_id == waiting
+    assert "18:00" not in await times(bench)
+    await assert_sessions_match(bench)
