@@ -166,6 +166,13 @@ async def start_runtime(
         worker.wake()
         webhooks.wake()
 
+    async def reconnected(specialist_id: str) -> None:
+        # Writes that failed while the server was away go now, not at their next backoff step.
+        async with store.tx() as tx:
+            await tx.outbox_retry_now(specialist_id, clock())
+        worker.wake()
+
+    gateway.on_connected = reconnected
     booking = BookingService(practice, store, calendars, clock=clock, on_calendar_change=changed)
     chats = key_locks(engine)
     return Runtime(

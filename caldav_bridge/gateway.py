@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time as _time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
@@ -105,6 +105,8 @@ class CalDAVGateway:
         # Specialists whose calendar could not be reached: since when, while a task keeps trying again.
         self.unavailable: dict[str, datetime] = {}
         self._reconnects: dict[str, asyncio.Task[None]] = {}
+        # Told when an unreachable specialist is connected again (their queued writes can go now).
+        self.on_connected: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def requests(self) -> int:
@@ -159,6 +161,11 @@ class CalDAVGateway:
             self.unavailable.pop(spec.id, None)
             self._reconnects.pop(spec.id, None)
             log.warning("calendar of specialist %s connected again; their times are offered", spec.id)
+            if self.on_connected is not None:
+                try:
+                    await self.on_connected(spec.id)
+                except Exception:
+                    log.exception("after connecting %s again", spec.id)
             return
 
     async def _connect(self, spec: Specialist) -> _State:

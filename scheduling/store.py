@@ -597,6 +597,21 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         """Record a failed attempt and schedule the next one; returns when that will be."""
         return await queue_failed(self.session, OutboxRow, row_id, at, error)
 
+    async def outbox_retry_now(self, specialist_id: str, at: datetime) -> int:
+        """Make every waiting write of one specialist due at `at`; returns how many."""
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.specialist_id == specialist_id,
+                OutboxRow.done_at.is_(None),
+                OutboxRow.locked_until.is_(None),
+                OutboxRow.next_attempt_at > at,
+            )
+            .values(next_attempt_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount
+
     async def outbox_backlog(self) -> dict[str, tuple[int, int]]:
         """Per specialist: calendar writes still pending, and the most attempts any of them has made."""
         rows = await self.session.execute(

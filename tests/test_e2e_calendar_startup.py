@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.web import health_report
 from tests.fixtures.bot import CENTRE_FIRST_CONSULTATION, running_bot, tap_through
-from tests.fixtures.caldav import CalDAVServer, free_port
+from tests.fixtures.caldav import CalDAVServer, free_port, get_raw
 from tests.fixtures.proxy import FaultProxy, practice_on, to_summary
 from tgemu import BotApiEmulator, TelegramUser
 
@@ -74,11 +74,44 @@ async def test_an_unreachable_calendar_at_start_stops_nobody_and_comes_back(
         await book_jonas(other)
         assert SENT in other.last.text
 
+        # A visit of Anna's booked before this start, whose calendar write failed while she was away: it
+        # waits for its next backoff step, a time the test's clock never reaches.
+        now = bot.clock.now
+        async with bot.runtime.store.tx() as tx:
+            earlier = await tx.upsert_client(5009, name="Earlier", at=now)
+            queued = await tx.add_appointment(
+                client_id=earlier.id,
+                specialist_id="anna",
+                service_id="first",
+                location_id="centre",
+                channel="on_site",
+                start=now + timedelta(days=2),
+                end=now + timedelta(days=2, minutes=50),
+                note=None,
+                source=None,
+                expires_at=None,
+                actor=f"client:{earlier.id}",
+                at=now,
+            )
+            await tx.enqueue_sync(queued.id, "anna", now)
+        await bot.drain_outbox()
+        async with bot.runtime.store.tx() as tx:
+            [row] = await tx.outbox_pending(queued.id)
+        assert row.attempts == 1 and row.next_attempt_at > now
+
         # Anna's server comes up: she is connected again in the background and booked.
         async with FaultProxy(radicale_account.url, port=port):
             async with asyncio.timeout(30):
                 while "anna" in bot.runtime.gateway.unavailable:  # noqa: ASYNC110 - no event to wait on
                     await asyncio.sleep(0.1)
+            # Her queued write goes at once, through the bot's own worker.
+            async with asyncio.timeout(30):
+                while True:
+                    async with bot.runtime.store.tx() as tx:
+                        if not await tx.outbox_pending(queued.id):
+                            break
+                    await asyncio.sleep(0.1)
+            assert get_raw(radicale_account, f"{queued.uid}.ics").status_code == 200
             health = await health_report(bot.runtime)
             assert health["calendars"]["anna"] == "ok"
             assert any("calendar of specialist anna connected again" in r.getMessage() for r in caplog.records)
