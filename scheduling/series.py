@@ -383,6 +383,8 @@ class SeriesService:
             raise NotAllowed(appointment_id)  # a series, a move, a partner's booking or a seat is decided as it is
         if appt.status != Status.REQUESTED:
             raise AlreadyDecided(Status(appt.status))
+        if too_late(appt, self.clock()):
+            raise Lapsed()  # its time has begun: it lapses through the one expiry path
         return appt
 
     @staticmethod

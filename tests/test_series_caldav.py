@@ -440,3 +440,19 @@ async def test_a_single_request_approved_as_a_course_becomes_the_recurring_event
     objects = calendar_objects(bench.server)
     assert set(objects) == {f"{request.uid}.ics", "dentist.ics"}  # the request's event, now recurring
     assert "RRULE:FREQ=WEEKLY" in objects[f"{request.uid}.ics"] and "EXDATE" in objects[f"{request.uid}.ics"]
+
+
+async def test_a_request_whose_time_began_is_not_approved_as_a_course(bench: Bench) -> None:
+    from scheduling.booking import Lapsed, Request
+    from scheduling.model import Channel
+
+    first, today = SEASONS["spring"]
+    bench.clock.now = at(today, "09:00")
+    client = await bench.client()
+    request = await bench.booking.request(
+        Request(client, "therapy", "centre", "ana", Channel.ON_SITE, at(first, "18:00"))
+    )
+    bench.clock.now = request.start
+    with pytest.raises(Lapsed):
+        await bench.series.approve_recurring(request.id, STAFF, interval_weeks=1, count=4)
+    assert await counts(bench) == (0, 1)
