@@ -1,27 +1,15 @@
-"""Erasure and retention in the database: what goes, what stays anonymous, who is never due."""
+"""Erasure and retention in the database (SQLite and PostgreSQL): what goes, what stays anonymous, who is never due."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-import pytest
-
-from scheduling.db import PartnerClientRow, create_schema, make_engine
+from scheduling.db import PartnerClientRow
 from scheduling.model import Status
 from scheduling.privacy import months_before
 from scheduling.store import Store
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    await create_schema(engine)
-    yield Store(engine)
-    await engine.dispose()
 
 
 def test_months_before() -> None:
@@ -95,3 +83,24 @@ async def test_retention_is_due_only_long_after_the_last_visit_and_never_for_sta
     assert sorted(c.id for c in due) == sorted([old.id, never.id])
     assert staff.id not in [c.id for c in due]
     assert date(2026, 6, 1) == cutoff.date()
+
+
+async def test_feed_generations_count_up_per_specialist(store: Store) -> None:
+    async with store.tx() as tx:
+        assert await tx.feed_generations() == {} and await tx.feed_generation("anna") == 0
+        assert await tx.rotate_feed("anna", T0) == 1
+    async with store.tx() as tx:
+        assert await tx.rotate_feed("anna", T0) == 2
+        assert await tx.feed_generations() == {"anna": 2}
+
+
+async def test_consents_are_kept_apart_by_kind_and_withdrawn_together(store: Store) -> None:
+    async with store.tx() as tx:
+        client = await tx.upsert_client(5, at=T0)
+        await tx.record_consent(client.id, "2026-01", T0, "terms")
+        assert not await tx.has_consent(client.id, "2026-01", "health")
+        await tx.record_consent(client.id, "2026-01", T0, "health")
+        assert await tx.has_consent(client.id, "2026-01", "health")
+        assert await tx.withdraw_consents(client.id, T0) == 2
+        assert not await tx.has_consent(client.id, "2026-01")
+        assert len(await tx.consents(client.id)) == 2  # the record of them stays
