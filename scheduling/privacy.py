@@ -2,15 +2,18 @@
 
 Calendar events, the read-only feeds, exports and erasure all ask this module. Calendars and feeds
 carry the minimum by default (the service and the client's initials); a practice, or one specialist,
-may choose more with `[privacy] calendar_detail` / `feed_detail`.
+may choose more with `[privacy] calendar_detail` / `feed_detail`. PrivacyService carries out the
+client's rights (/privacy: export, withdrawal of consent, erasure) and the retention time.
 """
 
 from __future__ import annotations
 
+from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from scheduling.booking import BookingService
 from scheduling.config import CalendarDetail, Practice
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, Status
@@ -74,21 +77,7 @@ def months_before(moment: datetime, months: int) -> datetime:
     """The same day and time `months` calendar months earlier (the last day of a shorter month)."""
     year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
     month += 1
-    days = [
-        31,
-        29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ]
-    return moment.replace(year=year, month=month, day=min(moment.day, days[month - 1]))
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
 
 
 @dataclass
@@ -108,8 +97,8 @@ def _iso(moment: datetime | None) -> str | None:
 class PrivacyService:
     """The client's rights over their data: see it, take it away as a file, withdraw consent, have it erased."""
 
-    def __init__(self, booking: Any) -> None:
-        self.booking = booking  # scheduling.booking.BookingService
+    def __init__(self, booking: BookingService) -> None:
+        self.booking = booking
         self.practice: Practice = booking.practice
         self.store: Store = booking.store
         self._retention_checked: datetime | None = None
