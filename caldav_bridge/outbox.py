@@ -67,12 +67,13 @@ class OutboxWorker(Drainer):
         group: Any = None
         async with self.store.tx() as tx:
             appt = await tx.get_appointment(row.appointment_id)
-            if appt is not None and appt.series_id is not None:
-                series = await tx.get_series(appt.series_id)
-                occurrences = await tx.series_rows(appt.series_id)
-            elif appt is not None and appt.group_id is not None:
+            # A seat (weekly seats of a series too) is written as part of its session's event.
+            if appt is not None and appt.group_id is not None:
                 group = await tx.get_group(appt.group_id)
                 seats = await tx.group_seats(appt.group_id)
+            elif appt is not None and appt.series_id is not None:
+                series = await tx.get_series(appt.series_id)
+                occurrences = await tx.series_rows(appt.series_id)
         # The transaction is closed here: no HTTP call while the database is locked.
         error: BaseException | None = None
         written: str | None = None

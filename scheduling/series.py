@@ -255,9 +255,6 @@ class SeriesService:
         spec = self.practice.specialist_by_id.get(req.specialist_id)
         if service is None or spec is None or req.service_id not in spec.services:
             raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
-        if service.seats > 1:
-            # A course of one client's own visits would hold a group session's time for them alone.
-            raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
         if req.location_id not in self.practice.location_by_id:
             raise InvalidRequest([Problem(ProblemKind.OUTSIDE_ANY_SCHEDULE)])
         return timedelta(minutes=service.duration)
@@ -269,10 +266,34 @@ class SeriesService:
         starts = rule.instances()
         events = await self._read_busy(req.specialist_id, starts, duration)
         async with self.store.tx() as tx:
+            conflicts = await self._date_conflicts(tx, req, events, starts)
+        return SeriesPlan(rule, starts, conflicts)
+
+    async def _date_conflicts(
+        self, tx: Tx, req: SeriesRequest, events: list[Busy], starts: Sequence[datetime]
+    ) -> list[DateConflict]:
+        """Every date's problems; for a group service, a date whose session has a free seat is free (joining
+        the weekly group from the first date), and a date where the client already has a seat collides."""
+        if self.practice.service_by_id[req.service_id].seats <= 1:
             busy = await self._busy_now(tx, req.specialist_id, events, starts)
-        return SeriesPlan(
-            rule, starts, self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
-        )
+            return self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
+        lo, hi = starts[0] - timedelta(days=1), max(starts) + timedelta(days=2)
+        ours = await tx.known_uids(req.specialist_id, lo, hi)
+        active = await tx.active_appointments(req.specialist_id, lo, hi)
+        foreign = [b for b in events if b.uid not in ours]
+        out: list[DateConflict] = []
+        for i, start in enumerate(starts):
+            spec, service, place = req.specialist_id, req.service_id, req.location_id
+            joining = {a.id for a in self.booking.open_session(spec, service, place, start, active)}
+            busy = foreign + [self.booking.appointment_busy(a) for a in active if a.id not in joining]
+            found = self._conflicts(spec, service, place, req.channel, [start], busy)
+            # Only the first date must lie within the booking horizon, as for any course.
+            problems = [p for c in found for p in c.problems if not (i > 0 and p.kind == ProblemKind.BEYOND_HORIZON)]
+            seated = [a for a in active if a.client_id == req.client_id and a.group_id is not None and a.start == start]
+            problems += [Problem(ProblemKind.COLLISION, self.booking.appointment_busy(a)) for a in seated]
+            if problems:
+                out.append(DateConflict(start, tuple(problems)))
+        return out
 
     async def create_for(
         self, staff: Staff, req: SeriesRequest, *, skip: Collection[datetime] = (), flags: Collection[Flag] = ()
@@ -319,14 +340,16 @@ class SeriesService:
             await tx.lock_specialist(req.specialist_id)
             if limited:
                 await limits.check_requests(tx, self.practice.limits, req.client_id, now)
-            busy = await self._busy_now(tx, req.specialist_id, events, starts)
-            conflicts = self._conflicts(req.specialist_id, req.service_id, req.location_id, req.channel, starts, busy)
+            conflicts = await self._date_conflicts(tx, req, events, starts)
             blocking = [
                 c for c in conflicts if c.start not in skipped or any(p.kind not in _SKIPPABLE for p in c.problems)
             ]
             if blocking or len(conflicts) == len(starts):
                 raise SeriesConflicts(len(starts), conflicts)
             taken = {c.start for c in conflicts}
+            service = self.practice.service_by_id[req.service_id]
+            # A group service that confirms its requests itself confirms a client's weekly seats too.
+            confirmed = confirmed or service.auto_approve
             series = await tx.add_series(
                 client_id=req.client_id,
                 specialist_id=req.specialist_id,
@@ -343,6 +366,17 @@ class SeriesService:
             for start in starts:
                 if start in taken:
                     continue
+                group = None
+                if service.seats > 1:
+                    # The client joins the weekly group: a seat in each week's session (made if none).
+                    group = await tx.group_at(
+                        specialist_id=req.specialist_id,
+                        service_id=req.service_id,
+                        location_id=req.location_id,
+                        start=start,
+                        end=start + duration,
+                        at=now,
+                    )
                 appt = await tx.add_appointment(
                     client_id=req.client_id,
                     specialist_id=req.specialist_id,
@@ -359,6 +393,7 @@ class SeriesService:
                     at=now,
                     series_id=series.id,
                     recurrence_id=start,
+                    group=group,
                 )
                 if confirmed:
                     await tx.transition(appt, Status.CONFIRMED, actor=actor, at=now)
@@ -725,6 +760,8 @@ class SeriesService:
         now = self.clock()
         async with self.store.tx() as tx:
             appt, series, rows = await self._load(tx, appointment_id)
+        if appt.group_id is not None:
+            raise NotAllowed(appointment_id)  # weekly seats keep their sessions' times: cancel them instead
         duration = appt.end - appt.start
         pivot, new_start = self._pivot(appt, series, rows, scope, new_start)
         plan = self._move_plan(series, rows, pivot, scope, new_start, duration)

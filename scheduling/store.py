@@ -542,8 +542,12 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
 
     async def enqueue_sync(self, appointment_id: int, specialist_id: str, at: datetime) -> None:
         """Ask for the appointment to be written to the calendar at `at` (or now, if earlier pending)."""
-        # All occurrences of a series share one calendar resource: one queue for it, so its writes stay in order.
-        appointment_id = await self.calendar_anchor(appointment_id)
+        # All occurrences of a series (all seats of a session) share one calendar resource: one queue for it,
+        # so its writes stay in order.
+        for anchor in await self.calendar_anchors(appointment_id):
+            await self._enqueue_one(anchor, specialist_id, at)
+
+    async def _enqueue_one(self, appointment_id: int, specialist_id: str, at: datetime) -> None:
         # Coalesce only into a row no worker has claimed: a claimed row may already have read the
         # appointment, and marking it done would lose this newer change. A lease that looks run
         # out by `at` proves nothing (the worker may still be writing, or the clock jumped): only

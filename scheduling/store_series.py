@@ -84,27 +84,51 @@ class SeriesQueries:
         )
         return list(rows)
 
-    async def calendar_anchor(self, appointment_id: int) -> int:
-        """The appointment whose outbox queue writes its calendar resource: itself, or its series' (or its group
-        session's) first row."""
+    async def calendar_anchors(self, appointment_id: int) -> list[int]:
+        """The appointments whose outbox queues write the calendar resources a change of this one touches.
+
+        Itself; or its group session's first seat; or its series' first row. A client's weekly seats in a
+        group (a series whose rows are seats) live in their sessions' events: every session of the series.
+        """
         found = (
             await self.session.execute(
                 select(AppointmentRow.series_id, AppointmentRow.group_id).where(AppointmentRow.id == appointment_id)
             )
         ).first()
         if found is None or (found.series_id is None and found.group_id is None):
-            return appointment_id
-        column = AppointmentRow.series_id if found.series_id is not None else AppointmentRow.group_id
-        anchor = await self.session.scalar(
-            select(func.min(AppointmentRow.id)).where(column == (found.series_id or found.group_id))
+            return [appointment_id]
+        if found.series_id is not None:
+            groups = set(
+                (
+                    await self.session.scalars(
+                        select(AppointmentRow.group_id).where(AppointmentRow.series_id == found.series_id)
+                    )
+                ).all()
+            )
+            if groups == {None}:
+                anchor = await self.session.scalar(
+                    select(func.min(AppointmentRow.id)).where(AppointmentRow.series_id == found.series_id)
+                )
+                return [int(anchor)] if anchor is not None else [appointment_id]
+        else:
+            groups = {found.group_id}
+        rows = await self.session.execute(
+            select(func.min(AppointmentRow.id))
+            .where(AppointmentRow.group_id.in_([g for g in groups if g is not None]))
+            .group_by(AppointmentRow.group_id)
         )
-        return int(anchor) if anchor is not None else appointment_id
+        return sorted(int(row[0]) for row in rows) or [appointment_id]
+
+    async def calendar_anchor(self, appointment_id: int) -> int:
+        """The first of `calendar_anchors`: the queue of the appointment's own calendar resource."""
+        return (await self.calendar_anchors(appointment_id))[0]
 
     async def watched_series(self, specialist_id: str, start: datetime, end: datetime) -> list[SeriesRow]:
         """The specialist's series with an active occurrence starting in [start, end)."""
         ids = select(AppointmentRow.series_id).where(
             AppointmentRow.specialist_id == specialist_id,
             AppointmentRow.series_id.is_not(None),
+            AppointmentRow.group_id.is_(None),  # weekly seats live in their sessions' events, not a series resource
             AppointmentRow.status.in_(ACTIVE_STATUSES),
             AppointmentRow.start >= start,
             AppointmentRow.start < end,

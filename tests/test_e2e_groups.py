@@ -54,7 +54,7 @@ async def to_summary(client: TelegramUser, name: str, seats: int = 3) -> list[st
     await client.tap("Skip")
     await client.tap("I agree")
     assert "Please check your request" in client.last.text
-    assert "Repeat every week" not in str(client.last.buttons)  # a seat is booked one session at a time
+    assert "Join every week from this date" in str(client.last.buttons)  # the weekly group, from this date
     return times
 
 
@@ -189,3 +189,40 @@ async def test_auto_approve_confirms_a_seat_at_once_with_the_ics(tmp_path: Path,
         event = await assert_calendar_matches(bot)
         assert event is not None and str(event["STATUS"]) == "CONFIRMED"
         assert "Participants: 1 of 2" in str(event["DESCRIPTION"])
+
+
+async def test_a_client_joins_the_weekly_group_and_the_specialist_approves_once(
+    tmp_path: Path, emulator: BotApiEmulator
+) -> None:
+    async with running_bot(tmp_path, emulator, practice=e2e_practice(with_group)) as bot:
+        await bot.anna.send("/start")
+        client = bot.user(6201, "Ola")
+        await to_summary(client, "Ola Nowak")
+        await client.tap("Join every week from this date")
+        assert "Repeats: every week at this time, 4 visits" in client.last.text
+        await client.tap("Send request")
+        await emulator.wait_idle()
+        assert "Your request for 4 weekly visits has been sent" in client.last.text
+        [request] = [m for m in bot.anna.messages if "New appointment request" in m.text]
+        assert "Recurring: every week, 4 visits:" in request.text and request.buttons == [["Approve", "Decline"]]
+        event = await assert_calendar_matches_weekly(bot, 4)
+        assert all(str(e["STATUS"]) == "TENTATIVE" for e in event)
+        await bot.anna.tap("Approve")
+        await emulator.wait_idle()
+        assert any("Your appointment is confirmed" in m.text for m in client.messages)
+        event = await assert_calendar_matches_weekly(bot, 4)
+        assert all(str(e["STATUS"]) == "CONFIRMED" for e in event)
+
+
+async def assert_calendar_matches_weekly(bot: Bot, sessions: int) -> list[Calendar]:
+    """One event per weekly session, each at its session's time, none recurring, matching the rows."""
+    await settle(bot)
+    async with bot.runtime.store.tx() as tx:
+        groups = list((await tx.session.scalars(select(GroupRow))).all())
+    server = anna_calendar(bot)
+    assert expanded(server) == sorted((g.uid, g.start, g.end) for g in groups)
+    assert len(groups) == sessions
+    objects = calendar_objects(server)
+    events = [Calendar.from_ical(objects[f"{g.uid}.ics"]).walk("VEVENT")[0] for g in groups]
+    assert not any("RRULE" in e for e in events)
+    return events

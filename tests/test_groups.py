@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,13 +26,15 @@ from bot.settings import Settings
 from bot.web import feed_key, feed_token, make_web_app
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
+from scheduling import booking
 from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
 from scheduling.config import ConfigError, Practice, parse_practice
 from scheduling.conflicts import ProblemKind
 from scheduling.db import AppointmentRow, GroupRow
 from scheduling.model import IN_CALENDAR, Channel, Status
 from scheduling.privacy import initials
-from scheduling.series import SeriesRequest, SeriesService
+from scheduling.recurrence import Scope
+from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
 from scheduling.staff import NotAllowed, require_staff
 from scheduling.store import Store
 from scheduling.visits import NeedsDecision, StaffBooking, Visit
@@ -356,12 +358,39 @@ async def test_the_practice_books_a_client_into_a_session(bench: Bench) -> None:
     assert "Participants: 3 of 3" in str(next(iter(events.values()))["DESCRIPTION"])
 
 
-async def test_a_course_of_ones_own_visits_is_not_booked_on_a_group_service(bench: Bench) -> None:
-    (a,) = await clients(bench, 1)
-    req = SeriesRequest(a, "group", "centre", "ana", Channel.ON_SITE, at(DAY, "18:00"), count=4)
-    with pytest.raises(InvalidRequest):
-        await bench.series.create(req, actor="specialist:500", confirmed=True)
-    assert (await times(bench))["18:00"] == 3
+async def test_a_client_joins_the_weekly_group_from_a_date(bench: Bench) -> None:
+    """Weekly group therapy on the series model: a seat in each week's session from the chosen date, across the
+    spring clock change, a full week listed and skipped, the course approved and one week cancelled as a whole."""
+    weeks = [at(day, "18:00") for day in ("2026-03-03", "2026-03-10", "2026-03-17", "2026-03-24", "2026-03-31")]
+    joiner, *others = await clients(bench, 4)
+    for other in others:
+        await bench.booking.request(seat(other, weeks[2]))  # the third week is full
+    req = SeriesRequest(joiner, "group", "centre", "ana", Channel.ON_SITE, weeks[0], count=5)
+    plan = await bench.series.plan(req)
+    assert [c.start for c in plan.conflicts] == [weeks[2]]
+    with pytest.raises(SeriesConflicts) as full:
+        await bench.series.create(req, actor=f"client:{joiner}", confirmed=False)
+    assert full.value.skippable and [c.start for c in full.value.conflicts] == [weeks[2]]
+    series, rows = await bench.series.create(req, actor=f"client:{joiner}", confirmed=False, skip=[weeks[2]])
+    assert [r.start for r in rows] == [w for w in weeks if w != weeks[2]]
+    assert {local(r.start) for r in rows} == {"18:00"}  # 31 March is summer time: still 18:00 in Warsaw
+    assert len({r.group_id for r in rows}) == 4 and all(r.series_id == series.id for r in rows)
+    assert (await times(bench))["18:00"] == 2  # the first week's session has room for two more
+    events = await assert_sessions_match(bench)
+    assert len(events) == 5 and not any(b"RRULE" in e.to_ical() for e in events.values())
+
+    await bench.series.decide(series.id, STAFF, approve=True)
+    events = await assert_sessions_match(bench)
+    mine = {r.group_id for r in rows}
+    async with bench.store.tx() as tx:
+        uids = {(await tx.get_group(g)).uid for g in mine}  # type: ignore[union-attr]
+    assert all(str(events[uid]["STATUS"]) == "CONFIRMED" for uid in uids)
+
+    await bench.series.cancel(rows[1].id, Scope.THIS, client_id=joiner)
+    events = await assert_sessions_match(bench)
+    assert len(events) == 4  # the second week's session had only them: its event is gone
+    with pytest.raises(booking.NotAllowed):
+        await bench.series.move(rows[0].id, Scope.THIS, weeks[0] + timedelta(hours=1), telegram_id=STAFF)
 
 
 async def test_six_racing_clients_get_three_seats_on_both_databases(

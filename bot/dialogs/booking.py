@@ -504,10 +504,14 @@ async def screen_summary(c: Ctx) -> Screen | str:
             )
             lines.append(_("Taken, so left out: {dates}").format(dates=escape(left_out)))
     repeat = _("Repeat every week") if not d.repeat else _("Weekly: {count} visits (change)").format(count=d.repeat)
-    rows = [[_button(_("Send request"), "send")]]
-    if not _group(c):
-        rows.append([_button(repeat, "repeat")])  # a seat in a group session is booked one session at a time
-    rows += [[_button(_("Change my details"), "edit")], _nav(c)]
+    if _group(c) and not d.repeat:
+        repeat = _("Join every week from this date")  # a seat in each week's session of the group
+    rows = [
+        [_button(_("Send request"), "send")],
+        [_button(repeat, "repeat")],
+        [_button(_("Change my details"), "edit")],
+        _nav(c),
+    ]
     return Screen(_with_notice(c, "\n".join(lines)), rows)
 
 
@@ -672,7 +676,7 @@ async def on_button(c: Ctx, verb: str, arg: str) -> Screen:
         await _agree(c, note=False)
     elif verb == "edit" and d.step == "summary":
         d.step, d.contact_stage = "contact", "name"
-    elif verb == "repeat" and d.step == "summary" and d.moving is None and not _group(c):
+    elif verb == "repeat" and d.step == "summary" and d.moving is None:
         choices = [None, *REPEAT_CHOICES]
         d.repeat = choices[(choices.index(d.repeat) + 1) % len(choices)] if d.repeat in choices else None
         d.skip = None
@@ -795,10 +799,13 @@ async def _send_series(c: Ctx) -> Screen:
         d.step, d.day, d.repeat, d.skip = "day", None, None, None
         d.notice = c._("This time can no longer be booked. Please choose again.")
         return await render(c)
-    text = c._(
-        "Your request for {count} weekly visits has been sent. The specialist will reply soon; "
-        "I will let you know here."
-    ).format(count=len(rows))
+    if rows[0].status == Status.CONFIRMED:
+        text = c._("Your places are booked. The confirmation follows in a moment.")
+    else:
+        text = c._(
+            "Your request for {count} weekly visits has been sent. The specialist will reply soon; "
+            "I will let you know here."
+        ).format(count=len(rows))
     return Screen(_header(c) + text, done=True, booked=rows[0])
 
 
