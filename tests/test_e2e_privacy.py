@@ -18,7 +18,7 @@ from bot.settings import OWN_LOGGERS, QUIET, configure_logging
 from scheduling.booking import Request
 from scheduling.mail_queue import MailQueue
 from scheduling.model import Channel, Status
-from tests.fixtures.bot import ANNA, Bot, e2e_practice, running_bot
+from tests.fixtures.bot import ADMIN, ANNA, Bot, e2e_practice, running_bot
 from tests.test_e2e_booking import book_first_consultation
 from tgemu import BotApiEmulator, TelegramUser
 
@@ -318,3 +318,39 @@ async def test_the_retention_sweep_erases_clients_months_after_their_last_visit(
         assert text is not None and "J. N." not in text
         admin_row = await client_row(bot, ANNA)
         assert admin_row is not None  # staff are never erased
+
+
+async def test_an_admin_erases_a_record_of_someone_who_never_used_the_bot(bot: Bot) -> None:
+    async with bot.runtime.store.tx() as tx:
+        record = await tx.add_client_record(
+            name="Maria Kowalczyk", phone="+48601999888", email=None, created_by="specialist:9001", at=bot.clock()
+        )
+        await tx.add_note(
+            client_id=record.id, appointment_id=None, author="specialist:9001", text="Grief", at=bot.clock()
+        )
+    slots = await bot.runtime.booking.day_slots("first", "centre", ["anna"], date(2026, 12, 2))
+    appt = await bot.runtime.booking.request(
+        Request(record.id, "first", "centre", "anna", Channel.ON_SITE, slots[0].start)
+    )
+    # Anna is a specialist, not an admin: her view of the record has no such button, and forging one fails.
+    await bot.anna.tap_data(f"k|cl|{record.id}")
+    assert "Maria Kowalczyk" in bot.anna.last.text
+    assert all("Erase" not in label for row in bot.anna.last.buttons for label in row)
+    await bot.anna.tap_data(f"k|ery|{record.id}")
+    assert bot.anna.answers[-1].text == "Only the appointment's specialist can do this."
+    async with bot.runtime.store.tx() as tx:
+        assert (await tx.get_client(record.id)).name == "Maria Kowalczyk"
+
+    admin = bot.user(ADMIN, "Admin")
+    await admin.send("/start")
+    await admin.tap_data(f"k|cl|{record.id}")
+    assert "Maria Kowalczyk" in admin.last.text
+    await admin.tap("Erase this client's data")
+    assert "upcoming appointments (1) are cancelled" in admin.last.text
+    await admin.tap("Erase everything")
+    assert "The client's data is erased; 1 upcoming appointment(s) cancelled" in admin.last.text
+    assert any("asked for their data to be erased" in m.text for m in bot.anna.messages)
+    async with bot.runtime.store.tx() as tx:
+        gone = await tx.get_client(record.id)
+        assert gone.name is None and gone.phone is None and await tx.notes(client_id=record.id) == []
+        assert (await tx.get_appointment(appt.id)).status == Status.CANCELLED

@@ -138,3 +138,27 @@ def cancelled_for_specialist(practice: Practice, appt: AppointmentRow, lang: str
     return _(
         "A client asked for their data to be erased: {service} on {when} is cancelled and the time is free again."
     ).format(service=escape(local(practice.service_by_id[appt.service_id].name, lang)), when=moment)
+
+
+def with_erase_button(msg: Message, client_id: int, lang: str) -> Message:
+    """A client record as an admin sees it: with the button that erases the client's data."""
+    _ = gettext_for(lang)
+    rows = [list(row) for row in msg.markup.inline_keyboard] if msg.markup else []
+    rows.append([InlineKeyboardButton(_("Erase this client's data"), callback_data=f"k|er|{client_id}")])
+    return Message(msg.text, InlineKeyboardMarkup(rows))
+
+
+def confirm_erase_client(client_id: int, upcoming: int, lang: str) -> Message:
+    _ = gettext_for(lang)
+    text = _(
+        "Erase this client's data? Their upcoming appointments ({count}) are cancelled and their specialists "
+        "told; their name, phone, e-mail, notes, the staff's notes and messages are deleted here and from the "
+        "calendars; anonymous records of past visits stay. This cannot be undone."
+    ).format(count=upcoming)
+    rows = [[InlineKeyboardButton(_("Erase everything"), callback_data=f"k|ery|{client_id}")]]
+    return Message(text, InlineKeyboardMarkup(rows))
+
+
+def client_erased(cancelled: int, lang: str) -> str:
+    _ = gettext_for(lang)
+    return _("The client's data is erased; {count} upcoming appointment(s) cancelled.").format(count=cancelled)

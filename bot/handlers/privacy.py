@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot import notify
+from bot import callback, notify
 from bot.deps import deps
 from bot.dialogs import privacy as texts
 from bot.handlers.client import client_of
@@ -33,7 +33,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     client = await client_of(d, update)
     lang = d.language(client)
     chat_id, message_id = query.message.chat.id, query.message.message_id
-    verb = query.data.split("|", 2)[1] if query.data.count("|") >= 1 else ""
+    parts = callback.fields(query.data)
+    verb = parts[1] if parts is not None and len(parts) > 1 else ""
     await answer(query)
     if verb == "export":
         data = await d.privacy.export(client.id)

@@ -12,6 +12,7 @@ from telegram.ext import ContextTypes
 from bot import callback, notify
 from bot.deps import Deps, deps
 from bot.dialogs import new_visit as flow
+from bot.dialogs import privacy as privacy_texts
 from bot.dialogs import series_staff
 from bot.dialogs import work as works
 from bot.dialogs import workspace as screens
@@ -215,6 +216,9 @@ async def _act(
     if verb in ("ln", "lk"):
         await _link_decision(update, context, d, staff, lang, verb, args)
         return
+    if verb in ("er", "ery") and (ids := _ids(args, 1)):
+        await _erase_client(update, context, d, staff, lang, verb == "ery", ids[0])
+        return
     ids = _ids(args, 1)
     if ids is None:
         raise NotAllowed(args)
@@ -380,7 +384,30 @@ async def client_record(d: Deps, client: ClientRow, staff: Staff, lang: str, exp
         appts = await tx.staff_appointments(staff.specialist_ids, client_ids=[client.id])
         notes = await tx.notes(client_id=client.id)
     past = sum(1 for a in appts if a.end <= now)
-    return screens.client_card(d.practice, client, appts, notes, lang, now_index=past, expand=expand)
+    msg = screens.client_card(d.practice, client, appts, notes, lang, now_index=past, expand=expand)
+    if staff.admin and client.erased_at is None:
+        msg = privacy_texts.with_erase_button(msg, client.id, lang)
+    return msg
+
+
+async def _erase_client(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps, staff: Staff, lang: str, sure: bool, client_id: int
+) -> None:
+    """An admin erases a client's data (asked by phone, or a record of someone who never used the bot)."""
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    if not staff.admin:
+        raise NotAllowed(client_id)
+    await answer(query)
+    chat_id, message_id = query.message.chat.id, query.message.message_id
+    if not sure:
+        upcoming = privacy_texts.overview_upcoming(await d.privacy.export(client_id), d.booking.clock())
+        msg = privacy_texts.confirm_erase_client(client_id, upcoming, lang)
+        await edit_quietly(context.bot, chat_id, message_id, text=msg.text, markup=msg.markup)
+        return
+    done = await d.privacy.erase(client_id, actor=staff.actor)
+    await edit_quietly(context.bot, chat_id, message_id, text=privacy_texts.client_erased(len(done.cancelled), lang))
+    await notify.erased(context.bot, d, done)
 
 
 async def _link_decision(
