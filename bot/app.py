@@ -35,7 +35,8 @@ from scheduling.locks import KeyLocks
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 20.0
-# Updates held (received, not yet done) per update slot: those waiting for their specialist's turn to book.
+# Updates held (received, not yet done) per update slot: those waiting for their chat's turn, or for their
+# specialist's turn to book.
 UPDATES_HELD_PER_SLOT = 8
 
 
@@ -50,13 +51,15 @@ class PerChatProcessor(BaseUpdateProcessor):
         self.slots = UpdateSlots(chats.capacity)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        async with self.slots.slot():
-            chat = update.effective_chat if isinstance(update, Update) else None
-            if chat is None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            async with self.slots.slot():
                 await coroutine
-                return
-            async with self._chats.hold(chat.id):
-                await coroutine
+            return
+        # The chat's turn first, then a slot: updates queued behind a slow chat (in flood control, a long
+        # calendar read, a person tapping on and on) take no slot, so other chats never wait for them.
+        async with self._chats.hold(chat.id), self.slots.slot():
+            await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -24,31 +24,34 @@ log = logging.getLogger(__name__)
 
 # How many keys (chats) one process works on at once: the update processor's concurrency.
 CAPACITY = 32
-# A holder that does not finish in this time is stuck (a hung network call): the waiter goes ahead
-# unserialised rather than leave the person without an answer.
-WAIT_LIMIT = 30.0
+# A wait this long is logged (and again each time as long again): a holder is slow, a flood wait or a
+# slow calendar. The waiter still waits: going ahead would run a chat's updates out of order. A holder
+# never waits for ever: its network calls have timeouts, and a process that dies releases its locks.
+LONG_WAIT = 30.0
 # Advisory lock keys are one bigint space per database; chat keys carry this tag in their top bits.
 _PG_TAG = 0x43 << 56  # "C"
 # Byte offsets in the SQLite lock file: Telegram ids are within +-2**53, so offsets stay positive.
 _FILE_OFFSET = 1 << 60
-_POLL_FIRST, _POLL_MAX = 0.001, 0.02
+# Tries back off to _POLL_MAX while a wait is short, then to _POLL_SLOW: a long wait costs few queries.
+_POLL_FIRST, _POLL_MAX, _POLL_SLOW, _SHORT = 0.001, 0.02, 0.25, 1.0
 
 
-async def _poll(attempt: Callable[[], Awaitable[bool]], wait_limit: float) -> bool:
-    """Try until `attempt()` gets the lock, backing off; False once `wait_limit` has passed.
+async def _poll(attempt: Callable[[], Awaitable[bool]], long_wait: float) -> None:
+    """Try until `attempt()` gets the lock, backing off; a wait past `long_wait` is logged, never given up.
 
     Polling, not a blocking wait: a waiter holds no thread and no connection, and waits are short
     (only one chat's updates landing on two processes at once contend).
     """
     loop = asyncio.get_running_loop()
-    deadline, delay = loop.time() + wait_limit, _POLL_FIRST
+    began = loop.time()
+    delay, report = _POLL_FIRST, began + long_wait
     while not await attempt():
-        if loop.time() >= deadline:
-            log.warning("a chat stayed locked for %.0f s; going ahead without the lock", wait_limit)
-            return False
+        now = loop.time()
+        if now >= report:
+            log.warning("a chat has waited %.0f s for another process to finish with it", now - began)
+            report = now + long_wait
         await asyncio.sleep(delay)
-        delay = min(delay * 2, _POLL_MAX)
-    return True
+        delay = min(delay * 2, _POLL_MAX if now - began < _SHORT else _POLL_SLOW)
 
 
 class SharedLocks(Protocol):
@@ -66,11 +69,11 @@ class AdvisoryLocks:
     use up the server's connections); a process that dies loses its connection, and with it its locks.
     """
 
-    def __init__(self, engine: AsyncEngine, wait_limit: float = WAIT_LIMIT):
+    def __init__(self, engine: AsyncEngine, long_wait: float = LONG_WAIT):
         self._engine = create_async_engine(engine.url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT")
         self._conn: AsyncConnection | None = None
         self._turn = asyncio.Lock()  # one statement at a time on the connection
-        self._wait_limit = wait_limit
+        self._long_wait = long_wait
 
     @contextlib.asynccontextmanager
     async def hold(self, key: int) -> AsyncIterator[None]:
@@ -88,7 +91,8 @@ class AdvisoryLocks:
             return await self._call("SELECT pg_try_advisory_lock(:key)", key)
 
         try:
-            return await _poll(attempt, self._wait_limit)
+            await _poll(attempt, self._long_wait)
+            return True
         except DBAPIError:
             log.warning("chat locks: the database did not answer; going ahead without the lock")
             return False
@@ -113,26 +117,25 @@ class AdvisoryLocks:
 class FileLocks:
     """fcntl byte-range locks, one byte per key, in one file that every process keeps open."""
 
-    def __init__(self, path: Path, wait_limit: float = WAIT_LIMIT):
+    def __init__(self, path: Path, long_wait: float = LONG_WAIT):
         import fcntl
 
         self._fcntl = fcntl
         path.parent.mkdir(parents=True, exist_ok=True)
         # Kept open for the life of the process: closing any descriptor of the file drops all its locks.
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._wait_limit = wait_limit
+        self._long_wait = long_wait
 
     @contextlib.asynccontextmanager
     async def hold(self, key: int) -> AsyncIterator[None]:
         offset = _FILE_OFFSET + key
-        locked = await self._acquire(offset)
+        await self._acquire(offset)
         try:
             yield
         finally:
-            if locked:
-                self._fcntl.lockf(self._fd, self._fcntl.LOCK_UN, 1, offset)
+            self._fcntl.lockf(self._fd, self._fcntl.LOCK_UN, 1, offset)
 
-    async def _acquire(self, offset: int) -> bool:
+    async def _acquire(self, offset: int) -> None:
         async def attempt() -> bool:
             try:
                 self._fcntl.lockf(self._fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB, 1, offset)
@@ -140,7 +143,7 @@ class FileLocks:
                 return False
             return True
 
-        return await _poll(attempt, self._wait_limit)
+        await _poll(attempt, self._long_wait)
 
     async def close(self) -> None:
         os.close(self._fd)
@@ -178,11 +181,12 @@ class KeyLocks:
             await self.shared.close()
 
 
-def key_locks(engine: AsyncEngine, capacity: int = CAPACITY) -> KeyLocks:
+def key_locks(engine: AsyncEngine, capacity: int = CAPACITY, long_wait: float = LONG_WAIT) -> KeyLocks:
     """Locks that hold across every process sharing this engine's database."""
     url = engine.url
     if url.get_backend_name() == "postgresql":
-        return KeyLocks(AdvisoryLocks(engine), capacity)
+        return KeyLocks(AdvisoryLocks(engine, long_wait), capacity)
     if url.database in (None, "", ":memory:"):
         return KeyLocks(None, capacity)  # an in-memory database has one process
-    return KeyLocks(FileLocks(Path(url.database).expanduser().resolve().with_suffix(".locks")), capacity)
+    path = Path(url.database).expanduser().resolve().with_suffix(".locks")
+    return KeyLocks(FileLocks(path, long_wait), capacity)

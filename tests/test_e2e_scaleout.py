@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.bench_e2e import run
 from bot.local import local_bot
+from scheduling.locks import CAPACITY
 from tests.fixtures.bot import e2e_practice
 from tgemu import BotApiEmulator, TelegramUser
 
@@ -45,6 +46,8 @@ async def test_flood_control_for_one_chat_delays_only_that_chat(tmp_path: Path) 
             await busy.send("/start", wait=False)
             # The others write once the busy chat is under flood control, whatever the machine's speed.
             await busy.wait_for(lambda u: emulator.flooded[u.id] >= 1, timeout=60)
+            for _ in range(CAPACITY + 8):  # an impatient person: more updates than the bot handles at once
+                await busy.send("Hello?", wait=False)
             await asyncio.gather(*(user.send("/start", wait=False) for user in others))
             for user in others:
                 await user.wait_for(_dialog_shown, timeout=60)
@@ -55,4 +58,6 @@ async def test_flood_control_for_one_chat_delays_only_that_chat(tmp_path: Path) 
         await emulator.wait_idle(timeout=60)
         texts = [m.text for m in busy.messages]
         assert texts[0].startswith("Hello! I book appointments") and not any("went wrong" in t for t in texts)
+        assert "Where would you like to meet?" in texts[1]  # in order: the greeting's dialog before the rest
+        assert texts.count("Please use the buttons above, or send /cancel to stop.") == CAPACITY + 8
         assert emulator.flooded[busy.id] >= 1 and not any(emulator.flooded[user.id] for user in others)

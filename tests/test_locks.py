@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 from scheduling.db import create_schema, make_engine
@@ -26,10 +27,24 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
+class _Reported(logging.Handler):
+    """Sets an event when the chat locks report a long wait."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "has waited" in record.getMessage():
+            self.event.set()
+
+
 async def test_a_chat_held_by_another_process_waits_for_it_and_other_chats_do_not(db_url: str) -> None:
     engine = make_engine(db_url)
     await create_schema(engine)
-    locks = key_locks(engine)
+    locks = key_locks(engine, long_wait=0.05)
+    reported = _Reported()
+    logging.getLogger("scheduling.locks").addHandler(reported)
     chat = 5_000_000_001
     other = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HOLDER, db_url, str(chat), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
@@ -46,8 +61,9 @@ async def test_a_chat_held_by_another_process_waits_for_it_and_other_chats_do_no
         waiter = asyncio.create_task(take())
         async with locks.hold(chat + 1):  # another chat is not held up
             events.append("other chat")
-        await asyncio.sleep(0.3)
-        assert events == ["other chat"]
+        await asyncio.wait_for(reported.event.wait(), 30)  # the waiter reports its long wait ...
+        await asyncio.sleep(0.1)
+        assert events == ["other chat"]  # ... and goes on waiting: going ahead would break the chat's order
         events.append("released")
         other.stdin.write(b"go\n")
         await other.stdin.drain()
@@ -55,6 +71,7 @@ async def test_a_chat_held_by_another_process_waits_for_it_and_other_chats_do_no
         assert events == ["other chat", "released", "got it"]
         assert await asyncio.wait_for(other.wait(), 30) == 0
     finally:
+        logging.getLogger("scheduling.locks").removeHandler(reported)
         if other.returncode is None:
             other.kill()
             await other.wait()
