@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -35,6 +36,7 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from benchmarks.bench_booking import (
+    CROWD_LIMITS,
     EXAMPLE,
     SPECIALISTS,
     START,
@@ -203,6 +205,9 @@ def practice_file(folder: Path) -> Path:
         assert spec["telegram_id"] == 0, "the example's specialists have no Telegram id yet"
     for tid in SPECIALISTS.values():
         text = text.replace("telegram_id = 0", f"telegram_id = {tid}", 1)
+    for name, value in CROWD_LIMITS.items():
+        text, found = re.subn(rf"(?m)^{name} = \d+", f"{name} = {value}", text)
+        assert found == 1, f"the example's [limits] has no single {name}"
     path = folder / "practice.toml"
     path.write_text(text, encoding="utf-8")
     return path
