@@ -448,7 +448,9 @@ class CalDAVGateway:
         url = self._event_url(st, event.uid)
         conn = st.conn
         known = st.booking.entries.get(href_key(url))
-        create = known is None
+        # An event we have not seen is new, unless it was written before (its SEQUENCE went up since): then
+        # another process wrote it, and a GET first saves the create that would be refused.
+        create = known is None and event.sequence == 0
         current: str | bytes
         for _ in range(WRITE_ATTEMPTS):
             if create:

@@ -202,3 +202,20 @@ async def test_an_update_nobody_else_touched_is_one_request(
     times = await gateway.appointment_times("ana", ["appt-1@bookingbot"])
     assert gateway.requests - before == 1
     assert times["appt-1@bookingbot"] == (event_spec().start, event_spec().end)
+
+
+async def test_another_process_updating_an_event_it_never_read_reads_it_first(
+    gateway: CalDAVGateway, caldav_server: CalDAVServer
+) -> None:
+    await gateway.put("ana", event_spec())
+    other = CalDAVGateway(practice_for(caldav_server), accounts={"ana": account_of(caldav_server)}, clock=lambda: NOW)
+    await other.start()
+    try:
+        before = other.requests
+        await other.put("ana", event_spec(status="CONFIRMED", sequence=1))
+        assert other.requests - before == 2  # GET for the etag, PUT If-Match: no refused create first
+        assert from_ical(get_raw(caldav_server, "appt-1@bookingbot.ics").text) == event_spec(
+            status="CONFIRMED", sequence=1
+        )
+    finally:
+        await other.close()
