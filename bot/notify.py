@@ -326,7 +326,8 @@ async def calendar_changed(bot: Bot, d: Deps, change: CalendarChange) -> None:
 
 
 async def calendar_changes(bot: Bot, d: Deps, changes: list[CalendarChange]) -> None:
-    """Changes staff accepted after a calendar incident: single visits one by one, each series in one message."""
+    """Changes carried back from the calendar (or accepted by staff after an incident): single visits and seats one
+    by one, each series in one message."""
     by_series: dict[int, list[CalendarChange]] = {}
     for change in changes:
         if change.appointment.series_id is None:
@@ -496,8 +497,8 @@ async def sweep(bot: Bot, d: Deps) -> None:
     await expire_due(bot, d)
     for spec in d.practice.specialists:
         found = await d.booking.sync.reconcile(spec.id)
-        for change in found.changes:
-            await calendar_changed(bot, d, change)
+        # A client's weekly seats are a series: told in one message with the course's file, as series are.
+        await calendar_changes(bot, d, found.changes)
         in_series = await d.series.reconcile(spec.id)
         for series_change in in_series.changes:
             await series_changed(bot, d, series_change)

@@ -119,6 +119,9 @@ class OutboxWorker(Drainer):
                 if series is not None:
                     # Every occurrence lives in the written resource: each is judged afresh from now.
                     await tx.record_writes([o.id for o in occurrences], written, self.clock())
+                elif group is not None:
+                    # Every seat lives in the session's event: each is judged afresh from now.
+                    await tx.record_writes([s.id for s in seats], written, self.clock())
                 elif appt.specialist_id == row.specialist_id:
                     await tx.record_write(appt.id, written, self.clock())
                 await tx.outbox_done(row.id, self.clock())

@@ -10,7 +10,7 @@ is cancelled: an incident is opened and the specialist and admins decide.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -75,9 +75,55 @@ def seen_since_write(appt: AppointmentRow) -> bool:
     return appt.seen_at is not None and (appt.written_at is None or appt.seen_at >= appt.written_at)
 
 
+def missing_confirmed(rows: Iterable[AppointmentRow], now: datetime) -> bool:
+    """Whether every one of these was already missing from a read at least MISSING_CONFIRM ago."""
+    return all(a.missing_since is not None and now - a.missing_since >= MISSING_CONFIRM for a in rows)
+
+
 def removal_status(appt: AppointmentRow) -> Status:
     """A request removed from the calendar is declined; a confirmed visit is cancelled."""
     return Status.DECLINED if appt.status == Status.REQUESTED else Status.CANCELLED
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedEvent:
+    """One event of ours the calendar app may change: a single visit, or a group session with its active seats."""
+
+    uid: str
+    rows: list[AppointmentRow]
+    group_id: int | None = None
+
+    @property
+    def start(self) -> datetime:
+        return self.rows[0].start
+
+    @property
+    def end(self) -> datetime:
+        return self.rows[0].end
+
+    @property
+    def seen_since_write(self) -> bool:
+        """Whether a read showed the event after our last write (the seats of a session are written together)."""
+        return any(seen_since_write(a) for a in self.rows)
+
+    def missing_confirmed(self, now: datetime) -> bool:
+        return missing_confirmed(self.rows, now)
+
+
+def events_of(appts: list[AppointmentRow]) -> list[WatchedEvent]:
+    """The calendar events these appointments stand for: each single visit its own, a session's seats one."""
+    events: list[WatchedEvent] = []
+    sessions: dict[int, list[AppointmentRow]] = {}
+    for appt in appts:
+        if appt.group_id is None:
+            events.append(WatchedEvent(appt.uid, [appt]))
+        else:
+            sessions.setdefault(appt.group_id, []).append(appt)
+    for group_id, seats in sessions.items():
+        group = seats[0].group
+        assert group is not None
+        events.append(WatchedEvent(group.uid, seats, group_id))
+    return events
 
 
 class CalendarSync:
@@ -110,57 +156,59 @@ class CalendarSync:
         async with self.store.tx() as tx:
             active = await tx.active_appointments(specialist_id, now, now + horizon)
             pending = {row.appointment_id for row in await tx.outbox_pending()}
+            pending_groups = await tx.pending_groups()
             held = {i for inc in await tx.open_incidents(specialist_id) for i in inc.appointments["ids"]}
-        # Occurrences of a series live in the series' resource: SeriesService.reconcile reads those. Seats of a
-        # group session share its event, which the outbox keeps written; edits to it in the app do not flow back.
+        # Occurrences of a series live in the series' resource: SeriesService.reconcile reads those. The seats of a
+        # group session (weekly seats too) share the session's event: they are judged together, as one event.
         # Only events in this specialist's calendar: an appointment offered to them is still in its owner's.
         candidates = [
             a
             for a in active
             if a.specialist_id == specialist_id
-            and a.id not in pending
             and a.start > now
-            and a.series_id is None
-            and a.group_id is None
+            and (a.group_id not in pending_groups if a.group_id is not None else a.id not in pending)
+            and (a.series_id is None or a.group_id is not None)
         ]
         # Written to another calendar (the configuration changed): write them to the current one.
         elsewhere = [a for a in candidates if a.calendar_url and a.calendar_url != current]
         moving = {a.id for a in elsewhere}
-        watched = [a for a in candidates if a.id not in moving and a.id not in held]
+        watched = events_of([a for a in candidates if a.id not in moving and a.id not in held])
         if elsewhere:
             log.info("%d events of %s move to the configured booking calendar", len(elsewhere), specialist_id)
             await self._rewrite(specialist_id, elsewhere, now)
         if not watched:
             return result
         try:
-            times = await self.calendar.appointment_times(specialist_id, [a.uid for a in watched])
+            times = await self.calendar.appointment_times(specialist_id, [w.uid for w in watched])
         except CalendarUnavailable:
             return result
-        present = [a for a in watched if a.uid in times]
-        lost = [a for a in watched if a.uid not in times and not seen_since_write(a)]
-        gone = [a for a in watched if a.uid not in times and seen_since_write(a)]
+        present = [w for w in watched if w.uid in times]
+        lost = [w for w in watched if w.uid not in times and not w.seen_since_write]
+        gone = [w for w in watched if w.uid not in times and w.seen_since_write]
         async with self.store.tx() as tx:
-            await tx.record_seen([a.id for a in present], now)
-            await tx.record_missing([a.id for a in gone], now)
+            await tx.record_seen([a.id for w in present for a in w.rows], now)
+            await tx.record_missing([a.id for w in gone for a in w.rows], now)
         if lost:
             log.warning(
                 "%d events of %s missing though never read back since written: writing them again",
                 len(lost),
                 specialist_id,
             )
-            await self._rewrite(specialist_id, lost, now)
-        for appt in present:
-            moved = times[appt.uid]
-            if moved is None or moved == (appt.start, appt.end):
+            await self._rewrite(specialist_id, [a for w in lost for a in w.rows], now)
+        for event in present:
+            moved = times[event.uid]
+            if moved is None or moved == (event.start, event.end):
                 continue  # unchanged, or present but unreadable: nothing to act on
-            if change := await self._move(appt, *moved, now):
+            if event.group_id is not None:
+                result.changes.extend(await self._move_session(event, *moved, now))
+            elif change := await self._move(event.rows[0], *moved, now):
                 result.changes.append(change)
-        confirmed = [a for a in gone if a.missing_since is not None and now - a.missing_since >= MISSING_CONFIRM]
+        confirmed = [w for w in gone if w.missing_confirmed(now)]
         if gone and is_mass(len(gone), len(watched)):
             if confirmed:
-                result.incident = await self._open_incident(specialist_id, gone, now)
+                result.incident = await self._open_incident(specialist_id, [a for w in gone for a in w.rows], now)
         else:
-            for appt in confirmed:
+            for appt in (a for w in confirmed for a in w.rows):
                 if change := await self._remove(appt, f"calendar:{specialist_id}", now):
                     result.changes.append(change)
         if result.changes:
@@ -187,6 +235,30 @@ class CalendarSync:
             await tx.enqueue_sync(appt.id, appt.specialist_id, now)
         return CalendarChange(appt, removed=False, old_start=candidate.start)
 
+    async def _move_session(
+        self, event: WatchedEvent, start: datetime, end: datetime, now: datetime
+    ) -> list[CalendarChange]:
+        """The session's event was moved: the session and every active seat take the new time, or none does."""
+        actor = f"calendar:{event.rows[0].specialist_id}"
+        before = {(a.id, a.start) for a in event.rows}
+        async with self.store.tx() as tx:
+            await tx.lock_specialist(event.rows[0].specialist_id)
+            group = await tx.get_group(event.group_id, for_update=True)
+            seats = [s for s in await tx.group_seats(event.group_id) if s.status in ACTIVE_STATUSES and s.start > now]
+            if group is None or {(s.id, s.start) for s in seats} != before:
+                return []  # changed meanwhile by someone else; the next pass sees the new state
+            if not await tx.move_group(group, start, end):
+                # Another session of this service and place already starts there: two sessions cannot share a key.
+                log.warning("session %s moved in the calendar onto another session's time: left as it is", group.id)
+                return []
+            changes = []
+            for seat in seats:
+                if await tx.move(seat, start, end, actor=actor, at=now):
+                    changes.append(CalendarChange(seat, removed=False, old_start=event.start))
+            # Rewrites the event with our texts and the new SEQUENCE at the time the specialist chose.
+            await tx.enqueue_sync(seats[0].id, group.specialist_id, now)
+        return changes
+
     async def _remove(self, candidate: AppointmentRow, actor: str, now: datetime) -> CalendarChange | None:
         async with self.store.tx() as tx:
             appt = await tx.get_appointment(candidate.id, for_update=True)
@@ -196,8 +268,8 @@ class CalendarSync:
                 await tx.transition(appt, removal_status(appt), actor=actor, at=now, reason=REMOVED_REASON)
             except InvalidTransition:
                 return None  # another process carried the same change first
-            if appt.series_id is not None:
-                # The series' resource is written from its rows: it now leaves this visit out.
+            if appt.series_id is not None or appt.group_id is not None:
+                # The series' resource (the session's event) is written from its rows: it now leaves this one out.
                 await tx.enqueue_sync(appt.id, appt.specialist_id, now)
         return CalendarChange(appt, removed=True, old_start=candidate.start)
 

@@ -25,10 +25,10 @@ from scheduling.booking import (
 )
 from scheduling.calendar import CalendarUnavailable
 from scheduling.calendar_sync import (
-    MISSING_CONFIRM,
     REMOVED_REASON,
     Incident,
     is_mass,
+    missing_confirmed,
     removal_status,
     seen_since_write,
 )
@@ -931,7 +931,7 @@ class SeriesService:
             change = await self._apply_flow_back(series, rows, found, now)
             if change is not None:
                 result.changes.append(change)
-        confirmed = [(s, rows) for s, rows in vanished if _confirmed(_upcoming(rows, now), now)]
+        confirmed = [(s, rows) for s, rows in vanished if missing_confirmed(_upcoming(rows, now), now)]
         if vanished and is_mass(len(vanished), len(snapshot)):
             if confirmed:
                 result.incident = await self._open_incident(specialist_id, vanished, now)
@@ -990,7 +990,7 @@ class SeriesService:
         if unseen:
             self.booking._wake_outbox()
             return False
-        return _confirmed([by_id[i] for i in removed], now)
+        return missing_confirmed([by_id[i] for i in removed], now)
 
     async def _open_incident(
         self, specialist_id: str, vanished: list[tuple[SeriesRow, list[AppointmentRow]]], now: datetime
@@ -1044,11 +1044,6 @@ class SeriesService:
 def _upcoming(rows: Sequence[AppointmentRow], now: datetime) -> list[AppointmentRow]:
     """The visits the calendar may still change: active and not begun."""
     return [r for r in rows if r.status in ACTIVE_STATUSES and r.start > now]
-
-
-def _confirmed(rows: Sequence[AppointmentRow], now: datetime) -> bool:
-    """Whether every one of these was already missing from a read at least MISSING_CONFIRM ago."""
-    return all(r.missing_since is not None and now - r.missing_since >= MISSING_CONFIRM for r in rows)
 
 
 def series_zone(series: SeriesRow) -> ZoneInfo:

@@ -28,6 +28,7 @@ from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.outbox import OutboxWorker
 from scheduling import booking
 from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
+from scheduling.calendar_sync import MISSING_CONFIRM
 from scheduling.config import ConfigError, Practice, parse_practice
 from scheduling.conflicts import ProblemKind
 from scheduling.db import AppointmentRow, GroupRow
@@ -39,7 +40,7 @@ from scheduling.staff import NotAllowed, require_staff
 from scheduling.store import Store
 from scheduling.visits import NeedsDecision, StaffBooking, Visit
 from scheduling.waitlist import WaitingList
-from tests.fixtures.caldav import CalDAVServer, account_of
+from tests.fixtures.caldav import CalDAVServer, account_of, delete_raw, get_raw, put_raw
 from tests.fixtures.series import ZONE, Bench, Clock, at, calendar_objects
 
 STAFF = 500
@@ -444,3 +445,103 @@ async def test_a_freed_seat_goes_to_the_waiting_list(bench: Bench) -> None:
     assert taken.group_id == seats[0].group_id and taken.client_id == waiting
     assert "18:00" not in await times(bench)
     await assert_sessions_match(bench)
+
+
+# --- edits made to a session's event in a calendar app (a second CalDAV client) -------------------------------------
+
+
+async def filled_session(bench: Bench) -> tuple[GroupRow, list[AppointmentRow]]:
+    """A session at 18:00 with two confirmed seats, one waiting for approval and one cancelled; all written."""
+    ids = await clients(bench, 4)
+    seats = [await bench.booking.request(seat(c, at(DAY, "18:00"))) for c in ids[:3]]
+    for s in seats[:2]:
+        await bench.booking.approve(s.id, STAFF)
+    await bench.booking.cancel_by_client(seats[1].id, ids[1])
+    seats.append(await bench.booking.request(seat(ids[3], at(DAY, "18:00"))))
+    await assert_sessions_match(bench)
+    async with bench.store.tx() as tx:
+        group = await tx.get_group(seats[0].group_id or 0)
+    assert group is not None
+    return group, [seats[0], seats[2], seats[3]]
+
+
+async def seat_rows(bench: Bench, group_id: int) -> list[AppointmentRow]:
+    async with bench.store.tx() as tx:
+        return await tx.group_seats(group_id)
+
+
+def drag(bench: Bench, uid: str, start: datetime, end: datetime) -> None:
+    """Move the session's event as a calendar app would: new DTSTART and DTEND, the rest kept."""
+    cal = Calendar.from_ical(get_raw(bench.server, f"{uid}.ics").text)
+    [event] = cal.walk("VEVENT")
+    zone = event.decoded("DTSTART").tzinfo
+    for name, value in (("DTSTART", start), ("DTEND", end)):
+        del event[name]
+        event.add(name, value.astimezone(zone))
+    event["SEQUENCE"] = int(event["SEQUENCE"]) + 1
+    assert put_raw(bench.server, f"{uid}.ics", cal.to_ical().decode()).status_code in (201, 204)
+
+
+async def test_a_session_moved_in_the_calendar_app_moves_every_active_seat(bench: Bench) -> None:
+    group, active = await filled_session(bench)
+    assert (await bench.booking.sync.reconcile("ana")).changes == []  # read back as we wrote it
+    new_start = at(DAY, "15:00")
+    drag(bench, group.uid, new_start, new_start + timedelta(minutes=90))
+    found = await bench.booking.sync.reconcile("ana")
+    assert sorted(c.appointment.id for c in found.changes) == sorted(a.id for a in active)
+    assert all(not c.removed and c.old_start == at(DAY, "18:00") for c in found.changes)
+    rows = {r.id: r for r in await seat_rows(bench, group.id)}
+    assert {rows[a.id].start for a in active} == {new_start}
+    assert {rows[a.id].status for a in active} == {Status.CONFIRMED, Status.REQUESTED}
+    events = await assert_sessions_match(bench)  # the group row moved too, and the event is ours again
+    [event] = events.values()
+    assert local(event.decoded("DTSTART")) == "15:00" and int(event["SEQUENCE"]) > 1
+    assert (await bench.booking.sync.reconcile("ana")).changes == []  # our rewrite read back as unchanged
+    free = await times(bench)
+    assert "15:00" not in free and free["18:00"] == 3  # the session is full at its new time; the old one is free
+
+
+async def test_a_session_deleted_once_is_kept_twice_minutes_apart_is_cancelled(bench: Bench) -> None:
+    group, active = await filled_session(bench)
+    assert (await bench.booking.sync.reconcile("ana")).changes == []  # seen since our write
+    delete_raw(bench.server, f"{group.uid}.ics")
+    assert (await bench.booking.sync.reconcile("ana")).changes == []  # missing once: nothing cancelled
+    assert {r.status for r in await seat_rows(bench, group.id) if r.id in {a.id for a in active}} == {
+        Status.CONFIRMED,
+        Status.REQUESTED,
+    }
+    bench.clock.now += MISSING_CONFIRM - timedelta(seconds=1)
+    assert (await bench.booking.sync.reconcile("ana")).changes == []  # not minutes apart yet
+    bench.clock.now += timedelta(seconds=1)
+    found = await bench.booking.sync.reconcile("ana")
+    assert sorted(c.appointment.id for c in found.changes) == sorted(a.id for a in active)
+    assert all(c.removed for c in found.changes) and found.incident is None
+    statuses = {r.id: r.status for r in await seat_rows(bench, group.id)}
+    assert sorted(statuses[a.id] for a in active) == sorted([Status.CANCELLED, Status.DECLINED, Status.DECLINED])
+    assert await assert_sessions_match(bench) == {}
+    assert calendar_objects(bench.server) == {}
+    assert (await bench.booking.sync.reconcile("ana")).changes == []
+
+
+async def test_a_session_the_server_lost_is_written_again(bench: Bench) -> None:
+    group, active = await filled_session(bench)
+    delete_raw(bench.server, f"{group.uid}.ics")  # gone before any read showed it: the server lost our write
+    assert (await bench.booking.sync.reconcile("ana")).changes == []
+    bench.clock.now += MISSING_CONFIRM
+    assert (await bench.booking.sync.reconcile("ana")).changes == []
+    events = await assert_sessions_match(bench)
+    assert list(events) == [group.uid]
+    assert {r.status for r in await seat_rows(bench, group.id) if r.id in {a.id for a in active}} == {
+        Status.CONFIRMED,
+        Status.REQUESTED,
+    }
+
+
+async def test_a_session_edit_waits_while_its_write_is_pending(bench: Bench) -> None:
+    group, active = await filled_session(bench)
+    assert (await bench.booking.sync.reconcile("ana")).changes == []
+    drag(bench, group.uid, at(DAY, "15:00"), at(DAY, "16:30"))
+    await bench.booking.approve(active[1].id, STAFF)  # a seat changed: our write of the event is queued
+    assert (await bench.booking.sync.reconcile("ana")).changes == []  # not judged against a stale copy
+    events = await assert_sessions_match(bench)  # our write wins: the session keeps its time
+    assert local(next(iter(events.values())).decoded("DTSTART")) == "18:00"
