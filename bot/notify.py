@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from html import escape
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
@@ -41,9 +43,22 @@ from scheduling.visits import STAFF_SOURCE
 log = logging.getLogger(__name__)
 
 
-def staff_lang(d: Deps) -> str:
-    """The practice's language, for staff messages not addressed to one person (see Deps.staff_language)."""
-    return d.practice.practice.language
+StaffText = Callable[[str], Message | str]
+
+
+async def to_each_staff(bot: Bot, d: Deps, chat_ids: list[int], compose: StaffText) -> None:
+    """Send each staff chat `compose(lang)` in that person's own language (Deps.staff_language).
+
+    The one way the bot writes to staff on its own: the specialist and the admins may each read a
+    different language, so the text is built once per recipient, never once for all of them.
+    """
+    for chat_id in chat_ids:
+        built = compose(await d.staff_language(chat_id))
+        msg = built if isinstance(built, Message) else Message(built)
+        try:
+            await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
+        except TelegramError as exc:
+            log.warning("could not reach staff chat %s: %s", chat_id, exc.message)
 
 
 def _recipients(d: Deps, appt: AppointmentRow) -> list[int]:
@@ -221,16 +236,12 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     else:
         await _tell(bot, d, client, appt, texts.confirmed_for_client(d.practice, appt, lang), kind="confirmed")
     if appt.channel == Channel.VIDEO and not visit_link(d.practice, appt):
-        await _to_deciders(bot, d, appt, texts.send_video_link(d.practice, appt, staff_lang(d)))
+        await _to_deciders(bot, d, appt, lambda lang: texts.send_video_link(d.practice, appt, lang))
 
 
-async def _to_deciders(bot: Bot, d: Deps, appt: AppointmentRow, text: str) -> None:
-    """A message to whoever decides for the appointment's specialist."""
-    for chat_id in _recipients(d, appt):
-        try:
-            await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:
-            log.warning("could not tell specialist %s: %s", appt.specialist_id, exc.message)
+async def _to_deciders(bot: Bot, d: Deps, appt: AppointmentRow, compose: StaffText) -> None:
+    """A message to whoever decides for the appointment's specialist, each in their own language."""
+    await to_each_staff(bot, d, _recipients(d, appt), compose)
 
 
 async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
@@ -280,7 +291,7 @@ async def expired(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 
 async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """The client cancelled: the specialist is told and their request message updated; the client's copy goes."""
-    await _to_deciders(bot, d, appt, cancelled_for_specialist(d.practice, appt, staff_lang(d)))
+    await _to_deciders(bot, d, appt, lambda lang: cancelled_for_specialist(d.practice, appt, lang))
     await refresh_request(bot, d, appt)
     client = await client_of(d, appt)
     if appt.status == Status.CANCELLED and appt.replaces_id is None:
@@ -298,7 +309,9 @@ async def cancelled(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 async def erased(bot: Bot, d: Deps, erasure: Erasure) -> None:
     """A client's data was erased: each specialist whose visit was cancelled is told (the client is not named)."""
     for appt in erasure.cancelled:
-        await _to_deciders(bot, d, appt, privacy_texts.cancelled_for_specialist(d.practice, appt, staff_lang(d)))
+        await _to_deciders(
+            bot, d, appt, lambda lang, appt=appt: privacy_texts.cancelled_for_specialist(d.practice, appt, lang)
+        )
         await d.waitlist.visit_ended(appt.id)
     for appt in erasure.appointments:
         # The specialist's request messages showed the name and the note: they now show neither.
@@ -403,20 +416,14 @@ def _staff(d: Deps, specialist_id: str) -> list[int]:
     return list(dict.fromkeys([*([spec.telegram_id] if spec.telegram_id else []), *d.practice.practice.admins]))
 
 
-async def _to_staff(
-    bot: Bot, d: Deps, specialist_id: str, text: str, markup: InlineKeyboardMarkup | None = None
-) -> None:
-    for chat_id in _staff(d, specialist_id):
-        try:
-            await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
-        except TelegramError as exc:
-            log.warning("could not alert staff of %s: %s", specialist_id, exc.message)
+async def _to_staff(bot: Bot, d: Deps, specialist_id: str, compose: StaffText) -> None:
+    """Trouble with a specialist's calendar: the specialist and every admin, each in their own language."""
+    await to_each_staff(bot, d, _staff(d, specialist_id), compose)
 
 
 async def calendar_incident(bot: Bot, d: Deps, incident: Incident) -> None:
     """Many events vanished at once: the specialist and admins choose between restoring and cancelling."""
-    msg = alerts.incident_message(d.practice, incident, staff_lang(d))
-    await _to_staff(bot, d, incident.specialist_id, msg.text, msg.markup)
+    await _to_staff(bot, d, incident.specialist_id, lambda lang: alerts.incident_message(d.practice, incident, lang))
 
 
 async def deliver_message(bot: Bot, d: Deps, row: MessageRow) -> bool:
@@ -428,13 +435,14 @@ async def deliver_message(bot: Bot, d: Deps, row: MessageRow) -> bool:
         await messages.delivered(row.id)
         return False
     if row.to_client:
-        client = appt.client
-        msg = message_texts.to_client(d.practice, appt, row, d.language(client))
-        chats = [client.telegram_id] if client.telegram_id is not None else []
+        chats = [appt.client.telegram_id] if appt.client.telegram_id is not None else []
     else:
-        msg = message_texts.to_specialist(d.practice, appt, row, staff_lang(d))
         chats = _recipients(d, appt)
     for chat_id in chats:
+        if row.to_client:
+            msg = message_texts.to_client(d.practice, appt, row, d.language(appt.client))
+        else:
+            msg = message_texts.to_specialist(d.practice, appt, row, await d.staff_language(chat_id))
         try:
             await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
         except TelegramError as exc:
@@ -506,13 +514,15 @@ async def sweep(bot: Bot, d: Deps) -> None:
             if incident is not None:
                 await calendar_incident(bot, d, incident)
     for spec_id, error in (await d.booking.sync.failing_writes()).items():
-        await _to_staff(bot, d, spec_id, alerts.writes_failing_message(d.practice, spec_id, error, staff_lang(d)))
+        await _to_staff(
+            bot, d, spec_id, lambda lang, s=spec_id, e=error: alerts.writes_failing_message(d.practice, s, e, lang)
+        )
     for appt in await d.booking.claim_reminders():
         client = await client_of(d, appt)
         msg = texts.reminder_for_client(d.practice, appt, d.language(client))
         await _to_client(bot, client, msg.text, reply_markup=msg.markup)
         if appt.channel == Channel.VIDEO and not visit_link(d.practice, appt):
-            await _to_deciders(bot, d, appt, texts.send_video_link(d.practice, appt, staff_lang(d)))
+            await _to_deciders(bot, d, appt, lambda lang, a=appt: texts.send_video_link(d.practice, a, lang))
     if d.mailer is not None:
         await d.mailer.flush()
     now = d.booking.clock()
@@ -549,29 +559,18 @@ async def _partner_notices(bot: Bot, d: Deps) -> None:
 async def calendar_signed_out(bot: Bot, d: Deps, specialist_id: str, provider: str) -> None:
     """Tell the specialist and the admins, once, that a calendar sign-in stopped working."""
     spec = d.practice.specialist_by_id[specialist_id]
-    for chat_id in dict.fromkeys([*([spec.telegram_id] if spec.telegram_id else []), *d.practice.practice.admins]):
-        _ = gettext_for(await d.staff_language(chat_id))
-        text = _(
+
+    def compose(lang: str) -> str:
+        _ = gettext_for(lang)
+        return _(
             "The bot can no longer use {name}'s {provider} calendar: access was withdrawn. Free times stay closed "
             "and bookings wait until {name} sends /connect again."
-        ).format(name=spec.name, provider=provider.capitalize())
-        try:
-            await bot.send_message(chat_id, text)
-        except TelegramError:
-            log.warning("could not tell chat about the revoked %s sign-in of %s", provider, specialist_id)
+        ).format(name=escape(spec.name), provider=provider.capitalize())
+
+    await _to_staff(bot, d, specialist_id, compose)
 
 
 # --- the specialist's workspace ---------------------------------------------------------------------
-
-
-async def _to_each_staff(bot: Bot, d: Deps, chat_ids: list[int], compose) -> None:  # type: ignore[no-untyped-def]
-    """Send each staff member `compose(lang)` in their own language."""
-    for chat_id in chat_ids:
-        msg: Message = compose(await d.staff_language(chat_id))
-        try:
-            await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
-        except TelegramError as exc:
-            log.warning("could not reach a staff member: %s", exc.message)
 
 
 def specialist_chats(d: Deps, specialist_id: str) -> list[int]:
@@ -592,7 +591,7 @@ async def proposal_answered(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     client = await client_of(d, appt)
     if appt.status == Status.CONFIRMED:
         await confirmed(bot, d, appt)
-    await _to_each_staff(
+    await to_each_staff(
         bot,
         d,
         specialist_chats(d, appt.specialist_id),
@@ -602,7 +601,7 @@ async def proposal_answered(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 
 async def proposal_lapsed(bot: Bot, d: Deps, appt: AppointmentRow, client: ClientRow) -> None:
     await _to_client(bot, client, work_texts.proposal_lapsed_for_client(d.practice, appt, d.language(client)))
-    await _to_each_staff(
+    await to_each_staff(
         bot,
         d,
         specialist_chats(d, appt.specialist_id),
@@ -655,7 +654,7 @@ async def handover_offered(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """The colleague is asked to take the appointment over."""
     assert appt.reassign_to is not None
     client = await client_of(d, appt)
-    await _to_each_staff(
+    await to_each_staff(
         bot,
         d,
         specialist_chats(d, appt.reassign_to),
@@ -666,7 +665,7 @@ async def handover_offered(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 async def handover_decided(bot: Bot, d: Deps, appt: AppointmentRow, *, owner: str, colleague: str) -> None:
     """The one who asked learns the answer; on a takeover the client learns who will see them."""
     accepted = appt.specialist_id == colleague
-    await _to_each_staff(
+    await to_each_staff(
         bot,
         d,
         specialist_chats(d, owner),
@@ -680,6 +679,6 @@ async def handover_decided(bot: Bot, d: Deps, appt: AppointmentRow, *, owner: st
 
 async def ask_admins_to_link(bot: Bot, d: Deps, client: ClientRow, records: list[ClientRow]) -> None:
     """Several records match a new bot user: the admins decide, nothing is linked meanwhile."""
-    await _to_each_staff(
+    await to_each_staff(
         bot, d, list(d.practice.practice.admins), lambda lang: work_texts.link_question(client, records, lang)
     )

@@ -31,7 +31,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     d = deps(context)
-    lang = notify.staff_lang(d)
+    lang = await d.staff_language(query.from_user.id)
     _ = gettext_for(lang)
     parsed = _parse(query.data)
     if parsed is None:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 async def _language(d: Deps, telegram_id: int, staff: bool) -> str:
     if staff:
-        return notify.staff_lang(d)
+        return await d.staff_language(telegram_id)
     async with d.store.tx() as tx:
         client = await tx.client_by_telegram(telegram_id)
     return d.language(client)
