@@ -1,11 +1,12 @@
-"""The bot measured from outside: each bot a process of its own, the Telegram side (emulator and clients) another.
+"""The bot measured from outside: each bot a process of its own, the Bot API emulator another, the clients a third.
 
-The same scripted clients as bench_booking walk the whole dialog; the difference is where the bot runs.
-Here it is `python -m bot.local` (the real `bookingbot run` with a chosen start time), one process on
-SQLite with long polling, or several on one database behind the emulator's webhook relay, which hands
-each update to the next process in turn, as a load balancer in front of replicas does (so one chat's
-consecutive updates land on alternating processes). Calendars are the embedded Radicale, started here
-and shared by every bot process through a counting proxy, so CalDAV requests are counted on the wire.
+The same scripted clients as bench_booking walk the whole dialog; the difference is where things run. The Bot
+API stand-in is `python -m tgemu --port N --token T`, and the clients act and follow their chats through its
+/_emu/ routes (`tgemu.remote`). The bot is `python -m bot.local` (the real `bookingbot run` with a chosen
+start time), one process on SQLite with long polling, or several on one database behind the emulator's webhook
+relay, which hands each update to the next process in turn, as a load balancer in front of replicas does (so
+one chat's consecutive updates land on alternating processes). Calendars are the embedded Radicale, started
+here and shared by every bot process through a counting proxy, so CalDAV requests are counted on the wire.
 
 Run: .venv/bin/python -m benchmarks.bench_e2e [--clients 500] [--processes 2] [--postgres URL] [--compare]
 """
@@ -52,11 +53,11 @@ from benchmarks.bench_booking import (
     tally,
 )
 from bot.local import write_accounts
-from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV, free_port
+from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV, free_port, wait_listening
 from scheduling.config import Practice
 from scheduling.db import make_engine
 from scheduling.store import Store
-from tgemu import BotApiEmulator
+from tgemu.remote import RemoteEmulator
 
 TOKEN = "424242:BENCH"
 SECRET = "bench-webhook-secret-0123456789abcdef"  # 32 characters at least
@@ -114,7 +115,43 @@ class CountingProxy:
             await self._session.close()
 
 
-# --- bot processes ----------------------------------------------------------------------------------
+# --- the Bot API emulator and the bot processes ------------------------------------------------------
+
+
+@dataclass
+class EmulatorProcess:
+    """`python -m tgemu`: the Bot API stand-in as a process of its own, its users driven over /_emu/."""
+
+    proc: asyncio.subprocess.Process
+    url: str
+
+    @classmethod
+    async def start(cls, log: Path, realistic_limits: bool) -> EmulatorProcess:
+        port = free_port()
+        limits = [] if realistic_limits else ["--no-flood-limits"]
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "tgemu", "--port", str(port), "--token", TOKEN, *limits),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        try:
+            await wait_listening("127.0.0.1", port, proc)
+        except BaseException:
+            proc.kill()
+            await proc.wait()
+            raise
+        return cls(proc, f"http://127.0.0.1:{port}")
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
 
 
 @dataclass
@@ -270,7 +307,6 @@ async def run(
     report = E2EReport(clients, realistic_limits, think=think, processes=processes)
     report.delivery = "webhook, round-robin over the processes" if webhook else "long polling"
     report.load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    limits = {} if realistic_limits else {"global_per_second": None, "chat_per_second": None}
     with tempfile.TemporaryDirectory() as tmp_name, counting_logs() as logs:
         tmp = Path(tmp_name)
         url = database_url or f"sqlite:///{tmp / 'bookingbot.db'}"
@@ -287,8 +323,10 @@ async def run(
         engine = make_engine(url)
         store = Store(engine)
         bots: list[BotProcess] = []
+        telegram: EmulatorProcess | None = None
         try:
-            async with BotApiEmulator(TOKEN, **limits) as emulator, aiohttp.ClientSession() as http:
+            telegram = await EmulatorProcess.start(tmp / "tgemu.log", realistic_limits)
+            async with RemoteEmulator(telegram.url) as emulator, aiohttp.ClientSession() as http:
                 env = {
                     "BOOKINGBOT_TELEGRAM_TOKEN": TOKEN,
                     "BOOKINGBOT_TELEGRAM_API_URL": emulator.base_url.removesuffix("/bot"),
@@ -314,6 +352,8 @@ async def run(
         finally:
             for bot in bots:
                 await bot.stop()
+            if telegram is not None:
+                await telegram.stop()
             await engine.dispose()
             await proxy.close()
             await calendars.stop()
@@ -325,12 +365,13 @@ async def run(
     return report
 
 
-async def _ready(emulator: BotApiEmulator, bots: list[BotProcess], webhook: bool) -> None:
+async def _ready(emulator: RemoteEmulator, bots: list[BotProcess], webhook: bool) -> None:
     """Wait until every process listens for updates: webhook set by all, or the poller running."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
+        await emulator.refresh()
         if webhook and emulator.requests["setWebhook"] >= len(bots):
-            emulator.relay.to(*(f"http://{bot.listen}/telegram" for bot in bots))
+            await emulator.route(*(f"http://{bot.listen}/telegram" for bot in bots))
             return
         if not webhook and emulator.requests["getUpdates"] > 0:
             return
@@ -339,7 +380,7 @@ async def _ready(emulator: BotApiEmulator, bots: list[BotProcess], webhook: bool
 
 
 async def _crowd(
-    emulator: BotApiEmulator,
+    emulator: RemoteEmulator,
     store: Store,
     proxy: CountingProxy,
     practice: Practice,
@@ -371,7 +412,8 @@ async def _crowd(
         report.failures[f"staff: {exc}"] += 1
     report.bot_cpu = sum(bot.cpu() for bot in bots) - cpu
     report.rss = [bot.memory() for bot in bots]
-    tally(report, crowd, emulator)
+    await emulator.refresh()
+    tally(report, crowd, emulator)  # type: ignore[arg-type]
     if emulator.relay.targets:
         report.delivered = [emulator.relay.delivered[f"http://{bot.listen}/telegram"] for bot in bots]
     report.replies = emulator.relay.replies["answerCallbackQuery"]

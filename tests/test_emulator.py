@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from io import BytesIO
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -584,3 +586,64 @@ async def test_flood_answers_429_for_the_chosen_chat_until_calm(emulator: BotApi
     emulator.calm(ada.id)
     await bot.send_message(ada.id, "hello again")
     assert [m.text for m in ada.messages] == ["hello again"] and [m.text for m in bob.messages] == ["hello"]
+
+
+# --- users driven from another process (/_emu/, tgemu.remote) ---------------------------------------
+
+
+async def test_remote_users_act_and_follow_their_chats_over_http(emulator: BotApiEmulator, app: Application) -> None:
+    from tgemu.remote import RemoteEmulator
+
+    seen: list[str] = []
+    changed = asyncio.Event()
+
+    def listener(event: str, message: object) -> None:
+        seen.append(event)
+        changed.set()
+
+    async with RemoteEmulator(f"http://{emulator.host}:{emulator.port}") as remote:
+        remote.listeners.append(listener)
+        ada = remote.user(2001, "Ada")
+
+        async def until(predicate: Callable[[], bool]) -> None:
+            async with asyncio.timeout(10):
+                while not predicate():
+                    changed.clear()
+                    await changed.wait()
+
+        sent = await ada.send("/start")
+        assert sent.text == "/start" and not sent.from_bot
+        await until(lambda: len(ada.messages) == 2)
+        greeting = ada.messages[-1]
+        assert greeting.from_bot and greeting.text == "Hello Ada" and greeting.buttons[0] == ["Edit me"]
+
+        await ada.tap_data("edit", greeting.message_id)
+        await until(lambda: len(ada.answers) == 1 and greeting.text == "Edited in place")
+        assert ada.messages[-1] is greeting  # edited in place, as in the emulator itself
+        await ada.tap_data("file", greeting.message_id)
+        await until(lambda: len(ada.answers) == 2 and ada.messages[-1].document is not None)
+        assert ada.answers[-1].show_alert and ada.answers[-1].text == "Sending the file"
+
+        await remote.refresh()
+        assert remote.requests["sendMessage"] == 1 and remote.requests["answerCallbackQuery"] == 2
+        assert ada.unanswered == []
+        assert "edited" in seen
+
+
+async def test_python_m_tgemu_serves_the_user_side_too(tmp_path: Path) -> None:
+    from caldav_bridge.embedded import free_port, wait_listening
+
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgemu", "--port", str(port), "--token", "42:T", "--no-flood-limits"
+    )
+    try:
+        await wait_listening("127.0.0.1", port, proc)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/_emu/users/7", json={"first_name": "Bo"}) as resp:
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/_emu/stats") as resp:
+                assert (await resp.json())["unanswered"] == {}
+    finally:
+        proc.terminate()
+        await proc.wait()

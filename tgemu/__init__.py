@@ -2,7 +2,8 @@
 
 It speaks the Bot API over HTTP on a loopback port, so a real python-telegram-bot Application talks to
 it exactly as it talks to Telegram, and it is as strict as Telegram about what it accepts.
-Run it on its own with `python -m tgemu --port N --token T`.
+Run it on its own with `python -m tgemu --port N --token T`; scripted users are then driven from another
+process over its /_emu/ routes (`tgemu.control`, client `tgemu.remote`).
 """
 
 from tgemu.entities import parse_html, parse_markdown_v2, utf16_len

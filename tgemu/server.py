@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from tgemu.control import Control
 from tgemu.errors import (
     BLOCKED,
     CALLBACK_ANSWER_LIMIT,
@@ -98,6 +99,7 @@ class BotApiEmulator:
         self.webhook_secret = ""
         self.relay = WebhookRelay(self)
         self.listeners: list[MessageListener] = []
+        self.control = Control(self)
         self._skew = 0.0
         self._chats: dict[int, Chat] = {}
         self._users: dict[int, TelegramUser] = {}
@@ -160,6 +162,7 @@ class BotApiEmulator:
     async def start(self) -> None:
         """Listen on the configured loopback port (a free one if 0)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.add_routes(self.control.routes())
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         # Cancel a long poll when PTB drops its connection, so stop() never waits on it.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
