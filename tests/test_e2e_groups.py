@@ -18,6 +18,7 @@ from scheduling.model import IN_CALENDAR, Status
 from scheduling.privacy import initials
 from tests.fixtures.bot import Bot, e2e_practice, running_bot, tap_through
 from tests.fixtures.series import calendar_objects, expanded
+from tests.test_e2e_calendar_edits import CalendarApp
 from tests.test_e2e_series import anna_calendar
 from tgemu import BotApiEmulator, TelegramUser
 
@@ -226,3 +227,61 @@ async def assert_calendar_matches_weekly(bot: Bot, sessions: int) -> list[Calend
     events = [Calendar.from_ical(objects[f"{g.uid}.ics"]).walk("VEVENT")[0] for g in groups]
     assert not any("RRULE" in e for e in events)
     return events
+
+
+async def test_a_session_moved_then_deleted_in_the_calendar_app_reaches_every_participant(
+    tmp_path: Path, emulator: BotApiEmulator
+) -> None:
+    async with running_bot(tmp_path, emulator, practice=e2e_practice(with_group)) as bot:
+        await bot.anna.send("/start")
+        ola, piotr = bot.user(6101, "Ola"), bot.user(6102, "Piotr")
+        for client, name in ((ola, NAMES[0]), (piotr, NAMES[1])):
+            await to_summary(client, name)
+            await client.tap("Send request")
+            await bot.anna.tap("Approve")
+        await emulator.wait_idle()
+        await piotr.send("/language")
+        await piotr.tap("Polski")  # told in their own language from now on
+        await assert_calendar_matches(bot)
+        await bot.sweep()  # a read shows the event as we wrote it: from now on its absence means something
+        async with bot.runtime.store.tx() as tx:
+            [group] = (await tx.session.scalars(select(GroupRow))).all()
+
+        def two_hours_later(event: Any) -> None:
+            for name in ("DTSTART", "DTEND"):
+                moved = event.decoded(name) + timedelta(hours=2)
+                del event[name]
+                event.add(name, moved)
+
+        await CalendarApp(bot).edit(group.uid, two_hours_later)
+        await bot.sweep()
+        await settle(bot)
+        await bot.sweep()  # our own rewrite of the event is not mistaken for another move
+        moved_to = SESSION + timedelta(hours=2)
+        for client, text in ((ola, "moved your appointment"), (piotr, "przeniósł wizytę")):
+            told = [m for m in client.messages if text in m.text]
+            assert len(told) == 1 and "11:00" in told[0].text
+            (_, latest), *_ = reversed(client.documents)
+            event = Calendar.from_ical(latest).walk("VEVENT")[0]
+            assert event.decoded("DTSTART").astimezone(UTC) == moved_to
+        async with bot.runtime.store.tx() as tx:
+            seats = list((await tx.session.scalars(select(AppointmentRow))).all())
+        assert {(s.start, s.status) for s in seats} == {(moved_to, Status.CONFIRMED)}
+        event = await assert_calendar_matches(bot)  # a fresh read equals the rows: one event, at 11:00
+        assert event is not None and event.decoded("DTSTART").astimezone(UTC) == moved_to
+
+        told = (len(ola.messages), len(piotr.messages))
+        await CalendarApp(bot).delete(group.uid)
+        await bot.sweep()  # one read without it proves nothing
+        async with bot.runtime.store.tx() as tx:
+            assert {s.status for s in (await tx.session.scalars(select(AppointmentRow))).all()} == {Status.CONFIRMED}
+        assert (len(ola.messages), len(piotr.messages)) == told
+        bot.clock.advance(minutes=6)
+        await bot.sweep()
+        await bot.sweep()
+        for client, text in ((ola, "had to cancel your appointment"), (piotr, "musiał odwołać wizytę")):
+            assert len([m for m in client.messages if text in m.text]) == 1
+            assert client.documents[-1][1].count(b"STATUS:CANCELLED") == 1
+        async with bot.runtime.store.tx() as tx:
+            assert {s.status for s in (await tx.session.scalars(select(AppointmentRow))).all()} == {Status.CANCELLED}
+        assert await assert_calendar_matches(bot) is None
