@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,16 +17,18 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 import recurring_ical_events
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from icalendar import Calendar
 from sqlalchemy import select
 from telegram.ext import ApplicationBuilder
 
-from bot.calendar_text import event_for, group_event_for, series_event_for
+from bot.calendar_text import client_series_event_for, event_for, group_event_for, series_event_for
 from bot.runtime import start_runtime
 from bot.settings import Settings
 from bot.web import feed_key, feed_token, make_web_app
 from caldav_bridge.gateway import CalDAVGateway
+from caldav_bridge.ical import ics_bytes
 from caldav_bridge.outbox import OutboxWorker
 from scheduling import booking
 from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
@@ -41,6 +45,7 @@ from scheduling.store import Store
 from scheduling.visits import NeedsDecision, StaffBooking, Visit
 from scheduling.waitlist import WaitingList
 from tests.fixtures.caldav import CalDAVServer, account_of, delete_raw, get_raw, put_raw
+from tests.fixtures.proxy import FaultProxy
 from tests.fixtures.series import ZONE, Bench, Clock, at, calendar_objects
 
 STAFF = 500
@@ -81,10 +86,20 @@ def group_practice(server: CalDAVServer) -> dict[str, object]:
 
 @pytest_asyncio.fixture
 async def bench(caldav_server: CalDAVServer, sqlite_store: Store) -> AsyncIterator[Bench]:
+    async with bench_on(caldav_server, sqlite_store) as made:
+        yield made
+
+
+@asynccontextmanager
+async def bench_on(caldav_server: CalDAVServer, sqlite_store: Store, url: str | None = None) -> AsyncIterator[Bench]:
+    """The group bench on the server, reached at `url` when given (a proxy in front of it)."""
     os.environ["BOOKINGBOT_TEST_CALDAV_PASSWORD"] = caldav_server.password
     practice = parse_practice(group_practice(caldav_server))
     clock = Clock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
-    gateway = CalDAVGateway(practice, accounts={"ana": account_of(caldav_server)}, clock=clock)
+    account = account_of(caldav_server)
+    if url is not None:
+        account = replace(account, url=url)
+    gateway = CalDAVGateway(practice, accounts={"ana": account}, clock=clock)
     await gateway.start()
     worker = OutboxWorker(
         sqlite_store,
@@ -545,3 +560,78 @@ async def test_a_session_edit_waits_while_its_write_is_pending(bench: Bench) -> 
     assert (await bench.booking.sync.reconcile("ana")).changes == []  # not judged against a stale copy
     events = await assert_sessions_match(bench)  # our write wins: the session keeps its time
     assert local(next(iter(events.values())).decoded("DTSTART")) == "18:00"
+
+
+async def test_a_server_in_trouble_never_counts_as_a_deletion(caldav_server: CalDAVServer, sqlite_store: Store) -> None:
+    """Reads answered abnormally (500 to the calendar read, 503 to the event's own GET) change nothing and do not
+    count as reads that missed the event: only two good reads minutes apart cancel the session's seats."""
+    async with FaultProxy(caldav_server.url) as proxy, bench_on(caldav_server, sqlite_store, proxy.url) as bench:
+        group, active = await filled_session(bench)
+        assert (await bench.booking.sync.reconcile("ana")).changes == []  # seen since our write
+        delete_raw(bench.server, f"{group.uid}.ics")
+        refused: list[str] = []
+
+        def failing(status: int, *, event_only: bool) -> Callable[[web.Request], int | None]:
+            def answer(request: web.Request) -> int | None:
+                if request.method in ("PROPFIND", "REPORT", "GET") and (
+                    not event_only or request.path.endswith(f"{group.uid}.ics")
+                ):
+                    refused.append(request.method)
+                    return status
+                return None
+
+            return answer
+
+        for fail in (failing(500, event_only=False), failing(503, event_only=True)):
+            proxy.fail = fail
+            refused.clear()
+            for _ in range(2):
+                assert (await bench.booking.sync.reconcile("ana")).changes == []
+                bench.clock.now += MISSING_CONFIRM
+            assert refused  # the reads really met the trouble
+            rows = {r.id: r for r in await seat_rows(bench, group.id)}
+            assert all(rows[a.id].status in (Status.CONFIRMED, Status.REQUESTED) for a in active)
+            assert all(rows[a.id].missing_since is None for a in active)
+        proxy.fail = lambda r: None
+        assert (await bench.booking.sync.reconcile("ana")).changes == []  # the first good read that misses it
+        bench.clock.now += MISSING_CONFIRM
+        found = await bench.booking.sync.reconcile("ana")
+        assert sorted(c.appointment.id for c in found.changes) == sorted(a.id for a in active)
+
+
+async def test_a_session_with_a_weekly_seat_moved_in_the_calendar_app_moves_that_week_of_the_course(
+    bench: Bench,
+) -> None:
+    """A week's session holding a client's weekly seat and another client's single seat is dragged an hour later:
+    both seats move; the course keeps its rule and that week becomes a moved visit in the client's course file."""
+    weeks = [at(day, "18:00") for day in ("2026-03-03", "2026-03-10", "2026-03-17")]
+    joiner, single = await clients(bench, 2)
+    series, rows = await bench.series.create(
+        SeriesRequest(joiner, "group", "centre", "ana", Channel.ON_SITE, weeks[0], count=3),
+        actor=f"client:{joiner}",
+        confirmed=False,
+    )
+    await bench.series.decide(series.id, STAFF, approve=True)
+    other = await bench.booking.request(seat(single, weeks[0]))
+    await bench.booking.approve(other.id, STAFF)
+    await assert_sessions_match(bench)
+    assert (await bench.booking.sync.reconcile("ana")).changes == []
+    async with bench.store.tx() as tx:
+        group = await tx.get_group(rows[0].group_id or 0)
+    assert group is not None
+    later = weeks[0] + timedelta(hours=1)
+    drag(bench, group.uid, later, later + timedelta(minutes=90))
+    assert (await bench.series.reconcile("ana")).changes == []  # not a series resource: left to the session's sync
+    found = await bench.booking.sync.reconcile("ana")
+    assert sorted(c.appointment.id for c in found.changes) == sorted([rows[0].id, other.id])
+    async with bench.store.tx() as tx:
+        course = await tx.series_rows(series.id)
+    assert [r.start for r in course] == [later, weeks[1], weeks[2]]
+    assert [r.recurrence_id for r in course] == [r.recurrence_id for r in rows]
+    await assert_sessions_match(bench)
+    assert (await bench.booking.sync.reconcile("ana")).changes == []
+    spec = client_series_event_for(bench.practice, series, course, "en")
+    assert spec is not None
+    own = recurring_ical_events.of(Calendar.from_ical(ics_bytes(spec)))
+    expanded_course = own.between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert sorted(e.decoded("DTSTART").astimezone(UTC) for e in expanded_course) == [later, weeks[1], weeks[2]]
