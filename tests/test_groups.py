@@ -635,3 +635,28 @@ async def test_a_session_with_a_weekly_seat_moved_in_the_calendar_app_moves_that
     own = recurring_ical_events.of(Calendar.from_ical(ics_bytes(spec)))
     expanded_course = own.between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     assert sorted(e.decoded("DTSTART").astimezone(UTC) for e in expanded_course) == [later, weeks[1], weeks[2]]
+
+
+async def test_sessions_vanishing_at_once_ask_staff_and_their_answer_reaches_every_seat(bench: Bench) -> None:
+    """Three sessions gone together is a question for staff, not three deletions; "they were cancelled" then
+    cancels every seat of every session. A session counts once: one session of three seats vanishing is no mass."""
+    ids = await clients(bench, 4)
+    booked = []
+    for hour, takers in (("09:00", ids[:2]), ("12:00", ids[2:]), ("15:00", ids[:1])):
+        for client in takers:
+            booked.append(await bench.booking.request(seat(client, at(DAY, hour))))
+    await assert_sessions_match(bench)
+    assert (await bench.booking.sync.reconcile("ana")).changes == []
+    for uid in calendar_objects(bench.server):
+        delete_raw(bench.server, uid)
+    assert (await bench.booking.sync.reconcile("ana")).incident is None
+    bench.clock.now += MISSING_CONFIRM
+    found = await bench.booking.sync.reconcile("ana")
+    assert found.changes == [] and found.incident is not None
+    assert sorted(a.id for a in found.incident.appointments) == sorted(b.id for b in booked)
+    assert (await bench.booking.sync.reconcile("ana")).incident is None  # asked once
+    _incident, changes = await bench.booking.sync.resolve(found.incident.id, STAFF, restore=False)
+    assert sorted(c.appointment.id for c in changes) == sorted(b.id for b in booked)
+    async with bench.store.tx() as tx:
+        assert {(await tx.get_appointment(b.id)).status for b in booked} == {Status.DECLINED}  # type: ignore[union-attr]
+    assert await assert_sessions_match(bench) == {}
