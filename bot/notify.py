@@ -210,6 +210,8 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     client = await client_of(d, appt)
     lang = d.language(client)
     original = await replaced(d, appt)
+    if original is None:
+        await d.waitlist.follow_asap(appt)  # flagged ASAP before it was confirmed: it waits for an earlier time now
     if appt.status == Status.MOVED and original is not None:
         text = texts.move_approved_for_client(d.practice, original, lang)
         moved_in = await _series_of(d, original)

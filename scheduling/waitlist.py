@@ -26,8 +26,9 @@ from scheduling.calendar import CalendarUnavailable
 from scheduling.changes import ChangeService
 from scheduling.db import WaitingRow
 from scheduling.limits import LimitReached
-from scheduling.model import ACTIVE_STATUSES, Channel, Slot
+from scheduling.model import ACTIVE_STATUSES, Channel, Flag, Slot, Status
 from scheduling.store import AppointmentRow
+from scheduling.visits import parse_flags
 
 OFFER_MINUTES = 10
 WAITING, OFFERED, DONE, LEFT = "waiting", "offered", "done", "left"
@@ -133,6 +134,50 @@ class WaitingList:
             first_day=today,
             last_day=day,
             appointment_id=appt.id,
+        )
+
+    @staticmethod
+    def may_wait_earlier(appt: AppointmentRow) -> bool:
+        """A visit whose client can be offered an earlier time: a confirmed single visit, not a series' or a
+        group session's (those keep their own times), of a client the offer can reach in Telegram."""
+        return (
+            appt.status == Status.CONFIRMED
+            and appt.replaces_id is None
+            and appt.series_id is None
+            and appt.group_id is None
+            and appt.client.telegram_id is not None
+        )
+
+    async def follow_asap(self, appt: AppointmentRow) -> WaitingRow | None:
+        """The workspace's ASAP flag on a visit: while it is set, the visit waits for an earlier time.
+
+        Staff saw the free times when they booked or flagged the visit, so only time freed from now on is
+        offered (as for a client who waits from the day picker). Unset, the visit's wait ends. Called
+        whenever the flag changes or the visit becomes confirmed; a wait already running is kept as it is.
+        Returns the open wait, if any.
+        """
+        async with self.store.tx() as tx:
+            found = await tx.session.scalars(
+                select(WaitingRow).where(
+                    WaitingRow.appointment_id == appt.id, WaitingRow.status.in_((WAITING, OFFERED))
+                )
+            )
+            current = found.first()
+        if Flag.ASAP not in parse_flags(appt.flags) or not self.may_wait_earlier(appt):
+            if current is not None:
+                await self.visit_ended(appt.id)
+            return None
+        if current is not None:
+            return current
+        return await self.join(
+            appt.client_id,
+            service_id=appt.service_id,
+            location_id=appt.location_id,
+            specialist_id=None if appt.first_available else appt.specialist_id,
+            first_day=self.booking.today(appt.location_id),
+            last_day=appt.start.astimezone(self.practice.zone(appt.location_id)).date(),
+            appointment_id=appt.id,
+            only_new=True,
         )
 
     async def leave(self, entry_id: int, client_id: int) -> None:
@@ -361,7 +406,7 @@ class WaitingList:
                 _pass_on(row)
 
     async def visit_ended(self, appointment_id: int) -> None:
-        """A visit someone waited to move earlier is cancelled or over: stop waiting for it."""
+        """A visit someone waited to move earlier is cancelled, over or no longer flagged ASAP: stop waiting for it."""
         async with self.store.tx() as tx:
             rows = await tx.session.scalars(
                 select(WaitingRow).where(

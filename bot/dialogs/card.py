@@ -154,9 +154,10 @@ def card_text(
     lang: str,
     series: str | None = None,
     participants: Sequence[AppointmentRow] = (),
+    waiting: Sequence[str] = (),
 ) -> str:
-    """Everything staff know about one appointment (HTML); `series` places a series visit in its course, and a
-    seat's card lists its group session's participants."""
+    """Everything staff know about one appointment (HTML); `series` places a series visit in its course, a
+    seat's card lists its group session's participants, `waiting` is the client's waiting list."""
     _ = gettext_for(lang)
     lines = [
         _("<b>Appointment #{id}</b> · {status}").format(id=appt.id, status=status_label(_, appt.status)),
@@ -183,6 +184,7 @@ def card_text(
     flags = parse_flags(appt.flags)
     if flags:
         lines.append(_("Flags: {flags}").format(flags=", ".join(flag_label(_, f) for f in sorted(flags))))
+    lines += waiting
     if participants:
         lines += ["", *participant_lines(_, practice, appt, participants)]
     if notes:
@@ -298,7 +300,8 @@ def card(
     lang: str,
     series: str | None = None,
     participants: Sequence[AppointmentRow] = (),
+    waiting: Sequence[str] = (),
 ) -> Message:
     rows = card_actions(practice, appt, client, staff, begun=begun, lang=lang, participants=participants)
-    text = card_text(practice, appt, client, notes, history, lang, series, participants)
+    text = card_text(practice, appt, client, notes, history, lang, series, participants, waiting)
     return Message(text, InlineKeyboardMarkup(rows) if rows else None)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.dialogs.render import appointment_lines, day_label
+from bot.dialogs.render import appointment_lines, day_label, when
 from bot.dialogs.specialist import Message
 from bot.i18n import gettext_for
-from scheduling.config import Practice
+from scheduling.config import Practice, local
 from scheduling.db import WaitingRow
-from scheduling.waitlist import OFFER_MINUTES
+from scheduling.waitlist import OFFER_MINUTES, OFFERED
 
 
 def offer(practice: Practice, entry: WaitingRow, lang: str) -> Message:
@@ -80,3 +81,26 @@ def joined(lang: str, first: date, last: date) -> str:
 def joined_earlier(lang: str) -> str:
     _ = gettext_for(lang)
     return _("I will tell you here if an earlier time frees up.")
+
+
+def waiting_lines(practice: Practice, entries: Sequence[WaitingRow], lang: str) -> list[str]:
+    """The client's open waits for an earlier time, for staff (the appointment card): what, and any offer held."""
+    _ = gettext_for(lang)
+    if not entries:
+        return []
+    lines = [_("Waiting list:")]
+    for entry in entries:
+        service = escape(local(practice.service_by_id[entry.service_id].name, lang))
+        if entry.appointment_id is not None:
+            what = _("{service}: an earlier time for #{id}").format(service=service, id=entry.appointment_id)
+        else:
+            what = _("{service}: a time from {first} to {last}").format(
+                service=service,
+                first=escape(day_label(lang, entry.first_day)),
+                last=escape(day_label(lang, entry.last_day)),
+            )
+        lines.append("· " + what)
+        if entry.status == OFFERED and entry.offer_start is not None:
+            offered = when(lang, practice, entry.location_id, entry.offer_start)
+            lines.append("  " + _("offered {when}, waiting for the client's answer").format(when=escape(offered)))
+    return lines

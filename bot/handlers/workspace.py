@@ -14,6 +14,7 @@ from bot.deps import Deps, deps
 from bot.dialogs import new_visit as flow
 from bot.dialogs import privacy as privacy_texts
 from bot.dialogs import series_staff
+from bot.dialogs import waitlist as waitlist_texts
 from bot.dialogs import work as works
 from bot.dialogs import workspace as screens
 from bot.dialogs.card import card
@@ -58,6 +59,7 @@ async def card_message(d: Deps, appt_id: int, staff: Staff, lang: str) -> Messag
         rows = await tx.series_rows(appt.series_id) if appt.series_id is not None else []
         participants = await tx.group_seats(appt.group_id) if appt.group_id is not None else []
     assert client is not None
+    waiting = waitlist_texts.waiting_lines(d.practice, await d.waitlist.waiting(client.id), lang)
     recurring = series_staff.position(gettext_for(lang), series, rows, appt) if series is not None else None
     begun = d.booking.has_begun(appt)
     return card(
@@ -71,6 +73,7 @@ async def card_message(d: Deps, appt_id: int, staff: Staff, lang: str) -> Messag
         lang=lang,
         series=recurring,
         participants=participants,
+        waiting=waiting,
     )
 
 
@@ -257,7 +260,8 @@ async def _act(
             # A participant marked from a group session's card: that card is shown again (if theirs to see).
             appt_id = (await d.staff_changes.load(int(args[2]), staff.telegram_id))[0].id
     elif verb == "f" and args[1:2] and args[1] in Flag.__members__.values():
-        await d.staff_changes.toggle_flag(appt_id, staff.telegram_id, Flag(args[1]))
+        flagged = await d.staff_changes.toggle_flag(appt_id, staff.telegram_id, Flag(args[1]))
+        await d.waitlist.follow_asap(flagged)  # ASAP on: the visit waits for an earlier time; off: no more
         await answer(query)
     elif verb == "i":
         if appt.status not in (Status.CONFIRMED, Status.PROPOSED):
