@@ -25,6 +25,10 @@ from scheduling.lint import unapprovable
 
 log = logging.getLogger(__name__)
 
+# Webhook posts Telegram may have under way at once (its most; the default is 40): several processes behind
+# one URL share them, and a tap's post is held up to webhook_reply.WAIT for the answer to ride on it.
+WEBHOOK_CONNECTIONS = 100
+
 # Telegram unreachable at start: tried again after 1 s, then twice as long each time, at most a minute apart.
 TELEGRAM_RETRY_FIRST = 1.0
 TELEGRAM_RETRY_MAX = 60.0
@@ -168,6 +172,7 @@ async def serve(
                         settings.webhook_url,
                         secret_token=settings.webhook_secret,
                         allowed_updates=["message", "callback_query"],
+                        max_connections=WEBHOOK_CONNECTIONS,
                     )
                     log.info("webhook mode: Telegram posts to the configured URL; listening on %s:%s", host, port)
                 else:

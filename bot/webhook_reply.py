@@ -1,7 +1,7 @@
 """In webhook mode, the answer to a button tap rides on the webhook's HTTP response: one Bot API call less.
 
 Telegram lets a webhook answer with one method call in its response body. The webhook handler waits
-(briefly) for the tap's answer; `answer()` hands it over here instead of calling the API. If the wait
+briefly (WAIT) for the tap's answer; `answer()` hands it over here instead of calling the API. If the wait
 ends first, the response goes out empty and the answer is sent as a call of its own.
 """
 
@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-WAIT = 5.0  # Telegram keeps a callback query open for about 15 s; the webhook connection should not wait longer
+# How long a webhook post waits for its tap's answer. Telegram delivers over at most max_connections posts at
+# once, and one held open is one that delivers nothing else: 100 connections held 5 s each let through only
+# 20 updates a second, and taps queued behind them were answered after Telegram's 15 s. A tap answered later
+# than this is answered with a call of its own.
+WAIT = 1.0
 
 _open: dict[str, asyncio.Future[dict[str, Any] | None]] = {}  # callback query id -> its pending response
 

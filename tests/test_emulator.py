@@ -266,6 +266,15 @@ async def test_newer_poll_terminates_older_and_webhook_blocks_polling(emulator: 
     assert await bot.get_updates(timeout=0) == ()
 
 
+async def test_webhook_connections_are_telegrams_max_connections(emulator: BotApiEmulator, bot: Bot) -> None:
+    assert await bot.set_webhook("https://bot.example.org/hook")
+    assert emulator.webhook_connections == 40  # Telegram's default
+    assert await bot.set_webhook("https://bot.example.org/hook", max_connections=100)
+    assert emulator.webhook_connections == 100
+    with pytest.raises(BadRequest, match="max_connections"):
+        await bot.set_webhook("https://bot.example.org/hook", max_connections=101)
+
+
 async def test_allowed_updates_filter_later_updates(emulator: BotApiEmulator, bot: Bot) -> None:
     ada = emulator.user(1001, "Ada")
     await bot.get_updates(timeout=0, allowed_updates=["callback_query"])

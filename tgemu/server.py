@@ -51,6 +51,9 @@ _CHAT_ACTIONS = frozenset(
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
 
+# Telegram's default for setWebhook's max_connections: at most this many webhook posts are under way at once.
+WEBHOOK_CONNECTIONS = 40
+
 # Called with "sent", "edited", "deleted" (the message itself) or "answered" (the message whose button was tapped).
 MessageListener = Callable[[str, ChatMessage], None]
 
@@ -97,6 +100,7 @@ class BotApiEmulator:
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.webhook_url = ""
         self.webhook_secret = ""
+        self.webhook_connections = WEBHOOK_CONNECTIONS  # setWebhook's max_connections: posts under way at once
         self.relay = WebhookRelay(self)
         self.listeners: list[MessageListener] = []
         self.control = Control(self)
@@ -474,6 +478,10 @@ class BotApiEmulator:
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
         self.webhook_url = url
         self.webhook_secret = params.str("secret_token") or ""
+        connections = params.int("max_connections")
+        if connections is not None and not 1 <= connections <= 100:
+            raise bad_request("bad webhook: max_connections must be between 1 and 100")
+        self.webhook_connections = connections or WEBHOOK_CONNECTIONS
         allowed = params.json("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = [str(kind) for kind in allowed]

@@ -69,7 +69,12 @@ class WebhookRelay:
     async def _post(self, update: dict[str, Any], turn: int) -> None:
         emulator = self.emulator
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+            # As Telegram: no more posts under way at once than setWebhook's max_connections; a post the
+            # bot holds open (waiting for a tap's answer) keeps the next update waiting for a connection.
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=60),
+                connector=aiohttp.TCPConnector(limit=emulator.webhook_connections),
+            )
         try:
             for attempt in range(ATTEMPTS):
                 target = self.targets[(turn + attempt) % len(self.targets)]
