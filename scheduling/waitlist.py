@@ -27,6 +27,7 @@ from scheduling.changes import ChangeService
 from scheduling.db import WaitingRow
 from scheduling.limits import LimitReached
 from scheduling.model import ACTIVE_STATUSES, Channel, Flag, Slot, Status
+from scheduling.staff import Staff
 from scheduling.store import AppointmentRow
 from scheduling.visits import parse_flags
 
@@ -195,6 +196,17 @@ class WaitingList:
                 .order_by(WaitingRow.created_at, WaitingRow.id)
             )
             return list(rows)
+
+    async def waiting_for_staff(self, staff: Staff, client_id: int) -> list[WaitingRow]:
+        """The client's open waits this staff member may see: to move one of the visits they see, or for a time
+        with them (or with anyone) — not a colleague's business with the client."""
+        entries = await self.waiting(client_id)
+        if staff.admin:
+            return entries
+        async with self.store.tx() as tx:
+            seen = {a.id for a in await tx.staff_appointments(staff.specialist_ids, client_ids=[client_id])}
+        with_them = (None, *staff.specialist_ids)
+        return [e for e in entries if (e.appointment_id in seen if e.appointment_id else e.specialist_id in with_them)]
 
     # --- offering ---------------------------------------------------------------------------------
 

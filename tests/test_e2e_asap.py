@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from scheduling.store import AppointmentRow
-from tests.fixtures.bot import Bot
+from tests.fixtures.bot import ADMIN, Bot
 from tests.test_e2e_client_changes import _rows
 from tests.test_e2e_waitlist import book_wednesday, offers
 from tests.test_e2e_workspace import pick_visit
@@ -39,6 +39,8 @@ async def test_a_visit_flagged_asap_is_offered_an_earlier_time_that_frees_up(bot
     card = bot.anna.last.text
     assert f"Flags: {ASAP}" in card
     assert f"Waiting list:\n· First consultation: an earlier time for #{appt.id}" in card
+    await bot.anna.tap("Client record")
+    assert f"Waiting list:\n· First consultation: an earlier time for #{appt.id}" in bot.anna.last.text
     # The times free when Anna flagged the visit were hers to book: only time freed from now on is offered.
     await bot.sweep()
     assert offers(flagged) == []
@@ -99,3 +101,25 @@ async def test_a_proposed_visit_flagged_asap_waits_once_the_client_accepts(bot: 
     await cancel_first(taker)
     [offer] = offers(client)
     assert "An earlier time for your appointment has freed up" in offer and "December 2, 2026, 09:00" in offer
+
+
+async def test_a_card_shows_only_the_waits_its_reader_may_see(bot: Bot) -> None:
+    """The client also waits for a time with Jonas: Anna's card leaves it out, an admin's shows it."""
+    client = bot.user(7731, "Jan")
+    await book_wednesday(bot, client, "9")
+    appt = await visit_on(bot, 7731, WED_9_DEC)
+    waitlist = bot.runtime.deps.waitlist
+    await waitlist.join(
+        appt.client_id,
+        service_id="first",
+        location_id="centre",
+        specialist_id="jonas",
+        first_day=date(2026, 12, 1),
+        last_day=date(2026, 12, 15),
+    )
+    await bot.anna.tap_data(f"k|c|{appt.id}")
+    assert "Waiting list:" not in bot.anna.last.text
+    admin = bot.user(ADMIN, "Admin")
+    await admin.send("/start")
+    await admin.tap_data(f"k|c|{appt.id}")
+    assert "Waiting list:\n· First consultation: a time from Tuesday, December 1, 2026 to" in admin.last.text

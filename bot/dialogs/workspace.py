@@ -105,9 +105,10 @@ def client_card(
     *,
     now_index: int,
     expand: int | None = None,
+    waiting: Sequence[str] = (),
 ) -> Message:
     """A client record: contact details, every appointment (past and upcoming; a series on one line unless it
-    is the one `expand`ed), notes and flags."""
+    is the one `expand`ed), the client's waiting list, notes and flags."""
     _ = gettext_for(lang)
     lines = [_("<b>Client record</b>"), _contact(client)]
     if client.telegram_id is None:
@@ -124,6 +125,8 @@ def client_card(
         text, buttons = _entry_rows(_, lang, practice, i, entry, marks)
         lines.append(text)
         rows.append(buttons)
+    if waiting:
+        lines += ["", *waiting]
     if notes:
         lines += ["", _("Staff notes:")]
         lines += [f"· {escape(n.text)}" for n in notes]

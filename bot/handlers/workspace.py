@@ -59,7 +59,7 @@ async def card_message(d: Deps, appt_id: int, staff: Staff, lang: str) -> Messag
         rows = await tx.series_rows(appt.series_id) if appt.series_id is not None else []
         participants = await tx.group_seats(appt.group_id) if appt.group_id is not None else []
     assert client is not None
-    waiting = waitlist_texts.waiting_lines(d.practice, await d.waitlist.waiting(client.id), lang)
+    waiting = waitlist_texts.waiting_lines(d.practice, await d.waitlist.waiting_for_staff(staff, client.id), lang)
     recurring = series_staff.position(gettext_for(lang), series, rows, appt) if series is not None else None
     begun = d.booking.has_begun(appt)
     return card(
@@ -388,7 +388,8 @@ async def client_record(d: Deps, client: ClientRow, staff: Staff, lang: str, exp
         appts = await tx.staff_appointments(staff.specialist_ids, client_ids=[client.id])
         notes = await tx.notes(client_id=client.id)
     past = sum(1 for a in appts if a.end <= now)
-    msg = screens.client_card(d.practice, client, appts, notes, lang, now_index=past, expand=expand)
+    waiting = waitlist_texts.waiting_lines(d.practice, await d.waitlist.waiting_for_staff(staff, client.id), lang)
+    msg = screens.client_card(d.practice, client, appts, notes, lang, now_index=past, expand=expand, waiting=waiting)
     if staff.admin and client.erased_at is None:
         msg = privacy_texts.with_erase_button(msg, client.id, lang)
     return msg
