@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduling.db import (
@@ -36,7 +37,45 @@ from scheduling.store_series import SeriesQueries
 from scheduling.store_workspace import WorkspaceQueries
 from scheduling.sync_store import CalendarSyncQueries
 
-__all__ = ["RETRY_MAX", "AppointmentRow", "ClientRow", "StaffNoteRow", "Store", "TransitionRow", "Tx"]
+__all__ = ["RETRY_MAX", "AppointmentRow", "ClientRow", "QuickTx", "StaffNoteRow", "Store", "TransitionRow", "Tx"]
+
+
+_DRAFTS = DraftRow.__table__
+_CLIENTS = ClientRow.__table__
+_CLIENT_COLUMNS = [c.key for c in _CLIENTS.columns]
+
+
+def _insert_for(dialect_name: str, table: Any) -> Any:
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+
+
+async def _get_draft(ex: AsyncSession | AsyncConnection, chat_id: int) -> Any:
+    """The draft row by Core, not as an ORM object: it is read on every update."""
+    result = await ex.execute(
+        select(_DRAFTS.c.data, _DRAFTS.c.message_id, _DRAFTS.c.updated_at).where(_DRAFTS.c.chat_id == chat_id)
+    )
+    return result.first()
+
+
+async def _save_draft(
+    ex: AsyncSession | AsyncConnection,
+    insert: Any,
+    chat_id: int,
+    data: dict[str, Any],
+    message_id: int | None,
+    at: datetime | None,
+) -> None:
+    now = at or datetime.now(UTC)
+    stmt = insert.values(chat_id=chat_id, data=data, message_id=message_id, updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_DRAFTS.c.chat_id],
+        set_={
+            "data": stmt.excluded.data,
+            "message_id": stmt.excluded.message_id,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    await ex.execute(stmt)
 
 
 def _overlapping(start: datetime, end: datetime) -> Any:
@@ -506,37 +545,17 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
     # drafts
 
     async def get_draft(self, chat_id: int) -> Any:
-        """The chat's dialog state as a plain row (data, message_id, updated_at), or None.
-
-        Core rather than ORM objects here and in save_draft: both run on every update.
-        """
-        table = DraftRow.__table__
-        result = await self.session.execute(
-            select(table.c.data, table.c.message_id, table.c.updated_at).where(table.c.chat_id == chat_id)
-        )
-        return result.first()
+        """The chat's dialog state as a plain row (data, message_id, updated_at), or None."""
+        return await _get_draft(self.session, chat_id)
 
     async def save_draft(
         self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
     ) -> None:
         """Insert or replace the chat's dialog state."""
-        now = at or datetime.now(UTC)
-        values = {"data": data, "message_id": message_id, "updated_at": now}
-        stmt = self._insert(DraftRow.__table__).values(chat_id=chat_id, **values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[DraftRow.__table__.c.chat_id],
-            set_={
-                "data": stmt.excluded.data,
-                "message_id": stmt.excluded.message_id,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-        await self.session.execute(stmt)
+        await _save_draft(self.session, self._insert(_DRAFTS), chat_id, data, message_id, at)
 
     async def delete_draft(self, chat_id: int) -> None:
-        await self.session.execute(
-            delete(DraftRow).where(DraftRow.chat_id == chat_id).execution_options(synchronize_session=False)
-        )
+        await self.session.execute(delete(_DRAFTS).where(_DRAFTS.c.chat_id == chat_id))
 
     # outbox
 
@@ -647,3 +666,67 @@ class Store:
         """One transaction: committed when the block ends, rolled back if it raises."""
         async with self._sessions() as session, session.begin():
             yield Tx(session)
+
+    @asynccontextmanager
+    async def quick(self) -> AsyncIterator[QuickTx]:
+        """A transaction for the statements every update runs (its client, its draft), without an ORM session."""
+        async with self.engine.begin() as conn:
+            yield QuickTx(conn)
+
+
+class QuickTx:
+    """One open transaction on a bare connection: the client and draft queries of the dialog's hot path, by Core.
+
+    An ORM session per update (and an ORM load of the client) cost more than the queries themselves.
+    """
+
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+
+    async def client_by_telegram(self, telegram_id: int) -> ClientRow | None:
+        """The client as a detached ClientRow, as Tx.client_by_telegram gives it once its transaction ends."""
+        row = (await self.conn.execute(select(_CLIENTS).where(_CLIENTS.c.telegram_id == telegram_id))).first()
+        if row is None:
+            return None
+        configure_mappers()  # attributes get their loaders here; a no-op once any ORM query ran
+        client = ClientRow.__mapper__.class_manager.new_instance()
+        for key, value in zip(_CLIENT_COLUMNS, row, strict=True):
+            set_committed_value(client, key, value)
+        make_transient_to_detached(client)
+        return client
+
+    async def first_contact(self, telegram_id: int, language: str, at: datetime | None = None) -> ClientRow:
+        """Create the client in their language (as Tx.upsert_client does), atomic against a concurrent one."""
+        now = at or datetime.now(UTC)
+        stmt = _insert_for(self.conn.dialect.name, _CLIENTS).values(
+            telegram_id=telegram_id, created_at=now, updated_at=now, language=language
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_CLIENTS.c.telegram_id], set_={"language": language, "updated_at": now}
+        )
+        await self.conn.execute(stmt)
+        client = await self.client_by_telegram(telegram_id)
+        assert client is not None
+        return client
+
+    async def get_draft(self, chat_id: int) -> Any:
+        """As Tx.get_draft."""
+        return await _get_draft(self.conn, chat_id)
+
+    async def save_draft(
+        self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
+    ) -> None:
+        """As Tx.save_draft."""
+        await _save_draft(self.conn, _insert_for(self.conn.dialect.name, _DRAFTS), chat_id, data, message_id, at)
+
+    async def draft_message(self, chat_id: int, message_id: int, at: datetime | None = None) -> None:
+        """Point the saved draft at the message its buttons are on, without writing the draft again."""
+        await self.conn.execute(
+            update(_DRAFTS)
+            .where(_DRAFTS.c.chat_id == chat_id)
+            .values(message_id=message_id, updated_at=at or datetime.now(UTC))
+        )
+
+    async def delete_draft(self, chat_id: int) -> None:
+        """As Tx.delete_draft."""
+        await self.conn.execute(delete(_DRAFTS).where(_DRAFTS.c.chat_id == chat_id))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from scheduling.store import Store, Tx
+from scheduling.store import QuickTx, Store, Tx
 
 
 @dataclass
@@ -47,20 +47,23 @@ class Draft:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Draft:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in _NAMES})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict that shares their lists and dicts (not asdict's deep copy): it is saved at once."""
+        return {name: getattr(self, name) for name in _NAMES}
+
+
+_NAMES = tuple(f.name for f in fields(Draft))
 
 
 async def load(store: Store, chat_id: int) -> tuple[Draft | None, int | None]:
     """The chat's draft and the message the dialog edits, if any."""
-    async with store.tx() as tx:
+    async with store.quick() as tx:
         return await read(tx, chat_id)
 
 
-async def read(tx: Tx, chat_id: int) -> tuple[Draft | None, int | None]:
+async def read(tx: Tx | QuickTx, chat_id: int) -> tuple[Draft | None, int | None]:
     """As load(), inside a transaction the caller has open."""
     row = await tx.get_draft(chat_id)
     if row is None:
@@ -69,5 +72,11 @@ async def read(tx: Tx, chat_id: int) -> tuple[Draft | None, int | None]:
 
 
 async def save(store: Store, chat_id: int, draft: Draft, message_id: int | None) -> None:
-    async with store.tx() as tx:
+    async with store.quick() as tx:
         await tx.save_draft(chat_id, draft.to_dict(), message_id)
+
+
+async def point_at(store: Store, chat_id: int, message_id: int) -> None:
+    """The draft just saved is now on this message: only the message id is written, not the draft again."""
+    async with store.quick() as tx:
+        await tx.draft_message(chat_id, message_id)

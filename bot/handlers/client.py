@@ -23,7 +23,7 @@ from bot.handlers.common import answer, edit_quietly
 from bot.i18n import gettext_for, pick_language
 from bot.slots import leave_slot
 from scheduling.model import Status
-from scheduling.store import AppointmentRow, ClientRow, Tx
+from scheduling.store import AppointmentRow, ClientRow, QuickTx
 from scheduling.text import clean_text
 
 log = logging.getLogger(__name__)
@@ -33,23 +33,22 @@ _PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 async def client_of(d: Deps, update: Update) -> ClientRow:
     """The person writing, as a client record (created on first contact, in their language)."""
-    async with d.store.tx() as tx:
+    async with d.store.quick() as tx:
         return await _client_in(tx, d, update)
 
 
-async def _client_in(tx: Tx, d: Deps, update: Update) -> ClientRow:
+async def _client_in(tx: QuickTx, d: Deps, update: Update) -> ClientRow:
     user = update.effective_user
     assert user is not None
     client = await tx.client_by_telegram(user.id)
     if client is None:
-        lang = pick_language(user.language_code, d.practice.practice.language)
-        client = await tx.upsert_client(user.id, language=lang)
+        client = await tx.first_contact(user.id, pick_language(user.language_code, d.practice.practice.language))
     return client
 
 
 async def client_and_draft(d: Deps, update: Update) -> tuple[ClientRow, Draft | None, int | None]:
     """client_of() and the chat's draft in one transaction: one round trip less on every tap."""
-    async with d.store.tx() as tx:
+    async with d.store.quick() as tx:
         client = await _client_in(tx, d, update)
         draft, message_id = await drafts.read(tx, update.effective_chat.id)  # type: ignore[union-attr]
     return client, draft, message_id
@@ -93,13 +92,13 @@ async def _show(
         sent = await bot.send_message(chat_id, screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup)
         message_id = sent.message_id
     if not screen.done:
-        await drafts.save(d.store, chat_id, c.draft, message_id)  # now that the new message has its id
+        await drafts.point_at(d.store, chat_id, message_id)  # now that the new message has its id
 
 
 async def _remember(d: Deps, chat_id: int, draft: Draft, screen: dialog.Screen, message_id: int | None) -> None:
     """Save the draft and the message its buttons are on, or forget it once the dialog is done."""
     if screen.done:
-        async with d.store.tx() as tx:
+        async with d.store.quick() as tx:
             await tx.delete_draft(chat_id)
     else:
         await drafts.save(d.store, chat_id, draft, message_id)
@@ -166,7 +165,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await drafts.save(d.store, chat_id, draft, message_id)
         await update.effective_message.reply_text(_("The message was not sent."))  # type: ignore[union-attr]
         return
-    async with d.store.tx() as tx:
+    async with d.store.quick() as tx:
         await tx.delete_draft(chat_id)
     if message_id:
         await edit_quietly(context.bot, chat_id, message_id, markup=None)
@@ -196,7 +195,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if verb == "cancel":
         await answer(query)
-        async with d.store.tx() as tx:
+        async with d.store.quick() as tx:
             await tx.delete_draft(chat_id)
         await edit_quietly(context.bot, chat_id, message_id, text=_("Booking cancelled. Send /book to start again."))
         return
