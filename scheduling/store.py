@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
@@ -49,25 +49,9 @@ def _insert_for(dialect_name: str, table: Any) -> Any:
     return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
 
 
-async def _get_draft(ex: AsyncSession | AsyncConnection, chat_id: int) -> Any:
-    """The draft row by Core, not as an ORM object: it is read on every update."""
-    result = await ex.execute(
-        select(_DRAFTS.c.data, _DRAFTS.c.message_id, _DRAFTS.c.updated_at).where(_DRAFTS.c.chat_id == chat_id)
-    )
-    return result.first()
-
-
-async def _save_draft(
-    ex: AsyncSession | AsyncConnection,
-    insert: Any,
-    chat_id: int,
-    data: dict[str, Any],
-    message_id: int | None,
-    at: datetime | None,
-) -> None:
-    now = at or datetime.now(UTC)
-    stmt = insert.values(chat_id=chat_id, data=data, message_id=message_id, updated_at=now)
-    stmt = stmt.on_conflict_do_update(
+def _draft_upsert(dialect_name: str) -> Any:
+    stmt = _insert_for(dialect_name, _DRAFTS)
+    return stmt.on_conflict_do_update(
         index_elements=[_DRAFTS.c.chat_id],
         set_={
             "data": stmt.excluded.data,
@@ -75,7 +59,38 @@ async def _save_draft(
             "updated_at": stmt.excluded.updated_at,
         },
     )
-    await ex.execute(stmt)
+
+
+# The statements every update runs, built once: building one and working out its cache key cost about as
+# much as running it. Values go in as execution parameters.
+_GET_DRAFT = select(_DRAFTS.c.data, _DRAFTS.c.message_id, _DRAFTS.c.updated_at).where(
+    _DRAFTS.c.chat_id == bindparam("chat")
+)
+_SAVE_DRAFT = {name: _draft_upsert(name) for name in ("postgresql", "sqlite")}
+_DRAFT_MESSAGE = (
+    update(_DRAFTS)
+    .where(_DRAFTS.c.chat_id == bindparam("chat"))
+    .values(message_id=bindparam("message_id"), updated_at=bindparam("at"))
+)
+_DELETE_DRAFT = delete(_DRAFTS).where(_DRAFTS.c.chat_id == bindparam("chat"))
+_CLIENT_BY_TELEGRAM = select(_CLIENTS).where(_CLIENTS.c.telegram_id == bindparam("telegram_id"))
+
+
+def _dialect(ex: AsyncSession | AsyncConnection) -> str:
+    name = ex.bind.dialect.name if isinstance(ex, AsyncSession) else ex.dialect.name
+    return "postgresql" if name == "postgresql" else "sqlite"
+
+
+async def _get_draft(ex: AsyncSession | AsyncConnection, chat_id: int) -> Any:
+    """The draft row by Core, not as an ORM object: it is read on every update."""
+    return (await ex.execute(_GET_DRAFT, {"chat": chat_id})).first()
+
+
+async def _save_draft(
+    ex: AsyncSession | AsyncConnection, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None
+) -> None:
+    params = {"chat_id": chat_id, "data": data, "message_id": message_id, "updated_at": at or datetime.now(UTC)}
+    await ex.execute(_SAVE_DRAFT[_dialect(ex)], params)
 
 
 def _overlapping(start: datetime, end: datetime) -> Any:
@@ -552,10 +567,10 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
     ) -> None:
         """Insert or replace the chat's dialog state."""
-        await _save_draft(self.session, self._insert(_DRAFTS), chat_id, data, message_id, at)
+        await _save_draft(self.session, chat_id, data, message_id, at)
 
     async def delete_draft(self, chat_id: int) -> None:
-        await self.session.execute(delete(_DRAFTS).where(_DRAFTS.c.chat_id == chat_id))
+        await self.session.execute(_DELETE_DRAFT, {"chat": chat_id})
 
     # outbox
 
@@ -680,15 +695,19 @@ class QuickTx:
     An ORM session per update (and an ORM load of the client) cost more than the queries themselves.
     """
 
+    _mapped = False
+
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
 
     async def client_by_telegram(self, telegram_id: int) -> ClientRow | None:
         """The client as a detached ClientRow, as Tx.client_by_telegram gives it once its transaction ends."""
-        row = (await self.conn.execute(select(_CLIENTS).where(_CLIENTS.c.telegram_id == telegram_id))).first()
+        row = (await self.conn.execute(_CLIENT_BY_TELEGRAM, {"telegram_id": telegram_id})).first()
         if row is None:
             return None
-        configure_mappers()  # attributes get their loaders here; a no-op once any ORM query ran
+        if not QuickTx._mapped:
+            configure_mappers()  # the attributes get their loaders here (not free even when done: once is enough)
+            QuickTx._mapped = True
         client = ClientRow.__mapper__.class_manager.new_instance()
         for key, value in zip(_CLIENT_COLUMNS, row, strict=True):
             set_committed_value(client, key, value)
@@ -717,16 +736,14 @@ class QuickTx:
         self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
     ) -> None:
         """As Tx.save_draft."""
-        await _save_draft(self.conn, _insert_for(self.conn.dialect.name, _DRAFTS), chat_id, data, message_id, at)
+        await _save_draft(self.conn, chat_id, data, message_id, at)
 
     async def draft_message(self, chat_id: int, message_id: int, at: datetime | None = None) -> None:
         """Point the saved draft at the message its buttons are on, without writing the draft again."""
         await self.conn.execute(
-            update(_DRAFTS)
-            .where(_DRAFTS.c.chat_id == chat_id)
-            .values(message_id=message_id, updated_at=at or datetime.now(UTC))
+            _DRAFT_MESSAGE, {"chat": chat_id, "message_id": message_id, "at": at or datetime.now(UTC)}
         )
 
     async def delete_draft(self, chat_id: int) -> None:
         """As Tx.delete_draft."""
-        await self.conn.execute(delete(_DRAFTS).where(_DRAFTS.c.chat_id == chat_id))
+        await self.conn.execute(_DELETE_DRAFT, {"chat": chat_id})
