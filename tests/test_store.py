@@ -334,6 +334,32 @@ async def test_drafts_round_trip_upsert_and_delete(store: Store) -> None:
         assert await tx.get_draft(chat) is None
 
 
+async def test_quick_transactions_see_and_write_what_the_orm_ones_do(store: Store) -> None:
+    async with store.quick() as q:
+        assert await q.client_by_telegram(4242) is None
+        created = await q.first_contact(4242, "pl", at=T0)
+    async with store.tx() as tx:
+        loaded = await tx.client_by_telegram(4242)
+        await tx.upsert_client(4242, name="Ona", at=T0 + HOUR)
+    assert loaded is not None and (created.id, created.language, created.created_at) == (loaded.id, "pl", T0)
+    async with store.quick() as q:
+        client = await q.client_by_telegram(4242)
+        again = await q.first_contact(4242, "pl", at=T0 + 2 * HOUR)  # a concurrent first contact: the same record
+    assert client is not None and (client.name, again.id, again.name) == ("Ona", created.id, "Ona")
+    async with store.tx() as tx:
+        assert (await tx.get_client(client.id)) is not None  # a detached record, usable like a loaded one
+    async with store.quick() as q:
+        await q.save_draft(77, {"step": "time", "avoid": ["ann"]}, None, at=T0)
+        await q.draft_message(77, 315, at=T0 + HOUR)
+    async with store.tx() as tx:
+        draft = await tx.get_draft(77)
+        assert draft is not None and (draft.data, draft.message_id) == ({"step": "time", "avoid": ["ann"]}, 315)
+        assert draft.updated_at == T0 + HOUR  # still counts as in use for the privacy purge
+        await tx.delete_draft(77)
+    async with store.quick() as q:
+        assert await q.get_draft(77) is None
+
+
 # outbox
 
 
