@@ -167,5 +167,10 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
 def test_proxy_snippets_forward_the_webhook_the_feeds_and_the_calendar_server(snippet: str) -> None:
     text = (DEPLOY / snippet).read_text(encoding="utf-8")
     assert "/telegram" in text and "/feeds/" in text
+    assert "/oauth/callback" in text and "/api/v1/" in text  # sign-in callbacks and the partner API
+    if snippet == "Caddyfile":
+        # Caddy runs a bare `respond` before any `reverse_proxy`: on the bot's host each lives in a handle block.
+        bot_host = text.split("bot.example.org {", 1)[1].split("\n}", 1)[0]
+        assert not re.findall(r"^\t(?:respond|reverse_proxy)\b", bot_host, flags=re.M)
     assert "127.0.0.1:8080" in text and "127.0.0.1:5232" in text
     assert "/healthz" not in re.sub(r"#.*", "", text)  # health stays internal
