@@ -30,7 +30,6 @@ from bot.i18n import gettext_for
 from bot.runtime import Runtime
 from bot.settings import MIN_SECRET_CHARS, Settings
 from caldav_bridge.ical import PRODID, ics_bytes
-from partner_api.app import mount as mount_partner_api
 from providers.oauth import SignInFailed, code_from_address
 from scheduling.calendar import CalendarUnavailable, EventSpec
 from scheduling.config import Practice
@@ -317,6 +316,9 @@ def make_web_app(runtime: Runtime, app: Application, settings: Settings) -> web.
     web_app.router.add_get("/feeds/{specialist_id}/{token}.ics", feed)
     web_app.router.add_get("/oauth/callback", oauth_callback)
     if runtime.practice.partners:
+        # Imported here: the partner API (pydantic models, the limits package) is resident only where it is used.
+        from partner_api.app import mount as mount_partner_api
+
         mount_partner_api(web_app, runtime.partners, os.environ)
     if settings.webhook_url:
         if len(settings.webhook_secret or "") < MIN_SECRET_CHARS:

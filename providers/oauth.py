@@ -11,12 +11,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import aiohttp
-from authlib.oauth2.rfc6749.parameters import (
-    parse_authorization_code_response,
-    prepare_grant_uri,
-    prepare_token_request,
-)
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import Fernet, InvalidToken
 
 from scheduling.calendar import CalendarUnavailable
@@ -152,6 +146,10 @@ class SignIn:
 
 def start_sign_in(provider: OAuthProvider, redirect_uri: str) -> SignIn:
     """The authorization-code link with PKCE (S256) and a fresh state."""
+    # authlib is imported where it is used: a practice without Google or Microsoft calendars never loads it.
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(64)
     url = prepare_grant_uri(
         provider.authorize_url,
@@ -169,6 +167,8 @@ def start_sign_in(provider: OAuthProvider, redirect_uri: str) -> SignIn:
 
 def code_from_address(address: str) -> tuple[str, str]:
     """(code, state) from the address the browser ended on; SignInFailed when it holds an error or no code."""
+    from authlib.oauth2.rfc6749.parameters import parse_authorization_code_response
+
     try:
         params = parse_authorization_code_response(address.strip())
     except Exception as exc:
@@ -178,6 +178,8 @@ def code_from_address(address: str) -> tuple[str, str]:
 
 
 async def _token_request(provider: OAuthProvider, **params: str) -> Tokens:
+    from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
     grant = params.pop("grant_type")
     secret = {"client_secret": provider.client_secret} if provider.client_secret else {}
     body = prepare_token_request(grant, client_id=provider.client_id, **secret, **params)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import holidays
-
 from scheduling.config import DateException, Practice, Specialist, Window
 from scheduling.model import Channel
 
@@ -93,6 +91,9 @@ def _holidays(practice: Practice, spec: Specialist, today: date) -> list[Finding
     country = practice.practice.country
     if not country or not spec.schedule:
         return []
+    # Imported here: the holidays package costs a running bot (which only needs `unapprovable`) 3 MB.
+    import holidays
+
     last = today + timedelta(days=spec.horizon_days)
     try:
         calendar = holidays.country_holidays(country, years=range(today.year, last.year + 1))
