@@ -460,12 +460,16 @@ class Report:
             and self.refused_taps == 0
         )
 
-    def lines(self) -> list[str]:
-        limits = (
+    def limits(self) -> str:
+        """Which flood limits were on, for the summary line."""
+        return (
             "Telegram-like flood limits in the emulator, the bot's rate limiter on"
             if self.realistic
             else "emulator flood limits off and the bot's rate limiter off (neither is the bottleneck)"
         )
+
+    def lines(self) -> list[str]:
+        limits = self.limits()
         booking_updates = self.updates["browse"] + self.updates["commit"]
         out = [
             f"{self.clients} clients, {self.rounds} rounds, {self.database}, "

@@ -263,6 +263,11 @@ class E2EReport(Report):
     delivered: list[int] = field(default_factory=list)  # updates each process accepted from the relay
     replies: int = 0  # taps answered in the webhook's response
 
+    def limits(self) -> str:
+        """The bot processes are `bookingbot run`, whose rate limiter is always on."""
+        emulator = "Telegram-like flood limits in the emulator" if self.realistic else "emulator flood limits off"
+        return f"{emulator}, the bot's rate limiter on (as in bookingbot run)"
+
     def lines(self) -> list[str]:
         booking_updates = self.updates["browse"] + self.updates["commit"]
         first = [s.first * 1000 for s in self.steps if s.phase in ("browse", "commit")]
