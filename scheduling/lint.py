@@ -86,6 +86,25 @@ def _schedule(practice: Practice, spec: Specialist) -> list[Finding]:
     return found
 
 
+def _unknown_country(practice: Practice) -> list[Finding]:
+    """A country whose public holidays are not known: nothing is checked against them."""
+    country = practice.practice.country
+    if not country:
+        return []
+    import holidays  # see _holidays
+
+    if country in holidays.list_supported_countries():
+        return []
+    return [
+        Finding(
+            "practice.country",
+            f"no public holidays are known for {country}: working days are not checked against them; list the "
+            "practice's closed days as [[specialists.exceptions]]",
+            never=False,
+        )
+    ]
+
+
 def _holidays(practice: Practice, spec: Specialist, today: date) -> list[Finding]:
     """Public holidays within the specialist's horizon that their weekly hours offer as working days."""
     country = practice.practice.country
@@ -94,11 +113,10 @@ def _holidays(practice: Practice, spec: Specialist, today: date) -> list[Finding
     # Imported here: the holidays package costs a running bot (which only needs `unapprovable`) 3 MB.
     import holidays
 
+    if country not in holidays.list_supported_countries():
+        return []  # _unknown_country says so once
     last = today + timedelta(days=spec.horizon_days)
-    try:
-        calendar = holidays.country_holidays(country, years=range(today.year, last.year + 1))
-    except NotImplementedError:  # a country the holidays package does not know
-        return []
+    calendar = holidays.country_holidays(country, years=range(today.year, last.year + 1))
     working = {w.weekday for w in spec.schedule}
     off = {e.date for e in spec.exceptions if e.kind == "off" and e.start is None}
     return [
@@ -115,7 +133,7 @@ def _holidays(practice: Practice, spec: Specialist, today: date) -> list[Finding
 
 def practice_findings(practice: Practice, today: date) -> list[Finding]:
     """Everything suspicious or hopeless in a practice that loaded without errors, in file order."""
-    found = _reminders(practice)
+    found = _reminders(practice) + _unknown_country(practice)
     for spec in practice.specialists:
         if spec in unapprovable(practice):
             found.append(

@@ -88,6 +88,12 @@ def test_public_holidays_offered_as_working_days_are_suggested_as_off() -> None:
     assert findings(example()) == {}  # no country, no holidays
 
 
+def test_a_country_without_known_holidays_is_named_once() -> None:
+    found = practice_findings(parse_practice(example(country="XX")), TODAY)
+    assert [(f.field, f.never) for f in found] == [("practice.country", False)]
+    assert "no public holidays are known for XX" in found[0].message
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "practice.toml"
     path.write_text(text, encoding="utf-8")
