@@ -143,9 +143,8 @@ def _zone(tzid: str) -> ZoneInfo:
 
 
 def _quick(text: str, start: datetime, end: datetime, zone: ZoneInfo) -> list[Busy] | None:
-    """The common object, read without icalendar: one calendar, one plain event (no recurrence, DTSTART and
-    DTEND of the same kind, a positive length). None when the object is anything else: the full reader
-    decides then, so both always agree (tests/test_caldav_busy.py compares them)."""
+    """One plain event (no recurrence, DTSTART/DTEND of one kind, positive length) read without icalendar; else None."""
+    # Anything else goes to parse_full, so both readers always agree (tests/test_caldav_busy.py compares them).
     lines = text.replace("\r\n", "\n").replace("\n ", "").replace("\n\t", "").split("\n")
     stack: list[str] = []
     calendars = events = 0

@@ -120,9 +120,9 @@ def _vtimezone(tzid: str) -> bytes:
 
 
 def serialise(cal: Calendar) -> bytes:
-    """cal.to_ical() after cal.add_missing_timezones(), byte for byte, with each zone's VTIMEZONE built and
-    serialised once per process: it lists the zone's transitions over decades, and building and folding it
-    took most of the time of every calendar write and .ics file. `cal` must hold no VTIMEZONE itself."""
+    """cal.to_ical() after cal.add_missing_timezones(), byte for byte; `cal` must hold no VTIMEZONE itself."""
+    # Each VTIMEZONE lists decades of transitions: building and folding it per call took most of the time of
+    # every calendar write and .ics file, so _vtimezone keeps it once per process.
     zones = b"".join(_vtimezone(tzid) for tzid in sorted(cal.get_missing_tzids()))
     body = cal.to_ical()
     if not zones:
@@ -149,12 +149,9 @@ def to_ical(spec: EventSpec) -> str:
 
 
 def ics_bytes(spec: EventSpec, *more: EventSpec, cancel: bool = False) -> bytes:
-    """The .ics file a client gets attached (METHOD:PUBLISH, imports into any calendar app); several events
-    when a series was split in two.
-
-    With `cancel`, METHOD:CANCEL and STATUS:CANCELLED under the same UID (the SEQUENCE the
-    cancellation gave it): calendar apps remove the copy they imported.
-    """
+    """The .ics file a client gets attached (METHOD:PUBLISH); several events when a series was split in two."""
+    # With `cancel`: METHOD:CANCEL and STATUS:CANCELLED under the same UID and the cancellation's SEQUENCE,
+    # so calendar apps remove the copy they imported.
     cal = _object(spec, "CANCEL" if cancel else "PUBLISH")
     for other in more:
         extra = _object(other)
