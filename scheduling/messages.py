@@ -123,14 +123,3 @@ class Messages:
                 return attempts is not None
             await tx.session.execute(delete(MessageRow).where(MessageRow.id == message_id))
             return False
-
-    async def of_client(self, client_id: int) -> list[MessageRow]:
-        """The client's messages still stored (undelivered either way), for the privacy export."""
-        async with self.store.tx() as tx:
-            rows = await tx.session.scalars(
-                select(MessageRow)
-                .join(AppointmentRow, AppointmentRow.id == MessageRow.appointment_id)
-                .where(AppointmentRow.client_id == client_id)
-                .order_by(MessageRow.id)
-            )
-            return list(rows)
