@@ -464,12 +464,16 @@ class BookingService:
         ]
         return seats if service is not None and len(seats) < service.seats else []
 
-    def _busy_for(self, req: Request, active: Sequence[AppointmentRow]) -> list[Busy]:
-        """Our appointments' busy time as the request sees it: the seats of a session it may join leave it free."""
-        joining = {
-            a.id for a in self.open_session(req.specialist_id, req.service_id, req.location_id, req.start, active)
-        }
+    def busy_for(
+        self, specialist_id: str, service_id: str, location_id: str, start: datetime, active: Sequence[AppointmentRow]
+    ) -> list[Busy]:
+        """Our appointments' busy time as a visit at `start` sees it: seats of a session it may join leave it free."""
+        joining = {a.id for a in self.open_session(specialist_id, service_id, location_id, start, active)}
         return [self.appointment_busy(a) for a in active if a.id not in joining]
+
+    def _busy_for(self, req: Request, active: Sequence[AppointmentRow]) -> list[Busy]:
+        """busy_for as the request sees it."""
+        return self.busy_for(req.specialist_id, req.service_id, req.location_id, req.start, active)
 
     def appointment_busy(self, appt: AppointmentRow) -> Busy:
         """The time an appointment of ours blocks: itself and its service's buffer."""

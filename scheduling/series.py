@@ -284,8 +284,7 @@ class SeriesService:
         out: list[DateConflict] = []
         for i, start in enumerate(starts):
             spec, service, place = req.specialist_id, req.service_id, req.location_id
-            joining = {a.id for a in self.booking.open_session(spec, service, place, start, active)}
-            busy = foreign + [self.booking.appointment_busy(a) for a in active if a.id not in joining]
+            busy = foreign + self.booking.busy_for(spec, service, place, start, active)
             found = self._conflicts(spec, service, place, req.channel, [start], busy)
             # Only the first date must lie within the booking horizon, as for any course.
             problems = [p for c in found for p in c.problems if not (i > 0 and p.kind == ProblemKind.BEYOND_HORIZON)]

@@ -125,13 +125,9 @@ async def judge(booking: BookingService, tx: Tx, choice: Choice, events: list[Bu
     active = await tx.active_appointments(choice.specialist_id, *window)
     others = [a for a in active if choice.ignore is None or a.id != choice.ignore.id]
     # A group session with room left at exactly this time, service and place takes one more seat.
-    joining = {
-        a.id
-        for a in booking.open_session(choice.specialist_id, choice.service_id, choice.location_id, choice.start, others)
-    }
-    busy = [b for b in events if b.uid not in ours] + [
-        booking.appointment_busy(a) for a in others if a.id not in joining
-    ]
+    busy = [b for b in events if b.uid not in ours] + booking.busy_for(
+        choice.specialist_id, choice.service_id, choice.location_id, choice.start, others
+    )
     problems = check_appointment(
         booking.practice,
         specialist_id=choice.specialist_id,
