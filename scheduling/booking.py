@@ -86,6 +86,17 @@ def too_late(appt: AppointmentRow, now: datetime) -> bool:
     return appt.start <= now
 
 
+def _seat_in(appt: AppointmentRow, specialist_id: str, service_id: str, location_id: str, start: datetime) -> bool:
+    """Whether the appointment is a seat in the group session of this specialist, service, place and start."""
+    return (
+        appt.group_id is not None
+        and appt.specialist_id == specialist_id
+        and appt.service_id == service_id
+        and appt.location_id == location_id
+        and appt.start == start
+    )
+
+
 class NotYet(Exception):
     """Attendance can be recorded only once the visit has begun."""
 
@@ -439,13 +450,7 @@ class BookingService:
 
     def _same_session(self, req: Request, appt: AppointmentRow) -> bool:
         """Whether the appointment is a seat in the group session the request asks to join."""
-        return (
-            appt.group_id is not None
-            and appt.specialist_id == req.specialist_id
-            and appt.service_id == req.service_id
-            and appt.location_id == req.location_id
-            and appt.start == req.start
-        )
+        return _seat_in(appt, req.specialist_id, req.service_id, req.location_id, req.start)
 
     def open_session(
         self, specialist_id: str, service_id: str, location_id: str, start: datetime, active: Sequence[AppointmentRow]
@@ -453,15 +458,7 @@ class BookingService:
         """The active seats of the group session at exactly this time, service and place while it has room left
         (none when there is no such session or it is full): a new seat there does not collide with them."""
         service = self.practice.service_by_id.get(service_id)
-        seats = [
-            a
-            for a in active
-            if a.group_id is not None
-            and a.specialist_id == specialist_id
-            and a.service_id == service_id
-            and a.location_id == location_id
-            and a.start == start
-        ]
+        seats = [a for a in active if _seat_in(a, specialist_id, service_id, location_id, start)]
         return seats if service is not None and len(seats) < service.seats else []
 
     def busy_for(
