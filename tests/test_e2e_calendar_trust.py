@@ -129,8 +129,10 @@ async def test_many_events_vanishing_at_once_cancel_nothing_and_restore_on_reque
     assert "being written to the calendar again" in bot.anna.last.text and bot.anna.last.buttons == []
     await settle(bot)
     app = CalendarApp(bot)
+    restored = await anna_appointments(bot)
+    assert [a.status for a in restored] == ["requested"] * 3
     async with httpx.AsyncClient(auth=app.auth) as http:
-        for appt in await anna_appointments(bot):
+        for appt in restored:
             assert (await http.get(f"{app.base}{appt.uid}.ics")).status_code == 200
 
 
