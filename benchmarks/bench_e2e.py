@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from benchmarks.bench_booking import (
     START,
     Report,
     StepFailed,
+    _percentile,
     approve_all,
     booking_rounds,
     counting_logs,
@@ -277,8 +277,8 @@ class E2EReport(Report):
             f"({booking_updates} updates in {self.booking_seconds:.1f} s)",
         ]
         if first:
-            q = statistics.quantiles(first, n=100, method="inclusive") if len(first) > 1 else [first[0]] * 99
-            head.append(f"update -> answer: p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms")
+            p50, p95, p99 = (_percentile(first, q) for q in (50, 95, 99))
+            head.append(f"update -> answer: p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms")
         head.append(
             f"bot CPU per update: {self.bot_cpu * 1000 / max(booking_updates, 1):.2f} ms "
             f"({self.bot_cpu:.1f} s over {self.processes} process(es))"
