@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduling.db import AppointmentRow, ClientRow, ConsentRow, StaffNoteRow, TransitionRow
-from scheduling.model import ACTIVE_STATUSES, Status
+from scheduling.model import Status
 
 SEARCH_LIMIT = 10
 
@@ -148,15 +148,6 @@ class WorkspaceQueries:
             )
         )
         await self.session.flush()
-
-    async def active_offers(self, specialist_id: str) -> list[AppointmentRow]:
-        """Appointments a colleague asked this specialist to take over, still undecided."""
-        rows = await self.session.scalars(
-            select(AppointmentRow).where(
-                AppointmentRow.reassign_to == specialist_id, AppointmentRow.status.in_(ACTIVE_STATUSES)
-            )
-        )
-        return list(rows)
 
     # staff notes
 
