@@ -110,11 +110,9 @@ async def _collection_state(conn: Connection, cache: CalendarCache) -> tuple[str
 
 
 async def full_load(conn: Connection, cache: CalendarCache, start: datetime, end: datetime) -> None:
-    """Read every event overlapping [start, end) with a time-range query; expand recurrences here.
-
-    The collection's sync token and ctag are read first: a change made between the two is then seen
-    again by the next delta rather than missed by it.
-    """
+    """Read every event overlapping [start, end) with a time-range query; expand recurrences here."""
+    # The collection's sync token and ctag are read first: a change made between the two is then seen
+    # again by the next delta rather than missed by it.
     token, ctag = await _collection_state(conn, cache)
     await _query(conn, cache, start, end)
     cache.sync_token, cache.ctag = token, ctag

@@ -218,11 +218,8 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _responses(body: bytes) -> list[Any]:
-    """The <response> elements of a multistatus that does not parse as a whole, each parsed on its own.
-
-    A response that does not parse is read again without the characters XML forbids; the others never
-    depend on it. Raises CalendarUnavailable when the body is not a multistatus at all.
-    """
+    """The <response>s of a broken multistatus, each parsed alone; CalendarUnavailable when it is no multistatus."""
+    # A response that does not parse is read again without the characters XML forbids; the others never depend on it.
     root = _ROOT.search(body)
     if root is None:
         raise CalendarUnavailable("the server answered something that is not a multistatus document")

@@ -312,9 +312,7 @@ class GraphGateway:
         return f"{self.base}/me/calendars/{quote(spec.booking.id, safe='')}"
 
     async def put(self, specialist_id: str, event: EventSpec) -> str:
-        """Create the appointment's event (idempotently, by transaction id) or update it; a series visit by visit.
-
-        Returns the booking calendar's URL."""
+        """Create (idempotently, by transaction id) or update the appointment's event; returns the calendar's URL."""
         spec = self._spec(specialist_id)
         if event.recurrence is None:
             await self._put_one(specialist_id, spec, event)
@@ -353,12 +351,10 @@ class GraphGateway:
         await self._remember(specialist_id, spec, event.uid, created["id"])
 
     async def remove(self, specialist_id: str, uid: str, calendar_url: str | None = None) -> None:
-        """Delete the appointment's event (a series' every visit); already gone, or never written, counts as done.
-
-        Graph addresses events by id, whatever calendar holds them: a copy in an earlier calendar
-        (`calendar_url`) is the one `put` updates, so there is nothing else to remove.
-        """
+        """Delete the appointment's event (a series' every visit); already gone, or never written, counts as done."""
         spec = self._spec(specialist_id)
+        # Graph addresses events by id, whatever calendar holds them: a copy in an earlier calendar
+        # (`calendar_url`) is the one `put` updates, so there is nothing else to remove.
         if calendar_url is not None and calendar_url != self.booking_calendar_url(specialist_id):
             return
         for key in [k for k in spec.remote if k == uid or k.startswith(uid + "#")]:

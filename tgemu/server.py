@@ -255,10 +255,7 @@ class BotApiEmulator:
     # updates
 
     def push_update(self, kind: str, payload: dict[str, Any]) -> int:
-        """Queue an update for getUpdates, or post it to the webhook relay's targets; returns its update_id.
-
-        0 if allowed_updates filters it out.
-        """
+        """Queue an update for getUpdates, or post it to the relay's targets; its update_id, 0 if filtered out."""
         if self._allowed_updates and kind not in self._allowed_updates:
             return 0
         self._last_update_id += 1
