@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,7 @@ from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
 from scheduling.store_groups import GroupQueries
 from scheduling.store_limits import LimitQueries
 from scheduling.store_privacy import PrivacyQueries
-from scheduling.store_series import SeriesQueries
+from scheduling.store_series import SeriesQueries, new_uid
 from scheduling.store_workspace import WorkspaceQueries
 from scheduling.sync_store import CalendarSyncQueries
 
@@ -199,7 +198,7 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         if client is None:
             raise LookupError(f"client {client_id} does not exist")
         appt = AppointmentRow(
-            uid=f"{uuid.uuid4().hex}@bookingbot",
+            uid=new_uid(),
             client=client,
             specialist_id=specialist_id,
             service_id=service_id,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduling.db import AppointmentRow, GroupRow, OutboxRow
+from scheduling.store_series import new_uid
 
 
 class GroupQueries:
@@ -34,7 +34,7 @@ class GroupQueries:
         if found is not None:
             return found
         group = GroupRow(
-            uid=f"{uuid.uuid4().hex}@bookingbot",
+            uid=new_uid(),
             specialist_id=specialist_id,
             service_id=service_id,
             location_id=location_id,

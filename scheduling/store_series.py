@@ -15,6 +15,7 @@ from scheduling.recurrence import Rule
 
 
 def new_uid() -> str:
+    """A fresh calendar event UID of ours."""
     return f"{uuid.uuid4().hex}@bookingbot"
 
 
