@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from pathlib import Path
 
@@ -34,12 +33,7 @@ async def anna_appointments(bot: Bot) -> list[AppointmentRow]:
 
 async def settle(bot: Bot) -> None:
     """Write everything queued (the background worker may hold some of it), then let the sweep read the calendar."""
-    for _ in range(200):
-        await bot.drain_outbox()
-        async with bot.runtime.store.tx() as tx:
-            if not await tx.outbox_pending():
-                break
-        await asyncio.sleep(0.05)
+    await bot.drain_calendar_writes()
     await bot.sweep()
 
 

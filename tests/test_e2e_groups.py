@@ -61,13 +61,7 @@ async def to_summary(client: TelegramUser, name: str, seats: int = 3) -> list[st
 
 async def settle(bot: Bot) -> None:
     """Until every calendar write is done, whoever does it (the bot's own worker runs too)."""
-    for _ in range(200):
-        await bot.drain_outbox()
-        async with bot.runtime.store.tx() as tx:
-            if not await tx.outbox_pending():
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError("calendar writes still pending")
+    await bot.drain_calendar_writes()
 
 
 async def assert_calendar_matches(bot: Bot) -> Calendar | None:

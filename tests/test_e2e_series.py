@@ -3,7 +3,6 @@ client sees one line per series in /my, expands it and cancels one visit; the ca
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -27,13 +26,7 @@ def anna_calendar(bot: Bot) -> CalDAVServer:
 
 
 async def assert_calendar_matches(bot: Bot) -> list[tuple[str, object, object]]:
-    # The bot's own outbox worker runs too: wait until every queued write is done, whoever does it.
-    for _ in range(200):
-        await bot.drain_outbox()
-        async with bot.runtime.store.tx() as tx:
-            if not await tx.outbox_pending():
-                break
-        await asyncio.sleep(0.05)
+    await bot.drain_calendar_writes()
     rows = await expected(bot.runtime.store)
     seen = [o for o in expanded(anna_calendar(bot)) if o[0] != "dentist"]
     assert seen == rows
