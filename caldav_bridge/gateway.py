@@ -114,12 +114,10 @@ class CalDAVGateway:
         return self._closed_requests + sum(s.conn.requests for s in self._states.values())
 
     async def start(self) -> None:
-        """Connect every CalDAV and embedded specialist side by side; raises CalDAVSetupError naming a setup mistake.
-
-        A server that does not answer (refused, timed out, 5xx) stops nobody: that specialist is unavailable
-        (their calendar reads as unavailable, so no time of theirs is offered) and is connected again in the
-        background, with backoff. Google specialists are attached later (`attach`), once their tokens are known.
-        """
+        """Connect every CalDAV and embedded specialist side by side; raises CalDAVSetupError naming a setup mistake."""
+        # A server that does not answer (refused, timed out, 5xx) stops nobody: that specialist is unavailable
+        # (their calendar reads as unavailable, so no time of theirs is offered) and is connected again in the
+        # background, with backoff. Google specialists are attached later (`attach`), once their tokens are known.
         specs = [s for s in self.practice.specialists if s.calendar_kind in ("caldav", "embedded")]
         results = await asyncio.gather(*(self._connect(spec) for spec in specs), return_exceptions=True)
         failed: BaseException | None = None
@@ -254,12 +252,10 @@ class CalDAVGateway:
         return cal.refreshed is None or _time.monotonic() - cal.refreshed >= self.ttl
 
     async def _update(self, st: _State, cal: CalendarCache, start: datetime, end: datetime) -> None:
-        """Load the window if the cache does not cover [start, end), else bring it up to date.
-
-        A calendar never read before answers its first view from one time-range query of that view alone
-        (what a plain re-fetch costs); the rest of the horizon, and the sync state that makes later reads
-        cheap, follow in the background (`_fill`).
-        """
+        """Load the window if the cache does not cover [start, end), else bring it up to date."""
+        # A calendar never read before answers its first view from one time-range query of that view alone
+        # (what a plain re-fetch costs); the rest of the horizon, and the sync state that makes later reads
+        # cheap, follow in the background (`_fill`).
         lo, hi = self._window(st, start, end)
         if cal.start is None and (start > lo or end < hi):
             await sync.window_load(st.conn, cal, start, end)
@@ -342,10 +338,8 @@ class CalDAVGateway:
         raise CalendarUnavailable(f"{cal.url}: the calendar could not be read for the range asked")
 
     async def busy(self, specialist_id: str, start: datetime, end: datetime, *, fresh: bool = False) -> list[Busy]:
-        """Busy intervals of all the specialist's busy calendars in [start, end), in aware UTC.
-
-        Nothing before yesterday is read or kept: past time cannot be booked.
-        """
+        """Busy intervals of all the specialist's busy calendars in [start, end), in aware UTC."""
+        # Nothing before yesterday is read or kept: past time cannot be booked.
         st = self._state(specialist_id)
         start = max(start.astimezone(UTC), self._yesterday())
         if end <= start:
@@ -438,12 +432,9 @@ class CalDAVGateway:
             st.booking.store(url, etag, text, local=True)
 
     async def put(self, specialist_id: str, event: EventSpec) -> str:
-        """Create (If-None-Match: *) or update (If-Match, our fields win over theirs) `<uid>.ics`.
-
-        An update is first merged into the copy the cache holds and sent with its etag: one request when
-        nobody changed the event since; a 412 (they did) reads it again. Returns the URL of the calendar
-        written to.
-        """
+        """Create (If-None-Match: *) or update (If-Match, our fields win) `<uid>.ics`; returns the calendar's URL."""
+        # An update is first merged into the copy the cache holds and sent with its etag: one request when
+        # nobody changed the event since; a 412 (they did) reads it again.
         st = self._state(specialist_id)
         url = self._event_url(st, event.uid)
         conn = st.conn
@@ -488,11 +479,9 @@ class CalDAVGateway:
         raise CalendarUnavailable(f"{url}: the event kept changing while we wrote it")
 
     async def remove(self, specialist_id: str, uid: str, calendar_url: str | None = None) -> None:
-        """Delete `<uid>.ics` with If-Match; already gone counts as done.
-
-        `calendar_url`: another calendar of the same account the event was written to before
-        (the booking calendar changed in the configuration); the booking calendar otherwise.
-        """
+        """Delete `<uid>.ics` with If-Match from `calendar_url` (default the booking calendar); gone counts as done."""
+        # `calendar_url` is another calendar of the same account the event was written to before: the booking
+        # calendar changed in the configuration.
         st = self._state(specialist_id)
         if calendar_url is not None and calendar_url != st.booking.url:
             if urlsplit(calendar_url).netloc != urlsplit(st.conn.url).netloc:
