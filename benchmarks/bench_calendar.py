@@ -93,9 +93,8 @@ async def plain(
     quick: bool = False,
     timeout: float = 10.0,  # noqa: ASYNC109
 ) -> int:
-    """What any client would do without a cache: one time-range REPORT of the window, every object expanded
-    with icalendar and recurring_ical_events (`quick`: with the bridge's own reader, which reads plain events
-    without icalendar)."""
+    """What any client does without a cache: one time-range REPORT, every object expanded with icalendar."""
+    # `quick` reads objects with the bridge's own reader instead, which reads plain events without icalendar.
     start, end = window(now)
     stamp = "%Y%m%dT%H%M%SZ"
     body = (
