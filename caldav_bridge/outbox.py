@@ -123,7 +123,7 @@ class OutboxWorker(Drainer):
                     # Every seat lives in the session's event: each is judged afresh from now.
                     await tx.record_writes([s.id for s in seats], written, self.clock())
                 elif appt.specialist_id == row.specialist_id:
-                    await tx.record_write(appt.id, written, self.clock())
+                    await tx.record_writes([appt.id], written, self.clock())
                 await tx.outbox_done(row.id, self.clock())
                 return True
             next_at = await tx.outbox_failed(row.id, self.clock(), _error_text(error))

@@ -25,12 +25,8 @@ class CalendarSyncQueries:
                 .execution_options(synchronize_session=False)
             )
 
-    async def record_write(self, appointment_id: int, calendar_url: str | None, at: datetime) -> None:
-        """The outbox wrote (or, with None, removed) the appointment's event: a read must show it anew."""
-        await self._set([appointment_id], calendar_url=calendar_url, written_at=at, seen_at=None, missing_since=None)
-
     async def record_writes(self, ids: Collection[int], calendar_url: str | None, at: datetime) -> None:
-        """The outbox wrote a series' resource: each of its occurrences must be shown anew by a read."""
+        """The outbox wrote (or, with None, removed) the event of these appointments: a read must show each anew."""
         await self._set(ids, calendar_url=calendar_url, written_at=at, seen_at=None, missing_since=None)
 
     async def record_seen(self, ids: Collection[int], at: datetime) -> None:
