@@ -6,10 +6,8 @@ rows."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,13 +21,12 @@ from icalendar import Calendar
 from sqlalchemy import select
 from telegram.ext import ApplicationBuilder
 
-from bot.calendar_text import client_series_event_for, event_for, group_event_for, series_event_for
+from bot.calendar_text import client_series_event_for, group_event_for
 from bot.runtime import start_runtime
 from bot.settings import Settings
 from bot.web import feed_key, feed_token, make_web_app
 from caldav_bridge.gateway import CalDAVGateway
 from caldav_bridge.ical import ics_bytes
-from caldav_bridge.outbox import OutboxWorker
 from scheduling import booking
 from scheduling.booking import BookingService, InvalidRequest, Request, SlotTaken
 from scheduling.calendar_sync import MISSING_CONFIRM
@@ -39,7 +36,7 @@ from scheduling.db import AppointmentRow, GroupRow
 from scheduling.model import IN_CALENDAR, Channel, Status
 from scheduling.privacy import initials
 from scheduling.recurrence import Scope
-from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
+from scheduling.series import SeriesConflicts, SeriesRequest
 from scheduling.staff import NotAllowed, require_staff
 from scheduling.store import Store
 from scheduling.visits import NeedsDecision, StaffBooking, Visit
@@ -47,6 +44,7 @@ from scheduling.waitlist import WaitingList
 from tests.fixtures.caldav import CalDAVServer, account_of, delete_raw, get_raw, put_raw
 from tests.fixtures.proxy import FaultProxy
 from tests.fixtures.series import ZONE, Bench, Clock, at, calendar_objects
+from tests.fixtures.series import bench_on as series_bench_on
 
 STAFF = 500
 DAY = "2026-03-03"  # a Tuesday
@@ -93,27 +91,8 @@ async def bench(caldav_server: CalDAVServer, sqlite_store: Store) -> AsyncIterat
 @asynccontextmanager
 async def bench_on(caldav_server: CalDAVServer, sqlite_store: Store, url: str | None = None) -> AsyncIterator[Bench]:
     """The group bench on the server, reached at `url` when given (a proxy in front of it)."""
-    os.environ["BOOKINGBOT_TEST_CALDAV_PASSWORD"] = caldav_server.password
-    practice = parse_practice(group_practice(caldav_server))
-    clock = Clock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
-    account = account_of(caldav_server)
-    if url is not None:
-        account = replace(account, url=url)
-    gateway = CalDAVGateway(practice, accounts={"ana": account}, clock=clock)
-    await gateway.start()
-    worker = OutboxWorker(
-        sqlite_store,
-        gateway,
-        lambda a: event_for(practice, a, a.client),
-        clock,
-        series_event_for=lambda s, rows: series_event_for(practice, s, rows),
-        group_event_for=lambda g, seats: group_event_for(practice, g, seats),
-    )
-    booking = BookingService(practice, sqlite_store, gateway, clock=clock)
-    try:
-        yield Bench(caldav_server, practice, sqlite_store, booking, SeriesService(booking), worker, clock)
-    finally:
-        await gateway.close()
+    async with series_bench_on(caldav_server, sqlite_store, parse_practice(group_practice(caldav_server)), url) as made:
+        yield made
 
 
 def seat(client_id: int, start: datetime, service: str = "group") -> Request:
