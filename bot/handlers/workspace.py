@@ -147,10 +147,6 @@ def _parse(data: str) -> tuple[str, list[str]] | None:
     return parts[1], parts[2:]
 
 
-def _ids(args: list[str], count: int) -> list[int] | None:
-    return callback.numbers(args, count)
-
-
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A tap on a workspace button (`k|...`): a card, one of its actions, a client record, a link decision."""
     query = update.callback_query
@@ -204,12 +200,12 @@ async def _act(
         await answer(query)
         await start_new(bot, d, chat_id, staff, lang)
         return
-    if verb == "cl" and (ids := _ids(args, 1)):
+    if verb == "cl" and (ids := callback.numbers(args, 1)):
         client, _staff = await d.records.card(staff.telegram_id, ids[0])
         await answer(query)
         await _send(bot, chat_id, await client_record(d, client, staff, lang))
         return
-    if verb == "cx" and (ids := _ids(args, 2)):
+    if verb == "cx" and (ids := callback.numbers(args, 2)):
         # A client record with one series unfolded, in place of the list it was asked from.
         client, _staff = await d.records.card(staff.telegram_id, ids[0])
         await answer(query)
@@ -219,10 +215,10 @@ async def _act(
     if verb in ("ln", "lk"):
         await _link_decision(update, context, d, staff, lang, verb, args)
         return
-    if verb in ("er", "ery") and (ids := _ids(args, 1)):
+    if verb in ("er", "ery") and (ids := callback.numbers(args, 1)):
         await _erase_client(update, context, d, staff, lang, verb == "ery", ids[0])
         return
-    ids = _ids(args, 1)
+    ids = callback.numbers(args, 1)
     if ids is None:
         raise NotAllowed(args)
     appt_id = ids[0]
@@ -425,7 +421,7 @@ async def _link_decision(
     if not staff.admin:
         raise NotAllowed(verb)
     if verb == "ln":
-        ids = _ids(args, 2)
+        ids = callback.numbers(args, 2)
         if ids is None:
             raise NotAllowed(args)
         record = await d.records.link_chosen(staff.telegram_id, ids[0], ids[1])
