@@ -74,6 +74,17 @@ class ClientRecords:
         async with self.booking.store.tx() as tx:
             return await tx.find_clients(text)
 
+    async def search_visible(self, telegram_id: int, text: str) -> list[ClientRow]:
+        """search(), keeping only the clients whose card() this staff member may open."""
+        visible: list[ClientRow] = []
+        for client in await self.search(telegram_id, text):
+            try:
+                await self.card(telegram_id, client.id)
+            except NotAllowed:
+                continue
+            visible.append(client)
+        return visible
+
     async def card(self, telegram_id: int, client_id: int) -> tuple[ClientRow, Staff]:
         """A client this staff member may see: an admin any; a specialist those they see or entered."""
         staff = require_staff(self.booking.practice, telegram_id)

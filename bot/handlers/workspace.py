@@ -122,14 +122,7 @@ async def find(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if len(query.strip()) < 2:
         await message.reply_text(_("Send /find and part of a client's name or phone number, e.g. /find Nowak."))
         return
-    clients = await d.records.search(user.id, query)
-    visible: list[ClientRow] = []
-    for client in clients:
-        try:
-            await d.records.card(user.id, client.id)
-        except NotAllowed:
-            continue
-        visible.append(client)
+    visible = await d.records.search_visible(user.id, query)
     async with d.store.tx() as tx:
         appts = await tx.staff_appointments(staff.specialist_ids, client_ids=[c.id for c in visible])
     past = sum(1 for a in appts if a.end <= d.booking.clock())
