@@ -61,12 +61,6 @@ async def to_each_staff(bot: Bot, d: Deps, chat_ids: list[int], compose: StaffTe
             log.warning("could not reach staff chat %s: %s", chat_id, exc.message)
 
 
-def _recipients(d: Deps, appt: AppointmentRow) -> list[int]:
-    """Who is asked to decide: the specialist, or the admins when the specialist has no Telegram id."""
-    spec = d.practice.specialist_by_id[appt.specialist_id]
-    return [spec.telegram_id] if spec.telegram_id else list(d.practice.practice.admins)
-
-
 async def client_of(d: Deps, appt: AppointmentRow) -> ClientRow:
     async with d.store.tx() as tx:
         client = await tx.get_client(appt.client_id)
@@ -104,7 +98,7 @@ async def _request_message(d: Deps, appt: AppointmentRow, chat_id: int) -> texts
 async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """Send the request with Approve / Decline; remembered so later changes edit the same message."""
     found = await _series_of(d, appt)
-    for chat_id in _recipients(d, appt):
+    for chat_id in specialist_chats(d, appt.specialist_id):
         msg = await _request_message(d, appt, chat_id)
         try:
             sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
@@ -138,7 +132,7 @@ async def refresh_request(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 async def tell_partner_booking(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
     """A partner booked: the specialist learns of it, with Refuse for the partner's refusal window."""
     client = await client_of(d, appt)
-    for chat_id in _recipients(d, appt):
+    for chat_id in specialist_chats(d, appt.specialist_id):
         msg = await _staff_message(d, appt, client, chat_id)
         try:
             sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
@@ -243,7 +237,7 @@ async def confirmed(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
 
 async def _to_deciders(bot: Bot, d: Deps, appt: AppointmentRow, compose: StaffText) -> None:
     """A message to whoever decides for the appointment's specialist, each in their own language."""
-    await to_each_staff(bot, d, _recipients(d, appt), compose)
+    await to_each_staff(bot, d, specialist_chats(d, appt.specialist_id), compose)
 
 
 async def declined(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
@@ -439,7 +433,7 @@ async def deliver_message(bot: Bot, d: Deps, row: MessageRow) -> bool:
     if row.to_client:
         chats = [appt.client.telegram_id] if appt.client.telegram_id is not None else []
     else:
-        chats = _recipients(d, appt)
+        chats = specialist_chats(d, appt.specialist_id)
     for chat_id in chats:
         if row.to_client:
             msg = message_texts.to_client(d.practice, appt, row, d.language(appt.client))
