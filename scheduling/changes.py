@@ -10,6 +10,15 @@ from scheduling.model import Channel, Status
 from scheduling.store import AppointmentRow
 
 
+def movable(appt: AppointmentRow) -> bool:
+    """Whether the client is offered Move for this visit; past the deadline the tap explains the policy.
+
+    A visit of a series moves alone (an override of the series); a seat in a group session is not moved
+    (the session keeps its time): the client cancels it and books another.
+    """
+    return appt.status == Status.CONFIRMED and appt.replaces_id is None and appt.group_id is None
+
+
 class ChangeService:
     """Moving appointments at the client's request; the booking rules themselves stay in BookingService."""
 
@@ -22,17 +31,8 @@ class ChangeService:
         return appt.start - timedelta(hours=spec.cancellation.free_until_hours)
 
     def may_move(self, appt: AppointmentRow) -> bool:
-        """Only a confirmed visit (not a request to move), until the deadline.
-
-        A visit of a series moves alone (it becomes an override of the series; the rest stays); a seat in a
-        group session is not moved (the session keeps its time): the client cancels it and books another.
-        """
-        return (
-            appt.status == Status.CONFIRMED
-            and appt.replaces_id is None
-            and appt.group_id is None
-            and self.booking.clock() <= self.deadline(appt)
-        )
+        """A movable visit (see `movable`), until the deadline."""
+        return movable(appt) and self.booking.clock() <= self.deadline(appt)
 
     def move_specialists(self, appt: AppointmentRow) -> list[str] | None:
         """Who the visit may move to: its specialist, or anyone offering it for a "first available" booking."""

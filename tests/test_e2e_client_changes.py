@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from icalendar import Calendar
 
+from bot.dialogs.mine import listing
+from bot.dialogs.specialist import reminder_for_client
 from tests.fixtures.bot import JONAS, Bot, tap_through
 from tests.test_e2e_booking import _appointment, book_first_consultation, calendar_status
 from tests.test_e2e_dialog import labels
@@ -191,3 +193,27 @@ async def test_slash_cancel_removes_the_dialogs_buttons(bot: Bot) -> None:
     await client.send("/cancel")
     assert "Booking cancelled" in client.last.text
     assert dialog.buttons == []  # the same message, edited
+
+
+async def test_move_is_offered_where_the_rules_allow_it(bot: Bot) -> None:
+    """The reminder and /my offer Move by one rule: a series visit moves alone, a group seat does not."""
+    client = bot.user(7112, "Client")
+    await book_first_consultation(client, note=None)
+    await bot.anna.tap("Approve")
+    appt = await _appointment(bot, 7112)
+    practice = bot.runtime.practice
+
+    def offered() -> tuple[bool, bool]:
+        reminder = reminder_for_client(practice, appt, "en").markup
+        mine = listing(practice, [appt], {}, "en", expand=appt.series_id).markup
+        assert reminder is not None and mine is not None
+        return (
+            "Move" in [b.text for row in reminder.inline_keyboard for b in row],
+            "Move #1" in [b.text for row in mine.inline_keyboard for b in row],
+        )
+
+    assert offered() == (True, True)
+    appt.series_id = 1  # a visit of a series moves alone (detached row: nothing is written)
+    assert offered() == (True, True)
+    appt.series_id, appt.group_id = None, 1  # a seat keeps its session's time
+    assert offered() == (False, False)

@@ -11,6 +11,7 @@ from bot.dialogs.messages import write_button
 from bot.dialogs.render import contact_the_practice, status_label, when
 from bot.dialogs.specialist import Message
 from bot.i18n import gettext_for
+from scheduling.changes import movable
 from scheduling.config import Practice, local
 from scheduling.model import Status
 from scheduling.store import AppointmentRow
@@ -72,8 +73,7 @@ def listing(
             to = when(lang, practice, move.location_id, move.start)
             lines.append("   " + _("Move to {when} requested; waiting for the specialist.").format(when=escape(to)))
             row.append(_button(_("Keep #{number} as is").format(number=i), "w", move.id))
-        elif appt.status == Status.CONFIRMED and appt.group_id is None:
-            # A seat keeps its group session's time: it is cancelled and another booked instead.
+        elif movable(appt):
             row.append(_button(_("Move #{number}").format(number=i), "mv", appt.id))
         row.append(_button(_("Cancel #{number}").format(number=i), "c", appt.id))
         rows.append(row)

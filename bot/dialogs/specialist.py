@@ -9,6 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.dialogs.render import Gettext, appointment_facts, channel_instructions, status_label, time_label, when
 from bot.i18n import available, gettext_for
+from scheduling.changes import movable
 from scheduling.config import Practice, local
 from scheduling.store import AppointmentRow, ClientRow
 
@@ -179,7 +180,7 @@ def reminder_for_client(practice: Practice, appt: AppointmentRow, lang: str) -> 
     heading, footer = _("A reminder of your appointment:"), _("Send /my to see or cancel your appointments.")
     text = _letter(_, lang, practice, appt, heading, _instructions(practice, appt, lang), footer, how=True)
     buttons = [InlineKeyboardButton(_("Cancel"), callback_data=f"m|c|{appt.id}")]
-    if appt.series_id is None:  # a series' visits move by the series rules, in /my
+    if movable(appt):
         buttons.insert(0, InlineKeyboardButton(_("Move"), callback_data=f"m|mv|{appt.id}"))
     return Message(text, InlineKeyboardMarkup([buttons]))
 
