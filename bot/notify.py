@@ -85,9 +85,11 @@ async def _series_of(d: Deps, appt: AppointmentRow) -> tuple[SeriesRow, list[App
     return (series, rows) if series is not None else None
 
 
-async def _request_message(d: Deps, appt: AppointmentRow, chat_id: int) -> texts.Message:
+async def _request_message(
+    d: Deps, appt: AppointmentRow, chat_id: int, client: ClientRow | None = None
+) -> texts.Message:
     """The request as one staff member sees it; a series' request lists every date, decided as a whole."""
-    client = await client_of(d, appt)
+    client = client or await client_of(d, appt)
     msg = await _staff_message(d, appt, client, chat_id)
     found = await _series_of(d, appt)
     if found is not None:
@@ -95,11 +97,14 @@ async def _request_message(d: Deps, appt: AppointmentRow, chat_id: int) -> texts
     return msg
 
 
-async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow) -> None:
-    """Send the request with Approve / Decline; remembered so later changes edit the same message."""
+async def ask_specialist(bot: Bot, d: Deps, appt: AppointmentRow, client: ClientRow | None = None) -> None:
+    """Send the request with Approve / Decline; remembered so later changes edit the same message.
+
+    `client`: the appointment's client as the transaction that booked it read it (else it is read here).
+    """
     found = await _series_of(d, appt)
     for chat_id in specialist_chats(d, appt.specialist_id):
-        msg = await _request_message(d, appt, chat_id)
+        msg = await _request_message(d, appt, chat_id, client)
         try:
             sent = await bot.send_message(chat_id, msg.text, parse_mode=ParseMode.HTML, reply_markup=msg.markup)
         except Forbidden:

@@ -142,9 +142,9 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         }
         stmt = self._insert(ClientRow).values(telegram_id=telegram_id, created_at=now, updated_at=now, **given)
         stmt = stmt.on_conflict_do_update(index_elements=[ClientRow.telegram_id], set_={**given, "updated_at": now})
-        await self.session.execute(stmt)
+        # The row as written comes back with the upsert (no second query), refreshing a copy the session holds.
         client = await self.session.scalar(
-            select(ClientRow).where(ClientRow.telegram_id == telegram_id).execution_options(populate_existing=True)
+            stmt.returning(ClientRow), execution_options={"populate_existing": True}
         )
         assert client is not None
         return client
@@ -702,8 +702,11 @@ class QuickTx:
     async def client_by_telegram(self, telegram_id: int) -> ClientRow | None:
         """The client as a detached ClientRow, as Tx.client_by_telegram gives it once its transaction ends."""
         row = (await self.conn.execute(_CLIENT_BY_TELEGRAM, {"telegram_id": telegram_id})).first()
-        if row is None:
-            return None
+        return None if row is None else self._detached(row)
+
+    @staticmethod
+    def _detached(row: Any) -> ClientRow:
+        """A clients row (all columns, in table order) as a detached ClientRow."""
         if not QuickTx._mapped:
             configure_mappers()  # the attributes get their loaders here (not free even when done: once is enough)
             QuickTx._mapped = True
@@ -721,11 +724,8 @@ class QuickTx:
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[_CLIENTS.c.telegram_id], set_={"language": language, "updated_at": now}
-        )
-        await self.conn.execute(stmt)
-        client = await self.client_by_telegram(telegram_id)
-        assert client is not None
-        return client
+        ).returning(*_CLIENTS.columns)  # the row as written: no second query to read it back
+        return self._detached((await self.conn.execute(stmt)).one())
 
     async def get_draft(self, chat_id: int) -> Any:
         """As Tx.get_draft."""

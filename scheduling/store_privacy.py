@@ -50,6 +50,20 @@ class PrivacyQueries:
         )
         return bool(found)
 
+    async def consents_given(self, client_id: int, policy_version: str, kinds: Collection[str]) -> set[str]:
+        """Which of these consents the client gave to this version of the policy and has not withdrawn, in one query."""
+        rows = await self.session.scalars(
+            select(ConsentRow.kind)
+            .where(
+                ConsentRow.client_id == client_id,
+                ConsentRow.policy_version == policy_version,
+                ConsentRow.kind.in_(kinds),
+                ConsentRow.withdrawn_at.is_(None),
+            )
+            .distinct()
+        )
+        return set(rows)
+
     async def record_consent(self, client_id: int, policy_version: str, at: datetime, kind: str = TERMS) -> None:
         self.session.add(ConsentRow(client_id=client_id, policy_version=policy_version, kind=kind, accepted_at=at))
         await self.session.flush()

@@ -272,15 +272,19 @@ async def screen_day(c: Ctx) -> Screen | str:
     assert d.service and d.location
     today, last = _today(c), _last_day(c)
     try:
+        ahead = None
         if d.month is None:
             # Open on the first month that has a free day, not on an empty one.
-            free = await c.booking.month_days(d.service, d.location, candidates(c.practice, d), today, last)
-            d.month = (min(free) if free else today).isoformat()[:7]
+            ahead = await c.booking.month_days(d.service, d.location, candidates(c.practice, d), today, last)
+            d.month = (min(ahead) if ahead else today).isoformat()[:7]
         month = date.fromisoformat(d.month + "-01")
         last_of_month = month.replace(day=calendar.monthrange(month.year, month.month)[1])
-        free = await c.booking.month_days(
-            d.service, d.location, candidates(c.practice, d), max(month, today), min(last_of_month, last)
-        )
+        first, end = max(month, today), min(last_of_month, last)
+        if ahead is not None:
+            # The month's days are among those just read (each day's slots are its own): not read again.
+            free = {day for day in ahead if first <= day <= end}
+        else:
+            free = await c.booking.month_days(d.service, d.location, candidates(c.practice, d), first, end)
     except CalendarUnavailable:
         return _unavailable(c)
 
@@ -424,13 +428,11 @@ async def screen_contact(c: Ctx) -> Screen | str:
     return Screen(ask(c, text), [[_button(_("Skip"), "skip")], _nav(c)])
 
 
-async def _consents_needed(c: Ctx) -> tuple[bool, bool]:
+async def _consents_needed(c: Ctx, tx: Tx) -> tuple[bool, bool]:
     """Whether the client still has to accept the terms, and (for a note) the processing of health information."""
-    info = c.practice.practice
-    async with c.booking.store.tx() as tx:
-        terms = not await tx.has_consent(c.client.id, info.policy_version, TERMS)
-        health = bool(c.draft.note) and not await tx.has_consent(c.client.id, info.policy_version, HEALTH)
-    return terms, health
+    kinds = (TERMS, HEALTH) if c.draft.note else (TERMS,)
+    given = await tx.consents_given(c.client.id, c.practice.practice.policy_version, kinds)
+    return TERMS not in given, bool(c.draft.note) and HEALTH not in given
 
 
 async def _keep_details(c: Ctx, tx: Tx) -> None:
@@ -442,11 +444,11 @@ async def _keep_details(c: Ctx, tx: Tx) -> None:
 
 async def screen_consent(c: Ctx) -> Screen | str:
     info = c.practice.practice
-    terms, health = await _consents_needed(c)
-    if not terms and not health:
-        async with c.booking.store.tx() as tx:
+    async with c.booking.store.tx() as tx:
+        terms, health = await _consents_needed(c, tx)
+        if not terms and not health:
             await _keep_details(c, tx)
-        return "given"
+            return "given"
     parts = []
     if terms:
         parts.append(
@@ -471,9 +473,10 @@ async def screen_consent(c: Ctx) -> Screen | str:
 
 async def _agree(c: Ctx, *, note: bool) -> None:
     """Record the consents the screen asked for, each on its own with the policy version, and keep the details."""
-    terms, health = await _consents_needed(c)
     version, now = c.practice.practice.policy_version, c.booking.clock()
     async with c.booking.store.tx() as tx:
+        # Asked again in the transaction that records them: a consent is recorded once, whatever came meanwhile.
+        terms, health = await _consents_needed(c, tx)
         if terms:
             await tx.record_consent(c.client.id, version, now, TERMS)
         if health and note:

@@ -104,9 +104,12 @@ async def _remember(d: Deps, chat_id: int, draft: Draft, screen: dialog.Screen, 
         await drafts.save(d.store, chat_id, draft, message_id)
 
 
-async def _begin(update: Update, context: ContextTypes.DEFAULT_TYPE, payload: str | None) -> None:
+async def _begin(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, payload: str | None, client: ClientRow | None = None
+) -> None:
     d = deps(context)
-    client = await client_of(d, update)
+    if client is None:
+        client = await client_of(d, update)
     draft = Draft(lang=d.language(client))
     preselect = dict(part.split("-", 1) for part in (payload or "").split("__") if "-" in part)
     dialog.begin(
@@ -144,7 +147,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text(  # type: ignore[union-attr]
         _("Hello! I book appointments at {practice}.").format(practice=d.practice.practice.name)
     )
-    await _begin(update, context, payload)
+    await _begin(update, context, payload, client)  # the client just read: not read again
 
 
 async def book(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -223,7 +226,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # The details just reached the client's record: link the practice's own record of them.
         await workspace.after_contact(context.bot, d, client.id)
     if screen.booked is not None:
-        await notify.ask_specialist(context.bot, d, screen.booked)
+        await notify.ask_specialist(context.bot, d, screen.booked, screen.booked.client)
         if screen.booked.status == Status.CONFIRMED:
             await notify.confirmed(context.bot, d, screen.booked)  # the service approves its requests itself
 
@@ -273,7 +276,10 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None and message.text is not None
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
-    draft, message_id = await drafts.load(d.store, chat_id)
+    async with d.store.quick() as tx:
+        # The client as far as known, in the draft's transaction: a staff member's typing creates no client record.
+        known = await tx.client_by_telegram(update.effective_user.id)  # type: ignore[union-attr]
+        draft, message_id = await drafts.read(tx, chat_id)
     if draft is not None and draft.reason_for is not None:
         await specialist_handlers.typed_reason(update, context, draft, message_id)
         return
@@ -284,7 +290,7 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return  # a chat visit is on: the text went to the other party
     if draft is not None and draft.work and await workspace.typed(update, context, draft):
         return
-    client = await client_of(d, update)
+    client = known or await client_of(d, update)
     _ = gettext_for(d.language(client))
     if draft is None or not draft.active:
         await message.reply_text(_("Send /book to book an appointment."))
