@@ -29,6 +29,7 @@ from bot.handlers.common import harmless, not_valid
 from bot.i18n import available, gettext_for
 from bot.ratelimit import ChatRateLimiter, bulk_sends
 from bot.slots import UpdateSlots
+from bot.telegram_bot import LeanBot
 from bot.telegram_http import AiohttpRequest
 from scheduling.locks import KeyLocks
 
@@ -165,18 +166,15 @@ def build_application(
 
     sweep_seconds=None leaves out the periodic sweep, for callers that run `notify.sweep` themselves.
     """
-    builder = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(base_url)
-        .base_file_url(base_file_url)
-        .concurrent_updates(PerChatProcessor(d.chats))
-        .request(AiohttpRequest(connection_pool_size=64))
-        .get_updates_request(AiohttpRequest(connection_pool_size=2))
+    bot = LeanBot(
+        token,
+        base_url=base_url,
+        base_file_url=base_file_url,
+        request=AiohttpRequest(connection_pool_size=64),
+        get_updates_request=AiohttpRequest(connection_pool_size=2),
+        rate_limiter=ChatRateLimiter() if rate_limit else None,
     )
-    if rate_limit:
-        builder = builder.rate_limiter(ChatRateLimiter())
-    app = builder.build()
+    app = ApplicationBuilder().bot(bot).concurrent_updates(PerChatProcessor(d.chats)).build()
     app.bot_data["deps"] = d
     # One gate in front of every handler below (they are all in the default group 0).
     app.add_handler(TypeHandler(Update, gate), group=-1)

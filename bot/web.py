@@ -29,6 +29,7 @@ from bot.handlers.connect import finish_sign_in
 from bot.i18n import gettext_for
 from bot.runtime import Runtime
 from bot.settings import MIN_SECRET_CHARS, Settings
+from bot.telegram_bot import drop_tapped_keyboard
 from caldav_bridge.ical import PRODID, ics_bytes
 from providers.oauth import SignInFailed, code_from_address
 from scheduling.calendar import CalendarUnavailable, EventSpec
@@ -242,7 +243,7 @@ def webhook_handler(app: Application, secret: str, refusals: RefusalLog | None =
             data = json.loads(await request.read())
             if not isinstance(data, dict) or type(data.get("update_id")) is not int:
                 raise ValueError("not an update object")
-            update = Update.de_json(data, app.bot)
+            update = Update.de_json(drop_tapped_keyboard(data), app.bot)
         except web.HTTPRequestEntityTooLarge:
             raise
         except Exception as exc:
