@@ -302,7 +302,8 @@ class CalDAVGateway:
     def _shared(self, st: _State, cal: CalendarCache, start: datetime, end: datetime) -> asyncio.Task[None]:
         """The request under way for this calendar, or a new one: readers never send the same request twice."""
         task = st.inflight.get(cal.url)
-        if task is None:
+        # A finished read stays listed until its done callback runs: a reader woken before that starts anew.
+        if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._update(st, cal, start, end))
             st.inflight[cal.url] = task
 

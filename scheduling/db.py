@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from scheduling import sqlite_inline
 from scheduling.migrations import upgrade
 from scheduling.model import Status
 
@@ -553,16 +554,18 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_kwargs: Any) -
     if _is_memory(parsed):
         # Every connection to ":memory:" is a new empty database: share one.
         engine_kwargs.setdefault("poolclass", StaticPool)
+        database = ":memory:"
     else:
-        _private_database(Path(parsed.database or "").expanduser().resolve())
+        path = Path(parsed.database or "").expanduser().resolve()
+        _private_database(path)
+        database = str(path)
+    # Statements run on the loop's thread; a wait for a lock (the busy timeout) on the connection's own.
+    engine_kwargs.setdefault("async_creator", sqlite_inline.connector(database, busy_timeout))
     engine = create_async_engine(parsed, **engine_kwargs)
-    timeout_ms = int(busy_timeout * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        # The busy timeout first: switching to WAL needs a lock another process may hold.
-        cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
         if not _is_memory(parsed):
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")

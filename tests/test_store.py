@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,9 +13,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import OperationalError, StatementError
 
-from scheduling.db import AppointmentRow, make_engine
+from scheduling.db import AppointmentRow, create_schema, make_engine
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import Status
 from scheduling.store import RETRY_MAX, Store, Tx
@@ -71,11 +73,64 @@ async def test_sqlite_url_makes_folder_and_uses_wal(tmp_path: Path) -> None:
         async with engine.connect() as conn:
             mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
             keys = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
-            timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
     finally:
         await engine.dispose()
-    assert (mode.lower(), keys, timeout) == ("wal", 1, 30_000)
+    assert (mode.lower(), keys) == ("wal", 1)
     assert (tmp_path / "nested" / "dir" / "bot.sqlite3").exists()
+
+
+async def _ticking(ticks: list[float]) -> None:
+    while True:
+        ticks.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.01)
+
+
+async def test_a_write_waits_for_another_writer_while_the_loop_runs_on(tmp_path: Path) -> None:
+    """Statements run on the loop's thread, but a wait for another process's write lock does not stop the loop."""
+    path = tmp_path / "bot.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    await create_schema(engine)
+    store = Store(engine)
+    other = sqlite3.connect(path, isolation_level=None)  # as another process would hold it
+    other.execute("BEGIN IMMEDIATE")
+    ticks: list[float] = []
+    ticker = asyncio.create_task(_ticking(ticks))
+    try:
+
+        async def save() -> None:
+            async with store.quick() as tx:
+                await tx.save_draft(7, {"step": "day"}, 42)
+
+        write = asyncio.create_task(save())
+        await asyncio.sleep(0.3)
+        assert not write.done()  # waiting for the lock, not failed
+        assert len(ticks) >= 10  # and the loop went on meanwhile
+        other.execute("COMMIT")
+        await asyncio.wait_for(write, 5)
+        async with store.quick() as tx:
+            row = await tx.get_draft(7)
+        assert (row.data, row.message_id) == ({"step": "day"}, 42)
+    finally:
+        ticker.cancel()
+        other.close()
+        await engine.dispose()
+
+
+async def test_a_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=0.3)
+    await create_schema(engine)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with Store(engine).quick() as tx:
+                await tx.save_draft(7, {}, None)
+        assert 0.3 <= time.monotonic() - began < 5
+    finally:
+        other.close()
+        await engine.dispose()
 
 
 # time zones
