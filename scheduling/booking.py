@@ -334,41 +334,54 @@ class BookingService:
             raise InvalidRequest([Problem(ProblemKind.SERVICE_NOT_OFFERED)])
         # A client asking for themselves; a partner's or the staff's bookings follow their own rules.
         limited = req.actor is None
-        if limited:
-            await limits.admit(self.store, self.practice.limits, req.client_id, self.clock(), moving=req.replaces_id)
-        try:
-            return await self._book(req, service, limited, within)
-        except SlotTaken:
+        end = req.start + timedelta(minutes=service.duration)
+        window = (req.start - timedelta(days=1), end + timedelta(days=1))
+        refused, early = None, []
+        async with self.store.tx() as tx:
             if limited:
-                # A time someone else took just before costs the client none of their Sends.
-                await limits.refund_send(self.store, req.client_id)
-            raise
+                refused = await limits.admit_in(
+                    tx, self.practice.limits, req.client_id, self.clock(), moving=req.replaces_id
+                )
+            if refused is None:
+                # A time one of our own bookings took is refused from the database alone; the calendar
+                # round trip is kept for requests that may succeed. The locked check in _book decides.
+                active = await tx.active_appointments(req.specialist_id, *window)
+                early = self._problems(req, self._busy_for(req, active))
+                if limited and self._taken(early):
+                    # A time someone else took just before costs the client none of their Sends.
+                    await tx.uncount_send(req.client_id)
+        if refused is not None:
+            raise refused
+        if early:
+            await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False))
+        return await self._book(req, service, end, window, limited, within)
+
+    @staticmethod
+    def _taken(problems: Sequence[Problem]) -> bool:
+        """Whether a refusal means "someone else got this time" (SlotTaken), not a request never valid."""
+        return bool(problems) and all(p.kind in _TAKEN for p in problems)
 
     async def _book(
         self,
         req: Request,
         service: Service,
+        end: datetime,
+        window: tuple[datetime, datetime],
         limited: bool,
         within: Callable[[Tx, AppointmentRow], Awaitable[None]] | None,
     ) -> AppointmentRow:
-        """request()'s work once the request is admitted: re-check the time, then write it under the locks."""
-        end = req.start + timedelta(minutes=service.duration)
-        window = (req.start - timedelta(days=1), end + timedelta(days=1))
-        # A time one of our own bookings took is refused from the database alone; the calendar
-        # round trip is kept for requests that may succeed. The locked check below decides.
-        async with self.store.tx() as tx:
-            active = await tx.active_appointments(req.specialist_id, *window)
-        early = self._problems(req, self._busy_for(req, active))
-        if early:
-            await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False))
+        """request()'s work once the request is admitted and not refused early: re-check the time against the
+        calendar read fresh, then write it under the locks."""
         events = await self._calendar_read(req.specialist_id, window, fresh=True)
         now = self.clock()
         # The service confirms requests itself (not a request to move, which the specialist carries out).
         auto = service.auto_approve and req.replaces_id is None and not req.confirmed
         confirmed = req.confirmed or auto
+        client = None
         async with self.store.tx() as tx:
             if limited:
-                await tx.lock_client(req.client_id)  # the client's lock first, always: no lock cycles
+                # The client's lock first, always: no lock cycles. Its row comes with it, for add_appointment.
+                client = await tx.lock_client(req.client_id, load=True)
             # Under the specialist's lock seats are counted too: racing clients never fill a session beyond its seats.
             await tx.lock_specialist(req.specialist_id)
             if limited:
@@ -408,10 +421,13 @@ class BookingService:
                     group=group,
                     status=Status.CONFIRMED if confirmed else Status.REQUESTED,
                     details={"auto_approved": True} if auto else None,
+                    client=client,
                 )
                 if within is not None:
                     await within(tx, appt)
                 await tx.enqueue_sync(appt.id, req.specialist_id, now)
+            elif limited and self._taken(problems):
+                await tx.uncount_send(req.client_id)  # taken meanwhile: no Send counted, under the lock held
         if problems:
             await self._refuse(req, problems, busy)
         self._wake_outbox()

@@ -32,35 +32,39 @@ class LimitReached(Exception):
         self.allowed = allowed
 
 
-async def count_send(store: Store, limits: Limits, client_id: int, now: datetime) -> None:
-    """Count one tap on Send; raises LimitReached(RATE) past `sends_per_minute` (refused taps count too)."""
-    async with store.tx() as tx:
-        await tx.lock_client(client_id)
-        count = await tx.count_send(client_id, now, SEND_WINDOW)
-    if count > limits.sends_per_minute:
-        raise LimitReached(Limit.RATE, limits.sends_per_minute)
-
-
 async def check_requests(tx: Tx, limits: Limits, client_id: int, now: datetime, *, moving: int | None = None) -> None:
     """Raise LimitReached unless the client may make one more request now; `moving`: it replaces that visit's move.
 
     In the transaction that books, call tx.lock_client first: the counts then stay true until it commits.
     """
-    if await tx.pending_requests(client_id, moving=moving) >= limits.pending_requests:
+    pending, today = await tx.limit_counts(client_id, now - DAY, moving=moving)
+    if pending >= limits.pending_requests:
         raise LimitReached(Limit.PENDING, limits.pending_requests)
-    if await tx.requests_since(client_id, now - DAY) >= limits.requests_per_day:
+    if today >= limits.requests_per_day:
         raise LimitReached(Limit.DAY, limits.requests_per_day)
 
 
-async def admit(store: Store, limits: Limits, client_id: int, now: datetime, *, moving: int | None = None) -> None:
-    """Before any calendar work: count the Send and refuse at once a client who is over a limit already."""
-    await count_send(store, limits, client_id, now)
-    async with store.tx() as tx:
+async def admit_in(
+    tx: Tx, limits: Limits, client_id: int, now: datetime, *, moving: int | None = None
+) -> LimitReached | None:
+    """Before any calendar work, in the caller's transaction: count the Send under the client's lock, and say
+    whether a limit refuses it already.
+
+    The refusal is returned, not raised: the transaction must commit the counted Send (refused taps count too).
+    """
+    await tx.lock_client(client_id)
+    if await tx.count_send(client_id, now, SEND_WINDOW) > limits.sends_per_minute:
+        return LimitReached(Limit.RATE, limits.sends_per_minute)
+    try:
         await check_requests(tx, limits, client_id, now, moving=moving)
+    except LimitReached as exc:
+        return exc
+    return None
 
 
-async def refund_send(store: Store, client_id: int) -> None:
-    """Take back one counted Send: it failed for a reason that was not the client's doing."""
+async def admit(store: Store, limits: Limits, client_id: int, now: datetime, *, moving: int | None = None) -> None:
+    """admit_in in a transaction of its own; raises LimitReached for a client who is over a limit already."""
     async with store.tx() as tx:
-        await tx.lock_client(client_id)
-        await tx.uncount_send(client_id)
+        refused = await admit_in(tx, limits, client_id, now, moving=moving)
+    if refused is not None:
+        raise refused

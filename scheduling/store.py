@@ -143,9 +143,7 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         stmt = self._insert(ClientRow).values(telegram_id=telegram_id, created_at=now, updated_at=now, **given)
         stmt = stmt.on_conflict_do_update(index_elements=[ClientRow.telegram_id], set_={**given, "updated_at": now})
         # The row as written comes back with the upsert (no second query), refreshing a copy the session holds.
-        client = await self.session.scalar(
-            stmt.returning(ClientRow), execution_options={"populate_existing": True}
-        )
+        client = await self.session.scalar(stmt.returning(ClientRow), execution_options={"populate_existing": True})
         assert client is not None
         return client
 
@@ -189,12 +187,15 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         status: Status = Status.REQUESTED,
         flags: str = "",
         details: dict[str, Any] | None = None,
+        client: ClientRow | None = None,
     ) -> AppointmentRow:
         """A new appointment (`requested` unless said otherwise) with a fresh uid, its creation recorded.
 
         With `replaces_id` it is a request to move that appointment here; with `group`, a seat in that session.
+        `client`: the client's row as this transaction read it already (else it is read here).
         """
-        client = await self.session.get(ClientRow, client_id)
+        if client is None or client.id != client_id:
+            client = await self.session.get(ClientRow, client_id)
         if client is None:
             raise LookupError(f"client {client_id} does not exist")
         appt = AppointmentRow(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, exists, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduling.db import AppointmentRow, ClientRow, ClientSendsRow, TransitionRow
@@ -16,19 +18,27 @@ def _requests(rows: list[tuple[int, int | None]]) -> int:
     return len({("series", series) if series is not None else ("visit", appt) for appt, series in rows})
 
 
+def _insert(session: AsyncSession, table: Any) -> Any:
+    return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(table)
+
+
 class LimitQueries:
     """Mixed into the store's transaction class; `session` is the open transaction's session."""
 
     session: AsyncSession
 
-    async def lock_client(self, client_id: int) -> None:
+    async def lock_client(self, client_id: int, *, load: bool = False) -> ClientRow | None:
         """Serialise one client's requests: call first in the transaction, held until it ends.
 
-        A write to the client's row: PostgreSQL locks that row, SQLite takes its database write lock.
+        A write to the client's row (it changes nothing: the write is the lock): PostgreSQL locks that row,
+        SQLite takes its database write lock. With `load`, the client's row comes back with it (no second query
+        for a transaction that needs it).
         """
-        await self.session.execute(
-            update(ClientRow).where(ClientRow.id == client_id).values(updated_at=ClientRow.updated_at)
-        )
+        stmt = update(ClientRow).where(ClientRow.id == client_id).values(updated_at=ClientRow.updated_at)
+        if not load:
+            await self.session.execute(stmt)
+            return None
+        return await self.session.scalar(stmt.returning(ClientRow), execution_options={"populate_existing": True})
 
     async def pending_requests(self, client_id: int, *, moving: int | None = None) -> int:
         """The client's undecided requests; a pending request to move `moving` is left out (it is replaced)."""
@@ -50,38 +60,53 @@ class LimitQueries:
         )
         return list(await self.session.scalars(stmt))
 
-    async def requests_since(self, client_id: int, since: datetime) -> int:
-        """Requests the client made themselves since then, whatever became of them."""
-        stmt = (
-            select(AppointmentRow.id, AppointmentRow.series_id)
-            .join(TransitionRow, TransitionRow.appointment_id == AppointmentRow.id)
-            .where(
-                AppointmentRow.client_id == client_id,
-                AppointmentRow.created_at >= since,
-                TransitionRow.from_status.is_(None),
-                TransitionRow.actor == f"client:{client_id}",
-            )
+    async def limit_counts(self, client_id: int, since: datetime, *, moving: int | None = None) -> tuple[int, int]:
+        """(undecided requests, requests the client made themselves since then) in one query.
+
+        As pending_requests (a pending request to move `moving` left out) and the requests of the day limit
+        (a series' visits count as one request, whatever became of them).
+        """
+        a, t = AppointmentRow, TransitionRow
+        own = (
+            exists()
+            .where(t.appointment_id == a.id, t.from_status.is_(None), t.actor == f"client:{client_id}")
+            .correlate(a)
         )
-        return _requests([(a, s) for a, s in (await self.session.execute(stmt)).all()])
+        recent = and_(a.created_at >= since, own)
+        stmt = select(a.id, a.series_id, a.status, a.replaces_id, recent.label("recent")).where(
+            a.client_id == client_id, or_(a.status == Status.REQUESTED, recent)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        pending = [
+            (r.id, r.series_id)
+            for r in rows
+            if r.status == Status.REQUESTED and (moving is None or r.replaces_id != moving)
+        ]
+        return _requests(pending), _requests([(r.id, r.series_id) for r in rows if r.recent])
 
     async def count_send(self, client_id: int, now: datetime, window: timedelta) -> int:
         """Count one Send in the client's current window (a new one once `window` has passed); returns the count.
 
-        Call after lock_client, which makes the read and the write one step for this client.
+        One upsert that returns the new count. Call after lock_client, which makes it one step for this client.
         """
-        row = await self.session.get(ClientSendsRow, client_id, populate_existing=True)
-        if row is None:
-            row = ClientSendsRow(client_id=client_id, window_start=now, count=0)
-            self.session.add(row)
-        elif row.window_start <= now - window:
-            row.window_start, row.count = now, 0
-        row.count += 1
-        await self.session.flush()
-        return row.count
+        sends = ClientSendsRow.__table__
+        when = sends.c.window_start.type
+        at, cutoff = literal(now, when), literal(now - window, when)
+        expired = sends.c.window_start <= cutoff
+        stmt = _insert(self.session, sends).values(client_id=client_id, window_start=at, count=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[sends.c.client_id],
+            # Both read the row as it was before this update (SQL evaluates a SET list against the old row).
+            set_={
+                "window_start": case((expired, at), else_=sends.c.window_start),
+                "count": case((expired, 1), else_=sends.c.count + 1),
+            },
+        ).returning(sends.c.count)
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def uncount_send(self, client_id: int) -> None:
         """One Send fewer in the client's current window (never below none)."""
-        row = await self.session.get(ClientSendsRow, client_id, populate_existing=True)
-        if row is not None and row.count > 0:
-            row.count -= 1
-            await self.session.flush()
+        sends = ClientSendsRow.__table__
+        await self.session.execute(
+            update(sends).where(sends.c.client_id == client_id, sends.c.count > 0).values(count=sends.c.count - 1)
+        )
