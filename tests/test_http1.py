@@ -1,0 +1,125 @@
+"""bot/http1.py: the keep-alive HTTP/1.1 client of the Bot API calls, against a real aiohttp server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from telegram.error import NetworkError, TimedOut
+from telegram.request import RequestData
+from telegram.request._requestparameter import RequestParameter
+
+from bot.http1 import Http1Pool, HttpError, _parse
+from bot.telegram_http import AiohttpRequest
+
+
+def test_parse_lengths_chunks_and_interim_answers() -> None:
+    assert _parse(bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), False) == (200, b"ok", True)
+    assert _parse(bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok"), False) is None
+    assert _parse(bytearray(b"HTTP/1.1 200 OK\r\nContent-Len"), False) is None
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3;x=y\r\n!!!\r\n0\r\n\r\n"
+    assert _parse(bytearray(chunked), False) == (200, b"ok!!!", True)
+    assert _parse(bytearray(chunked[:-4]), False) is None
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many\r\ncontent-length: 1\r\nConnection: close\r\n\r\nx"
+    assert _parse(bytearray(interim), False) == (429, b"x", False)
+    assert _parse(bytearray(b"HTTP/1.0 200 OK\r\n\r\nto the end"), True) == (200, b"to the end", False)
+    assert _parse(bytearray(b"HTTP/1.0 200 OK\r\n\r\nto the"), False) is None
+    with pytest.raises(HttpError):
+        _parse(bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok"), True)
+    with pytest.raises(HttpError):
+        _parse(bytearray(b"SSH-2.0-OpenSSH\r\n\r\n"), False)
+
+
+class Server:
+    """A loopback aiohttp server that counts the connections it was asked on."""
+
+    def __init__(self) -> None:
+        self.peers: set[object] = set()
+        self.delay = 0.0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.peers.add(request.transport)
+        body = await request.json()
+        await asyncio.sleep(self.delay)
+        if request.path.endswith("/chunked"):
+            response = web.StreamResponse()
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(b'{"ok": ')
+            await response.write(b"true}")
+            await response.write_eof()
+            return response
+        if request.path.endswith("/close"):
+            return web.json_response({"echo": body}, headers={"Connection": "close"})
+        return web.json_response({"echo": body, "type": request.content_type})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    srv = Server()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", srv.handle)
+    srv.runner = web.AppRunner(app, keepalive_timeout=0.3)
+    await srv.runner.setup()
+    site = web.TCPSite(srv.runner, "127.0.0.1", 0)
+    await site.start()
+    srv.url = f"http://127.0.0.1:{srv.runner.addresses[0][1]}"
+    yield srv
+    await srv.runner.cleanup()
+
+
+async def test_calls_share_a_kept_alive_connection(server: Server) -> None:
+    pool = Http1Pool(4, "test")
+    timeouts = {"connect_timeout": 5.0, "read_timeout": 5.0, "pool_timeout": 1.0}
+    for n in range(5):
+        status, body = await pool.post_json(f"{server.url}/bot1/x", b'{"n": %d}' % n, **timeouts)
+        assert status == 200 and body == b'{"echo": {"n": %d}, "type": "application/json"}' % n
+    assert len(server.peers) == 1
+    assert await pool.post_json(f"{server.url}/chunked", b"{}", **timeouts) == (200, b'{"ok": true}')
+    # The server ends idle connections (here after 0.3 s): the next call opens a new one.
+    await asyncio.sleep(0.6)
+    assert (await pool.post_json(f"{server.url}/x", b"{}", **timeouts))[0] == 200
+    assert len(server.peers) == 2
+    # An answer with Connection: close is not followed by another request on its connection.
+    assert (await pool.post_json(f"{server.url}/close", b"{}", **timeouts))[0] == 200
+    assert (await pool.post_json(f"{server.url}/x", b"{}", **timeouts))[0] == 200
+    assert len(server.peers) == 3
+    await pool.close()
+
+
+async def test_concurrent_calls_stay_within_the_limit(server: Server) -> None:
+    pool = Http1Pool(2, "test")
+    server.delay = 0.05
+    timeouts = {"connect_timeout": 5.0, "read_timeout": 5.0, "pool_timeout": 5.0}
+    answers = await asyncio.gather(*(pool.post_json(f"{server.url}/x", b"{}", **timeouts) for _ in range(6)))
+    assert [status for status, _ in answers] == [200] * 6 and len(server.peers) == 2
+    with pytest.raises(TimeoutError):
+        await asyncio.gather(
+            *(pool.post_json(f"{server.url}/x", b"{}", **(timeouts | {"pool_timeout": 0.01})) for _ in range(3))
+        )
+    await pool.close()
+
+
+async def test_ptb_errors_for_a_slow_or_missing_server(server: Server) -> None:
+    request = AiohttpRequest(connection_pool_size=2, read_timeout=0.05, write_timeout=0.0)
+    await request.initialize()
+    data = RequestData([RequestParameter.from_input("chat_id", 7)])
+    try:
+        assert await request.do_request(f"{server.url}/x", "POST", data) == (
+            200,
+            b'{"echo": {"chat_id": 7}, "type": "application/json"}',
+        )
+        server.delay = 0.3
+        with pytest.raises(TimedOut):
+            await request.do_request(f"{server.url}/x", "POST", data)
+        server.delay = 0.0
+        # The timed-out connection is not reused: its late answer would be taken for the next call's.
+        assert (await request.do_request(f"{server.url}/x", "POST", data))[0] == 200
+        with pytest.raises(NetworkError):
+            await request.do_request("http://127.0.0.1:9/x", "POST", data)
+    finally:
+        await request.shutdown()
