@@ -9,6 +9,7 @@ which needs little of that. Uploads still go through aiohttp (bot/telegram_http.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from urllib.parse import urlsplit
 
@@ -20,6 +21,10 @@ class HttpError(ConnectionError):
 _Origin = tuple[str, int, bool]  # host, port, TLS
 
 
+# The three headers that say where an answer ends and whether its connection carries another request.
+_FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
 def _parse(buf: bytearray, at_eof: bool) -> tuple[int, bytes, bool] | None:
     """(status, body, keep-alive) once `buf` holds a whole response, None while more is to come."""
     start = 0
@@ -29,38 +34,44 @@ def _parse(buf: bytearray, at_eof: bool) -> tuple[int, bytes, bool] | None:
             if at_eof:
                 raise HttpError("connection closed before the response headers ended")
             return None
-        lines = bytes(buf[start:end]).decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise HttpError(f"not an HTTP/1.x status line: {lines[0][:40]!r}")
+        head = bytes(buf[start:end])
+        line_end = head.find(b"\r\n")
+        parts = (head if line_end < 0 else head[:line_end]).split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise HttpError(f"not an HTTP/1.x status line: {head[:40]!r}")
         status = int(parts[1])
         if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             start = end + 4
             continue
         break
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    keep = parts[0] != "HTTP/1.0" and headers.get("connection", "").lower() != "close"
+    length: bytes | None = None
+    chunked = False
+    keep = parts[0] != b"HTTP/1.0"
+    for name, value in _FRAMING.findall(head):
+        name = name.lower()
+        if name == b"content-length":
+            length = value.strip()
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif value.strip().lower() == b"close":
+            keep = False
     body_at = end + 4
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if chunked:
         body = _chunks(buf, body_at)
         if body is None:
             if at_eof:
                 raise HttpError("connection closed inside a chunked body")
             return None
         return status, body, keep
-    length = headers.get("content-length")
     if length is not None:
         if not length.isdigit():
             raise HttpError("bad Content-Length")
-        if len(buf) - body_at < int(length):
+        size = int(length)
+        if len(buf) - body_at < size:
             if at_eof:
                 raise HttpError("connection closed before the body ended")
             return None
-        return status, bytes(buf[body_at : body_at + int(length)]), keep
+        return status, bytes(buf[body_at : body_at + size]), keep
     if status in (204, 304):
         return status, b"", keep
     # No length given: the body runs to the end of the connection.

@@ -6,11 +6,14 @@ into a new Message, and parses it once more in every tap's update (the tapped me
 Here a keyboard of plain callback buttons is written out directly, the echoed copy is not parsed (the returned
 Message carries the keyboard that was sent, which is what Telegram echoes for such buttons), and the keyboard
 of a tapped message is not parsed: no handler reads `query.message.reply_markup` (the tapped button's data is
-`query.data`), so it is None in the updates this bot hands out.
+`query.data`), so it is None in the updates this bot hands out. A caller that reads nothing of the Message a
+send or edit returns says so with `results_unread()`, and the answer is not parsed at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,6 +25,17 @@ _OTHER_FIELDS = tuple(f for f in InlineKeyboardButton.__slots__ if f not in ("te
 
 # The plain keyboard of the send or edit under way in this task, and whether Telegram echoed it back.
 _SENT: ContextVar[list[Any] | None] = ContextVar("sent_keyboard", default=None)
+_UNREAD: ContextVar[bool] = ContextVar("results_unread", default=False)
+
+
+@contextlib.contextmanager
+def results_unread() -> Iterator[None]:
+    """Sends and edits in this block return True instead of the Message (as edits of inline messages do)."""
+    token = _UNREAD.set(True)
+    try:
+        yield
+    finally:
+        _UNREAD.reset(token)
 
 
 def plain_keyboard(markup: object) -> list[list[dict[str, str]]] | None:
@@ -76,6 +90,8 @@ class LeanBot(ExtBot[None]):
         if sent is not None and data.get("reply_markup") is sent[0]:
             data["reply_markup"] = {"inline_keyboard": sent[1]}
         result = await super()._do_post(endpoint, data, **kwargs)
+        if isinstance(result, dict) and _UNREAD.get() and endpoint != "getUpdates":
+            return True
         if sent is not None and isinstance(result, dict) and "reply_markup" in result:
             del result["reply_markup"]
             sent[2] = True

@@ -8,7 +8,7 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 from telegram.constants import ParseMode
 
-from bot.telegram_bot import LeanBot, drop_tapped_keyboard, plain_keyboard
+from bot.telegram_bot import LeanBot, drop_tapped_keyboard, plain_keyboard, results_unread
 from bot.telegram_http import AiohttpRequest
 from tgemu import BotApiEmulator
 
@@ -88,3 +88,13 @@ def test_drop_tapped_keyboard_only_touches_a_tapped_message() -> None:
         "update_id": 3,
         "callback_query": "junk",
     }
+
+
+async def test_results_unread_skips_the_message(emulator: BotApiEmulator, lean: LeanBot) -> None:
+    sent = await lean.send_message(CHAT, "Pick", reply_markup=_plain("u"))
+    with results_unread():
+        assert await lean.edit_message_text("Picked", CHAT, sent.message_id, reply_markup=_plain("v")) is True
+    assert emulator.user(CHAT, "Ada").last.text == "Picked"
+    # Outside the block the Message comes back as ever.
+    edited = await lean.edit_message_text("Again", CHAT, sent.message_id)
+    assert edited.text == "Again"

@@ -11,6 +11,7 @@ from telegram.error import BadRequest
 from bot import webhook_reply
 from bot.deps import Deps
 from bot.i18n import gettext_for
+from bot.telegram_bot import results_unread
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,11 @@ async def edit_quietly(
 ) -> None:
     """Edit a message's text (and buttons), or only its buttons, ignoring "not modified" and vanished messages."""
     try:
-        if text is None:
-            await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=markup)
-        else:
-            await bot.edit_message_text(text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
+        with results_unread():
+            if text is None:
+                await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=markup)
+            else:
+                await bot.edit_message_text(text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
     except BadRequest as exc:
         if not harmless(exc):
             raise
