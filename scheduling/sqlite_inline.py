@@ -6,7 +6,7 @@ close. So a statement runs where it is called, and goes to the connection's thre
 
 - a write lock another connection holds (this process's or another's): the inline try has no busy timeout,
   and the thread then waits for the lock as SQLite's own busy handler would, without stopping the loop;
-- the commit of a transaction that wrote, which syncs the WAL to disk.
+- the commit of a transaction that wrote, which syncs the WAL to disk (except in `unsynced()`).
 
 One connection is used by one coroutine at a time (SQLAlchemy's pool), so its thread and the loop never
 run statements on it at once.
@@ -14,9 +14,10 @@ run statements on it at once.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
@@ -56,12 +57,28 @@ class InlineConnection(aiosqlite.Connection):
         super().__init__(connector, iter_chunk_size=64)
         self._thread.daemon = True  # as SQLAlchemy makes aiosqlite's: a process never waits on it to exit
         self._busy_timeout = busy_timeout
+        self._synced = True
+
+    @contextlib.asynccontextmanager
+    async def unsynced(self) -> AsyncIterator[None]:
+        """Transactions begun in this block commit inline, without syncing the WAL (synchronous=NORMAL).
+
+        Such a commit survives the process crashing, not the machine losing power before the WAL is next
+        synced (by any synced commit or a checkpoint). SQLite allows the change only between transactions.
+        """
+        await self._execute(self._conn.execute, "PRAGMA synchronous = NORMAL")
+        self._synced = False
+        try:
+            yield
+        finally:
+            self._synced = True
+            await self._execute(self._conn.execute, "PRAGMA synchronous = FULL")
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         conn = self._connection
         if not self._running or conn is None:
             raise ValueError("Connection closed")
-        if getattr(fn, "__self__", None) is conn and fn.__name__ == "commit" and conn.in_transaction:
+        if self._synced and getattr(fn, "__self__", None) is conn and fn.__name__ == "commit" and conn.in_transaction:
             return await super()._execute(fn, *args, **kwargs)
         try:
             return fn(*args, **kwargs)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from scheduling import prepared
 from scheduling.db import (
     AppointmentRow,
     ClientRow,
@@ -28,6 +29,7 @@ from scheduling.db import (
 from scheduling.lifecycle import InvalidTransition, check_transition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, PENDING_STATUSES, Status
 from scheduling.partner_store import PartnerTx
+from scheduling.prepared import Hot
 from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
 from scheduling.store_groups import GroupQueries
 from scheduling.store_limits import LimitQueries
@@ -685,24 +687,53 @@ class Store:
     @asynccontextmanager
     async def quick(self) -> AsyncIterator[QuickTx]:
         """A transaction for the statements every update runs (its client, its draft), without an ORM session."""
-        async with self.engine.begin() as conn:
-            yield QuickTx(conn)
+        async with self.engine.connect() as conn:
+            run = await prepared.statements(conn)
+            async with run.transaction():
+                yield QuickTx(conn, run)
+
+
+# The hot path's statements, compiled once per dialect (scheduling.prepared).
+_HOT_CLIENT = Hot(_CLIENT_BY_TELEGRAM, _CLIENTS.columns)
+_HOT_DRAFT = Hot(_GET_DRAFT, _GET_DRAFT.selected_columns)
+_HOT_SAVE = {name: Hot(stmt) for name, stmt in _SAVE_DRAFT.items()}
+_HOT_DRAFT_MESSAGE = Hot(_DRAFT_MESSAGE)
+_HOT_DELETE_DRAFT = Hot(_DELETE_DRAFT)
+
+
+def _first_contact(dialect_name: str) -> Hot:
+    stmt = _insert_for(dialect_name, _CLIENTS).values(
+        telegram_id=bindparam("telegram_id"),
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        language=bindparam("language"),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_CLIENTS.c.telegram_id],
+        set_={"language": bindparam("language"), "updated_at": bindparam("now")},
+    ).returning(*_CLIENTS.columns)  # the row as written: no second query to read it back
+    return Hot(stmt, _CLIENTS.columns)
+
+
+_HOT_FIRST_CONTACT = {name: _first_contact(name) for name in ("postgresql", "sqlite")}
 
 
 class QuickTx:
-    """One open transaction on a bare connection: the client and draft queries of the dialog's hot path, by Core.
+    """One open transaction on a bare connection: the client and draft queries of the dialog's hot path.
 
-    An ORM session per update (and an ORM load of the client) cost more than the queries themselves.
+    An ORM session per update (and an ORM load of the client) cost more than the queries themselves; on SQLite
+    the statements skip SQLAlchemy's execution altogether (scheduling.prepared).
     """
 
     _mapped = False
 
-    def __init__(self, conn: AsyncConnection):
+    def __init__(self, conn: AsyncConnection, run: prepared.CoreStatements | prepared.DriverStatements):
         self.conn = conn
+        self._run = run
 
     async def client_by_telegram(self, telegram_id: int) -> ClientRow | None:
         """The client as a detached ClientRow, as Tx.client_by_telegram gives it once its transaction ends."""
-        row = (await self.conn.execute(_CLIENT_BY_TELEGRAM, {"telegram_id": telegram_id})).first()
+        row = await self._run.first(_HOT_CLIENT, {"telegram_id": telegram_id})
         return None if row is None else self._detached(row)
 
     @staticmethod
@@ -719,31 +750,27 @@ class QuickTx:
 
     async def first_contact(self, telegram_id: int, language: str, at: datetime | None = None) -> ClientRow:
         """Create the client in their language (as Tx.upsert_client does), atomic against a concurrent one."""
-        now = at or datetime.now(UTC)
-        stmt = _insert_for(self.conn.dialect.name, _CLIENTS).values(
-            telegram_id=telegram_id, created_at=now, updated_at=now, language=language
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_CLIENTS.c.telegram_id], set_={"language": language, "updated_at": now}
-        ).returning(*_CLIENTS.columns)  # the row as written: no second query to read it back
-        return self._detached((await self.conn.execute(stmt)).one())
+        values = {"telegram_id": telegram_id, "language": language, "now": at or datetime.now(UTC)}
+        row = await self._run.first(_HOT_FIRST_CONTACT[_dialect(self.conn)], values)
+        assert row is not None  # an upsert with RETURNING always answers its row
+        return self._detached(row)
 
     async def get_draft(self, chat_id: int) -> Any:
         """As Tx.get_draft."""
-        return await _get_draft(self.conn, chat_id)
+        return await self._run.first(_HOT_DRAFT, {"chat": chat_id})
 
     async def save_draft(
         self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
     ) -> None:
         """As Tx.save_draft."""
-        await _save_draft(self.conn, chat_id, data, message_id, at)
+        values = {"chat_id": chat_id, "data": data, "message_id": message_id, "updated_at": at or datetime.now(UTC)}
+        await self._run.run(_HOT_SAVE[_dialect(self.conn)], values)
 
     async def draft_message(self, chat_id: int, message_id: int, at: datetime | None = None) -> None:
         """Point the saved draft at the message its buttons are on, without writing the draft again."""
-        await self.conn.execute(
-            _DRAFT_MESSAGE, {"chat": chat_id, "message_id": message_id, "at": at or datetime.now(UTC)}
-        )
+        values = {"chat": chat_id, "message_id": message_id, "at": at or datetime.now(UTC)}
+        await self._run.run(_HOT_DRAFT_MESSAGE, values)
 
     async def delete_draft(self, chat_id: int) -> None:
         """As Tx.delete_draft."""
-        await self.conn.execute(_DELETE_DRAFT, {"chat": chat_id})
+        await self._run.run(_HOT_DELETE_DRAFT, {"chat": chat_id})

@@ -415,6 +415,19 @@ async def test_quick_transactions_see_and_write_what_the_orm_ones_do(store: Stor
         assert await q.get_draft(77) is None
 
 
+
+async def test_a_quick_transaction_that_raises_writes_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.quick() as q:
+            await q.save_draft(78, {"step": "time"}, 316, at=T0)
+            raise RuntimeError("the step failed")
+    async with store.quick() as q:
+        assert await q.get_draft(78) is None
+        await q.save_draft(78, {"step": "day"}, None, at=T0)  # and the connection is as good as new
+    async with store.tx() as tx:
+        assert (await tx.get_draft(78)).data == {"step": "day"}
+
+
 # outbox
 
 
