@@ -336,7 +336,7 @@ class BookingService:
         limited = req.actor is None
         end = req.start + timedelta(minutes=service.duration)
         window = (req.start - timedelta(days=1), end + timedelta(days=1))
-        refused, early = None, []
+        refused, early, ours = None, [], None
         async with self.store.tx() as tx:
             if limited:
                 refused = await limits.admit_in(
@@ -347,13 +347,15 @@ class BookingService:
                 # round trip is kept for requests that may succeed. The locked check in _book decides.
                 active = await tx.active_appointments(req.specialist_id, *window)
                 early = self._problems(req, self._busy_for(req, active))
-                if limited and self._taken(early):
-                    # A time someone else took just before costs the client none of their Sends.
-                    await tx.uncount_send(req.client_id)
+                if self._taken(early):
+                    if limited:
+                        # A time someone else took just before costs the client none of their Sends.
+                        await tx.uncount_send(req.client_id)
+                    ours = await self._ours(tx, req)  # for the refusal's remaining times
         if refused is not None:
             raise refused
         if early:
-            await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False))
+            await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False), ours)
         return await self._book(req, service, end, window, limited, within)
 
     @staticmethod
@@ -377,7 +379,7 @@ class BookingService:
         # The service confirms requests itself (not a request to move, which the specialist carries out).
         auto = service.auto_approve and req.replaces_id is None and not req.confirmed
         confirmed = req.confirmed or auto
-        client = None
+        client, ours = None, None
         async with self.store.tx() as tx:
             if limited:
                 # The client's lock first, always: no lock cycles. Its row comes with it, for add_appointment.
@@ -425,11 +427,14 @@ class BookingService:
                 )
                 if within is not None:
                     await within(tx, appt)
-                await tx.enqueue_sync(appt.id, req.specialist_id, now)
-            elif limited and self._taken(problems):
-                await tx.uncount_send(req.client_id)  # taken meanwhile: no Send counted, under the lock held
+                # Just written, neither a series' visit nor (without a group) a seat: its own calendar resource.
+                await tx.enqueue_sync(appt.id, req.specialist_id, now, alone=group is None)
+            elif self._taken(problems):
+                if limited:
+                    await tx.uncount_send(req.client_id)  # taken meanwhile: no Send counted, under the lock held
+                ours = await self._ours(tx, req)
         if problems:
-            await self._refuse(req, problems, busy)
+            await self._refuse(req, problems, busy, ours)
         self._wake_outbox()
         return appt
 
@@ -505,21 +510,41 @@ class BookingService:
             rules=req.rules,
         )
 
-    async def _refuse(self, req: Request, problems: list[Problem], events: list[Busy]) -> NoReturn:
-        """Raise SlotTaken with the day's remaining slots, or InvalidRequest for a request never bookable.
-
-        The remaining slots come from `events`, the calendar as just read (the window covers the whole
-        local day), and the database: a refusal never waits for the calendar again.
-        """
-        if not all(p.kind in _TAKEN for p in problems):
-            raise InvalidRequest(problems)
+    def _refusal_day(self, req: Request) -> tuple[date, datetime, datetime]:
+        """The local day of a refused request, and the range its remaining times need our bookings of."""
         local_day = req.start.astimezone(self.practice.zone(req.location_id)).date()
         start, end = self._local_range(req.location_id, local_day, local_day)
         margin = timedelta(days=1)
-        async with self.store.tx() as tx:
-            ours = await tx.known_uids(req.specialist_id, start - margin, end + margin)
-            active = await tx.active_appointments(req.specialist_id, start - margin, end + margin)
-        busy = [b for b in events if b.uid not in ours] + self.own_busy(active)
+        return local_day, start - margin, end + margin
+
+    async def _ours(self, tx: Tx, req: Request) -> tuple[set[str], list[AppointmentRow]]:
+        """For a refusal's remaining times: the uids of our bookings and our active ones around the request's day."""
+        _day, start, end = self._refusal_day(req)
+        return await tx.known_uids(req.specialist_id, start, end), await tx.active_appointments(
+            req.specialist_id, start, end
+        )
+
+    async def _refuse(
+        self,
+        req: Request,
+        problems: list[Problem],
+        events: list[Busy],
+        ours: tuple[set[str], list[AppointmentRow]] | None = None,
+    ) -> NoReturn:
+        """Raise SlotTaken with the day's remaining slots, or InvalidRequest for a request never bookable.
+
+        The remaining slots come from `events`, the calendar as just read (the window covers the whole
+        local day), and the database (`ours`, when the transaction that found the problems read it already):
+        a refusal never waits for the calendar again.
+        """
+        if not self._taken(problems):
+            raise InvalidRequest(problems)
+        local_day, _start, _end = self._refusal_day(req)
+        if ours is None:
+            async with self.store.tx() as tx:
+                ours = await self._ours(tx, req)
+        known, active = ours
+        busy = [b for b in events if b.uid not in known] + self.own_busy(active)
         raise SlotTaken(
             free_slots(
                 self.practice,

@@ -576,11 +576,14 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
 
     # outbox
 
-    async def enqueue_sync(self, appointment_id: int, specialist_id: str, at: datetime) -> None:
-        """Ask for the appointment to be written to the calendar at `at` (or now, if earlier pending)."""
+    async def enqueue_sync(self, appointment_id: int, specialist_id: str, at: datetime, *, alone: bool = False) -> None:
+        """Ask for the appointment to be written to the calendar at `at` (or now, if earlier pending).
+
+        `alone`: the caller knows it is neither a series' visit nor a group's seat (its own calendar resource).
+        """
         # All occurrences of a series (all seats of a session) share one calendar resource: one queue for it,
         # so its writes stay in order.
-        for anchor in await self.calendar_anchors(appointment_id):
+        for anchor in [appointment_id] if alone else await self.calendar_anchors(appointment_id):
             await self._enqueue_one(anchor, specialist_id, at)
 
     async def _enqueue_one(self, appointment_id: int, specialist_id: str, at: datetime) -> None:

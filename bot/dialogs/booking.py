@@ -851,12 +851,16 @@ async def _remember(c: Ctx, field: str, value: str | None, refusal: str) -> None
     if value is None:
         c.draft.notice = refusal
         return
-    async with c.booking.store.tx() as tx:
-        if await tx.has_consent(c.client.id, c.practice.practice.policy_version, TERMS):
-            c.client = await tx.upsert_client(c.client.telegram_id, **{field: value})  # type: ignore[arg-type]
-        else:
-            # Not agreed to the privacy policy yet: held in the draft only (a cancel forgets it).
-            c.draft.pending[field] = value
+    if c.draft.pending:
+        # Details are held already, so the policy was not agreed to: this one waits with them (no query needed).
+        c.draft.pending[field] = value
+    else:
+        async with c.booking.store.tx() as tx:
+            if await tx.has_consent(c.client.id, c.practice.practice.policy_version, TERMS):
+                c.client = await tx.upsert_client(c.client.telegram_id, **{field: value})  # type: ignore[arg-type]
+            else:
+                # Not agreed to the privacy policy yet: held in the draft only (a cancel forgets it).
+                c.draft.pending[field] = value
     c.draft.contact_stage, c.draft.step = _AFTER[field]
 
 

@@ -302,7 +302,8 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_text(_("Please use the buttons above, or send /cancel to stop."))
         return
     await _show(update, context, d, c, screen, message_id, new_message=True)
-    if asked in ("phone", "email") and draft.contact_stage != asked:
+    if asked in ("phone", "email") and draft.contact_stage != asked and asked not in draft.pending:
+        # The detail reached the client's record (one held for their consent is linked once they agree).
         await workspace.after_contact(context.bot, d, client.id)
 
 
@@ -320,5 +321,6 @@ async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     c = dialog.Ctx(d.practice, d.booking, draft, client)
     screen = await dialog.on_phone(c, message.contact.phone_number)
     await _show(update, context, d, c, screen, message_id, new_message=True)
-    if draft.contact_stage != "phone":
+    if draft.contact_stage != "phone" and "phone" not in draft.pending:
+        # The number reached the client's record (one held for their consent is linked once they agree).
         await workspace.after_contact(context.bot, d, client.id)
