@@ -203,7 +203,7 @@ class BookingService:
             else:
                 events[spec_id] = read
         # One short query for every specialist's own appointments, read after the calendars so it is the newer.
-        async with self.store.tx() as tx:
+        async with self.store.quick() as tx:
             own = await tx.own_times(ids, start - margin, end + margin)
         result: dict[str, list[Busy]] = {}
         for spec_id in ids:

@@ -77,6 +77,9 @@ class CoreStatements:
     async def first(self, hot: Hot, values: dict[str, Any]) -> Any:
         return (await self.conn.execute(hot.stmt, values)).first()
 
+    async def all(self, hot: Hot, values: dict[str, Any]) -> list[Any]:
+        return list(await self.conn.execute(hot.stmt, values))
+
     async def run(self, hot: Hot, values: dict[str, Any]) -> None:
         await self.conn.execute(hot.stmt, values)
 
@@ -101,20 +104,24 @@ class DriverStatements:
         self.dialect = dialect
 
     async def first(self, hot: Hot, values: dict[str, Any]) -> Any:
+        rows = await self._execute(hot, values, "fetchone")
+        return None if rows is None else hot.prepared(self.dialect).decode(rows)
+
+    async def all(self, hot: Hot, values: dict[str, Any]) -> list[Any]:
+        decode = hot.prepared(self.dialect).decode
+        return [decode(raw) for raw in await self._execute(hot, values, "fetchall")]
+
+    async def run(self, hot: Hot, values: dict[str, Any]) -> None:
+        await self._execute(hot, values, None)
+
+    async def _execute(self, hot: Hot, values: dict[str, Any], fetch: str | None) -> Any:
         p = hot.prepared(self.dialect)
         with self._as_sqlalchemy(p):
             cursor = await self.driver.execute(p.sql, p.params(values))
             try:
-                raw = await cursor.fetchone()
+                return await getattr(cursor, fetch)() if fetch else None
             finally:
                 await cursor.close()
-        return None if raw is None else p.decode(raw)
-
-    async def run(self, hot: Hot, values: dict[str, Any]) -> None:
-        p = hot.prepared(self.dialect)
-        with self._as_sqlalchemy(p):
-            cursor = await self.driver.execute(p.sql, p.params(values))
-            await cursor.close()
 
     @contextlib.contextmanager
     def _as_sqlalchemy(self, p: Prepared) -> Iterator[None]:

@@ -274,30 +274,6 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         )
         return list(rows)
 
-    async def own_times(self, specialist_ids: Sequence[str], start: datetime, end: datetime) -> list[Any]:
-        """(specialist_id, uid, status, start, end, service_id, location_id, group_id, group_uid) of all our
-        appointments overlapping the range.
-
-        Plain rows in one query, no ORM objects: the slot views read this on every screen.
-        """
-        a = AppointmentRow
-        rows = await self.session.execute(
-            select(
-                a.specialist_id,
-                a.uid,
-                a.status,
-                a.start,
-                a.end,
-                a.service_id,
-                a.location_id,
-                a.group_id,
-                GroupRow.uid.label("group_uid"),
-            )
-            .outerjoin(GroupRow, GroupRow.id == a.group_id)
-            .where(a.specialist_id.in_(specialist_ids), _overlapping(start, end))
-        )
-        return list(rows)
-
     async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
         """Uids of our appointments overlapping the range and of their series and group sessions, whatever their
         status."""
@@ -703,6 +679,27 @@ _HOT_SAVE = {name: Hot(stmt) for name, stmt in _SAVE_DRAFT.items()}
 _HOT_DRAFT_MESSAGE = Hot(_DRAFT_MESSAGE)
 _HOT_DELETE_DRAFT = Hot(_DELETE_DRAFT)
 
+_OWN_TIMES = (
+    select(
+        AppointmentRow.specialist_id,
+        AppointmentRow.uid,
+        AppointmentRow.status,
+        AppointmentRow.start,
+        AppointmentRow.end,
+        AppointmentRow.service_id,
+        AppointmentRow.location_id,
+        AppointmentRow.group_id,
+        GroupRow.uid.label("group_uid"),
+    )
+    .outerjoin(GroupRow, GroupRow.id == AppointmentRow.group_id)
+    .where(
+        AppointmentRow.specialist_id == bindparam("specialist"),
+        AppointmentRow.start < bindparam("end"),
+        AppointmentRow.end > bindparam("start"),
+    )
+)
+_HOT_OWN_TIMES = Hot(_OWN_TIMES, _OWN_TIMES.selected_columns)
+
 
 def _first_contact(dialect_name: str) -> Hot:
     stmt = _insert_for(dialect_name, _CLIENTS).values(
@@ -761,6 +758,14 @@ class QuickTx:
     async def get_draft(self, chat_id: int) -> Any:
         """As Tx.get_draft."""
         return await self._run.first(_HOT_DRAFT, {"chat": chat_id})
+
+    async def own_times(self, specialist_ids: Sequence[str], start: datetime, end: datetime) -> list[Any]:
+        """(specialist_id, uid, status, start, end, service_id, location_id, group_id, group_uid) of all our
+        appointments overlapping the range: plain rows, read on every screen of the slot views."""
+        rows: list[Any] = []
+        for specialist in specialist_ids:
+            rows += await self._run.all(_HOT_OWN_TIMES, {"specialist": specialist, "start": start, "end": end})
+        return rows
 
     async def save_draft(
         self, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None = None
