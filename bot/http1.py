@@ -108,6 +108,10 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self._buf = bytearray()
         self._waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        # One timer per connection, kept across requests: each request only moves the deadline it checks (a
+        # timer per request was most of the client's own cost).
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -147,23 +151,37 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter = loop.create_future()
         self._buf.clear()
         self.transport.write(request)
-        timer = None if within is None else loop.call_later(within, _expire, waiter)
+        if within is not None:
+            self._deadline = deadline = loop.time() + within
+            if self._timer is None or self._timer.when() > deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = loop.call_at(deadline, self._on_timer)
         try:
             return await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+            self._deadline = None
+
+    def _on_timer(self) -> None:
+        """The request under way has timed out, or (a later request's) deadline is still ahead: wait for it."""
+        self._timer = None
+        waiter, deadline = self._waiter, self._deadline
+        if waiter is None or waiter.done() or deadline is None:
+            return
+        loop = waiter.get_loop()
+        if loop.time() >= deadline - 0.001:  # the loop runs timers up to its clock resolution early
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = loop.call_at(deadline, self._on_timer)
 
     def close(self) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
-
-
-def _expire(waiter: asyncio.Future[tuple[int, bytes, bool]]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class Http1Pool:

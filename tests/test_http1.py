@@ -123,3 +123,17 @@ async def test_ptb_errors_for_a_slow_or_missing_server(server: Server) -> None:
             await request.do_request("http://127.0.0.1:9/x", "POST", data)
     finally:
         await request.shutdown()
+
+
+async def test_a_timeout_after_many_calls_on_one_connection(server: Server) -> None:
+    pool = Http1Pool(1, "test")
+    timeouts = {"connect_timeout": 5.0, "read_timeout": 0.2, "pool_timeout": 1.0}
+    for _ in range(20):  # each moves the connection's one deadline on
+        assert (await pool.post_json(f"{server.url}/x", b"{}", **timeouts))[0] == 200
+    await asyncio.sleep(0.25)  # the first call's timer fires with no request under way
+    server.delay = 0.5
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await pool.post_json(f"{server.url}/x", b"{}", **timeouts)
+    assert 0.15 < asyncio.get_running_loop().time() - began < 0.45
+    await pool.close()
