@@ -187,12 +187,12 @@ class _Connection(asyncio.Protocol):
 class Http1Pool:
     """At most `limit` keep-alive connections (over all origins), each carrying one request at a time."""
 
-    def __init__(self, limit: int, user_agent: str) -> None:
+    def __init__(self, limit: int, user_agent: str, tls: ssl.SSLContext | None = None) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._targets: dict[str, tuple[_Origin, bytes]] = {}  # url -> origin, request head up to the length
         self._user_agent = user_agent
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls  # None: the system's trusted CAs, made on the first https connection
         self._closed = False
 
     def _target(self, url: str) -> tuple[_Origin, bytes]:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from telegram.error import NetworkError, TimedOut
 from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
@@ -137,3 +144,55 @@ async def test_a_timeout_after_many_calls_on_one_connection(server: Server) -> N
         await pool.post_json(f"{server.url}/x", b"{}", **timeouts)
     assert 0.15 < asyncio.get_running_loop().time() - began < 0.45
     await pool.close()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and its key, as files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+async def test_https_with_kept_alive_connections(tmp_path: Path) -> None:
+    cert_file, key_file = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    srv = Server()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", srv.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
+    await site.start()
+    port = runner.addresses[0][1]
+    timeouts = {"connect_timeout": 5.0, "read_timeout": 5.0, "pool_timeout": 1.0}
+    try:
+        trusting = Http1Pool(2, "test", tls=ssl.create_default_context(cafile=str(cert_file)))
+        for n in range(3):
+            status, body = await trusting.post_json(f"https://localhost:{port}/x", b'{"n": %d}' % n, **timeouts)
+            assert status == 200 and b'"n": %d' % n in body
+        assert len(srv.peers) == 1
+        await trusting.close()
+        # The system's CAs do not know this certificate: no request goes out.
+        with pytest.raises(ssl.SSLError):
+            await Http1Pool(2, "test").post_json(f"https://localhost:{port}/x", b"{}", **timeouts)
+    finally:
+        await runner.cleanup()
