@@ -27,6 +27,7 @@ from telegram.ext import Application, TypeHandler
 
 from benchmarks.bench_e2e import TOKEN, EmulatorProcess
 from bot.app import build_application
+from bot.handlers import common
 from scheduling.locks import FileLocks, KeyLocks
 
 CHAT = 700001
@@ -108,6 +109,9 @@ async def run(calls: int, rounds: int) -> None:
                     TEXT, CHAT, sent.message_id, parse_mode=ParseMode.HTML, reply_markup=markups[i % 2]
                 )
 
+            async def edit_quietly(i: int) -> None:
+                await common.edit_quietly(bot, CHAT, sent.message_id, text=TEXT, markup=markups[i % 2])
+
             async def send(i: int) -> None:
                 await bot.send_message(CHAT, TEXT, parse_mode=ParseMode.HTML, reply_markup=markups[i % 2])
 
@@ -138,6 +142,9 @@ async def run(calls: int, rounds: int) -> None:
                 results.setdefault("answerCallbackQuery, per call", []).append(await _cpu_per(len(ids), answer))
                 results.setdefault("editMessageText with a 37-button keyboard, per call", []).append(
                     await _cpu_per(calls, edit)
+                )
+                results.setdefault("the same edit through handlers.common.edit_quietly, per call", []).append(
+                    await _cpu_per(calls, edit_quietly)
                 )
                 results.setdefault("sendMessage with a 37-button keyboard, per call", []).append(
                     await _cpu_per(calls // 4, send)
