@@ -98,6 +98,25 @@ def _overlapping(start: datetime, end: datetime) -> Any:
     return and_(AppointmentRow.start < end, AppointmentRow.end > start)
 
 
+# Every Send reads these: built once with parameters (building one and its cache key costs CPU on every call).
+_IN_RANGE = and_(AppointmentRow.start < bindparam("end"), AppointmentRow.end > bindparam("start"))
+_ACTIVE_APPOINTMENTS = (
+    select(AppointmentRow)
+    .where(
+        or_(AppointmentRow.specialist_id == bindparam("spec"), AppointmentRow.reassign_to == bindparam("spec")),
+        AppointmentRow.status.in_(ACTIVE_STATUSES),
+        _IN_RANGE,
+    )
+    .order_by(AppointmentRow.start, AppointmentRow.id)
+)
+_KNOWN_UIDS = (
+    select(AppointmentRow.uid, SeriesRow.uid, GroupRow.uid)
+    .outerjoin(SeriesRow, SeriesRow.id == AppointmentRow.series_id)
+    .outerjoin(GroupRow, GroupRow.id == AppointmentRow.group_id)
+    .where(AppointmentRow.specialist_id == bindparam("spec"), _IN_RANGE)
+)
+
+
 class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, LimitQueries):
     """One open transaction; every method runs inside it."""
 
@@ -263,26 +282,13 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
 
         Active ones of their own, and those a colleague asked them to take over (held for both until decided).
         """
-        rows = await self.session.scalars(
-            select(AppointmentRow)
-            .where(
-                or_(AppointmentRow.specialist_id == specialist_id, AppointmentRow.reassign_to == specialist_id),
-                AppointmentRow.status.in_(ACTIVE_STATUSES),
-                _overlapping(start, end),
-            )
-            .order_by(AppointmentRow.start, AppointmentRow.id)
-        )
+        rows = await self.session.scalars(_ACTIVE_APPOINTMENTS, {"spec": specialist_id, "start": start, "end": end})
         return list(rows)
 
     async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
         """Uids of our appointments overlapping the range and of their series and group sessions, whatever their
         status."""
-        rows = await self.session.execute(
-            select(AppointmentRow.uid, SeriesRow.uid, GroupRow.uid)
-            .outerjoin(SeriesRow, SeriesRow.id == AppointmentRow.series_id)
-            .outerjoin(GroupRow, GroupRow.id == AppointmentRow.group_id)
-            .where(AppointmentRow.specialist_id == specialist_id, _overlapping(start, end))
-        )
+        rows = await self.session.execute(_KNOWN_UIDS, {"spec": specialist_id, "start": start, "end": end})
         return {uid for row in rows for uid in row if uid is not None}
 
     async def client_appointments(

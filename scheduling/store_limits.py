@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,8 +18,45 @@ def _requests(rows: list[tuple[int, int | None]]) -> int:
     return len({("series", series) if series is not None else ("visit", appt) for appt, series in rows})
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    return (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(table)
+def _limit_rows() -> Any:
+    """The client's undecided requests and those they made since `since`, flagged `recent`; built once."""
+    a, t = AppointmentRow, TransitionRow
+    own = exists().where(t.appointment_id == a.id, t.from_status.is_(None), t.actor == bindparam("actor")).correlate(a)
+    recent = and_(a.created_at >= bindparam("since"), own)
+    return select(a.id, a.series_id, a.status, a.replaces_id, recent.label("recent")).where(
+        a.client_id == bindparam("client"), or_(a.status == Status.REQUESTED, recent)
+    )
+
+
+def _count_send(postgres: bool) -> Any:
+    """The Send counter's upsert, returning the new count; built once per dialect."""
+    sends = ClientSendsRow.__table__
+    when = sends.c.window_start.type
+    at, cutoff = bindparam("now", type_=when), bindparam("cutoff", type_=when)
+    expired = sends.c.window_start <= cutoff
+    stmt = (
+        (postgresql if postgres else sqlite)
+        .insert(sends)
+        .values(client_id=bindparam("client"), window_start=at, count=1)
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[sends.c.client_id],
+        # Both read the row as it was before this update (SQL evaluates a SET list against the old row).
+        set_={
+            "window_start": case((expired, at), else_=sends.c.window_start),
+            "count": case((expired, 1), else_=sends.c.count + 1),
+        },
+    ).returning(sends.c.count)
+
+
+_SENDS = ClientSendsRow.__table__
+_LIMIT_ROWS = _limit_rows()
+_LOCK_CLIENT = update(ClientRow).where(ClientRow.id == bindparam("client")).values(updated_at=ClientRow.updated_at)
+_LOCK_CLIENT_LOAD = _LOCK_CLIENT.returning(ClientRow)
+_UNCOUNT_SEND = (
+    update(_SENDS).where(_SENDS.c.client_id == bindparam("client"), _SENDS.c.count > 0).values(count=_SENDS.c.count - 1)
+)
+_COUNT_SEND = {postgres: _count_send(postgres) for postgres in (False, True)}
 
 
 class LimitQueries:
@@ -34,11 +71,12 @@ class LimitQueries:
         SQLite takes its database write lock. With `load`, the client's row comes back with it (no second query
         for a transaction that needs it).
         """
-        stmt = update(ClientRow).where(ClientRow.id == client_id).values(updated_at=ClientRow.updated_at)
         if not load:
-            await self.session.execute(stmt)
+            await self.session.execute(_LOCK_CLIENT, {"client": client_id})
             return None
-        return await self.session.scalar(stmt.returning(ClientRow), execution_options={"populate_existing": True})
+        return await self.session.scalar(
+            _LOCK_CLIENT_LOAD, {"client": client_id}, execution_options={"populate_existing": True}
+        )
 
     async def pending_requests(self, client_id: int, *, moving: int | None = None) -> int:
         """The client's undecided requests; a pending request to move `moving` is left out (it is replaced)."""
@@ -66,17 +104,8 @@ class LimitQueries:
         As pending_requests (a pending request to move `moving` left out) and the requests of the day limit
         (a series' visits count as one request, whatever became of them).
         """
-        a, t = AppointmentRow, TransitionRow
-        own = (
-            exists()
-            .where(t.appointment_id == a.id, t.from_status.is_(None), t.actor == f"client:{client_id}")
-            .correlate(a)
-        )
-        recent = and_(a.created_at >= since, own)
-        stmt = select(a.id, a.series_id, a.status, a.replaces_id, recent.label("recent")).where(
-            a.client_id == client_id, or_(a.status == Status.REQUESTED, recent)
-        )
-        rows = (await self.session.execute(stmt)).all()
+        params = {"client": client_id, "actor": f"client:{client_id}", "since": since}
+        rows = (await self.session.execute(_LIMIT_ROWS, params)).all()
         pending = [
             (r.id, r.series_id)
             for r in rows
@@ -89,24 +118,10 @@ class LimitQueries:
 
         One upsert that returns the new count. Call after lock_client, which makes it one step for this client.
         """
-        sends = ClientSendsRow.__table__
-        when = sends.c.window_start.type
-        at, cutoff = literal(now, when), literal(now - window, when)
-        expired = sends.c.window_start <= cutoff
-        stmt = _insert(self.session, sends).values(client_id=client_id, window_start=at, count=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[sends.c.client_id],
-            # Both read the row as it was before this update (SQL evaluates a SET list against the old row).
-            set_={
-                "window_start": case((expired, at), else_=sends.c.window_start),
-                "count": case((expired, 1), else_=sends.c.count + 1),
-            },
-        ).returning(sends.c.count)
-        return int((await self.session.execute(stmt)).scalar_one())
+        stmt = _COUNT_SEND[self.session.bind.dialect.name == "postgresql"]
+        params = {"client": client_id, "now": now, "cutoff": now - window}
+        return int((await self.session.execute(stmt, params)).scalar_one())
 
     async def uncount_send(self, client_id: int) -> None:
         """One Send fewer in the client's current window (never below none)."""
-        sends = ClientSendsRow.__table__
-        await self.session.execute(
-            update(sends).where(sends.c.client_id == client_id, sends.c.count > 0).values(count=sends.c.count - 1)
-        )
+        await self.session.execute(_UNCOUNT_SEND, {"client": client_id})
