@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import weakref
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
@@ -560,7 +562,8 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_kwargs: Any) -
         _private_database(path)
         database = str(path)
     # Statements run on the loop's thread; a wait for a lock (the busy timeout) on the connection's own.
-    engine_kwargs.setdefault("async_creator", sqlite_inline.connector(database, busy_timeout))
+    connect = sqlite_inline.connector(database, busy_timeout)
+    engine_kwargs.setdefault("async_creator", connect)
     engine = create_async_engine(parsed, **engine_kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -568,10 +571,30 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **engine_kwargs: Any) -
         cursor = dbapi_connection.cursor()
         if not _is_memory(parsed):
             cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(_SQLITE_PER_CONNECTION)
         cursor.close()
 
+    if not _is_memory(parsed):
+
+        async def open_outside_pool() -> sqlite_inline.InlineConnection:
+            conn = await connect()
+            await conn.execute(_SQLITE_PER_CONNECTION)
+            return conn
+
+        _SQLITE_OPENERS[engine.sync_engine] = open_outside_pool
     return engine
+
+
+# What each SQLite connection needs set (WAL is a property of the file, set once).
+_SQLITE_PER_CONNECTION = "PRAGMA foreign_keys = ON"
+_SQLITE_OPENERS: weakref.WeakKeyDictionary[Engine, Callable[[], Awaitable[sqlite_inline.InlineConnection]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sqlite_opener(engine: AsyncEngine) -> Callable[[], Awaitable[sqlite_inline.InlineConnection]] | None:
+    """Opens connections to the engine's SQLite file outside its pool, set up as the pool's are (None: not a file)."""
+    return _SQLITE_OPENERS.get(engine.sync_engine)
 
 
 async def _take_schema_lock(conn: AsyncConnection) -> None:

@@ -73,6 +73,7 @@ class CoreStatements:
 
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
+        self.dialect = conn.dialect
 
     async def first(self, hot: Hot, values: dict[str, Any]) -> Any:
         return (await self.conn.execute(hot.stmt, values)).first()

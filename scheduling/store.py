@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.util import await_
 
 from scheduling import prepared
 from scheduling.db import (
@@ -25,6 +26,7 @@ from scheduling.db import (
     SpecialistLockRow,
     StaffNoteRow,
     TransitionRow,
+    sqlite_opener,
 )
 from scheduling.lifecycle import InvalidTransition, check_transition
 from scheduling.model import ACTIVE_STATUSES, IN_CALENDAR, PENDING_STATUSES, Status
@@ -40,6 +42,9 @@ from scheduling.sync_store import CalendarSyncQueries
 
 __all__ = ["RETRY_MAX", "AppointmentRow", "ClientRow", "QuickTx", "StaffNoteRow", "Store", "TransitionRow", "Tx"]
 
+
+# Connections the hot path keeps open on a SQLite file: its statements never wait on the loop, so few overlap.
+_KEEP_DRIVERS = 4
 
 _DRAFTS = DraftRow.__table__
 _CLIENTS = ClientRow.__table__
@@ -78,7 +83,10 @@ _CLIENT_BY_TELEGRAM = select(_CLIENTS).where(_CLIENTS.c.telegram_id == bindparam
 
 
 def _dialect(ex: AsyncSession | AsyncConnection) -> str:
-    name = ex.bind.dialect.name if isinstance(ex, AsyncSession) else ex.dialect.name
+    return _dialect_name(ex.bind.dialect.name if isinstance(ex, AsyncSession) else ex.dialect.name)
+
+
+def _dialect_name(name: str) -> str:
     return "postgresql" if name == "postgresql" else "sqlite"
 
 
@@ -662,6 +670,12 @@ class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # On a SQLite file the hot path keeps connections of its own: taking one from the pool and giving it
+        # back cost more than the statements run on it.
+        self._open_driver = sqlite_opener(engine)
+        self._drivers: list[prepared.DriverStatements] = []
+        if self._open_driver is not None:
+            event.listen(engine.sync_engine, "engine_disposed", self._close_drivers)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
@@ -672,10 +686,29 @@ class Store:
     @asynccontextmanager
     async def quick(self) -> AsyncIterator[QuickTx]:
         """A transaction for the statements every update runs (its client, its draft), without an ORM session."""
-        async with self.engine.connect() as conn:
-            run = await prepared.statements(conn)
-            async with run.transaction():
-                yield QuickTx(conn, run)
+        if self._open_driver is None:
+            async with self.engine.connect() as conn:
+                run = await prepared.statements(conn)
+                async with run.transaction():
+                    yield QuickTx(run)
+            return
+        driver = self._drivers.pop() if self._drivers else await self._new_driver(self._open_driver)
+        try:
+            async with driver.transaction():
+                yield QuickTx(driver)
+        finally:
+            if driver.driver.in_transaction or len(self._drivers) >= _KEEP_DRIVERS:
+                await driver.driver.close()  # a transaction left open (its rollback failed) is never reused
+            else:
+                self._drivers.append(driver)
+
+    async def _new_driver(self, open_driver: Callable[[], Awaitable[Any]]) -> prepared.DriverStatements:
+        return prepared.DriverStatements(await open_driver(), self.engine.dialect)
+
+    def _close_drivers(self, _engine: Any) -> None:
+        """Close the kept connections with the engine (AsyncEngine.dispose runs this where it may await)."""
+        while self._drivers:
+            await_(self._drivers.pop().driver.close())
 
 
 # The hot path's statements, compiled once per dialect (scheduling.prepared).
@@ -733,8 +766,7 @@ class QuickTx:
 
     _mapped = False
 
-    def __init__(self, conn: AsyncConnection, run: prepared.CoreStatements | prepared.DriverStatements):
-        self.conn = conn
+    def __init__(self, run: prepared.CoreStatements | prepared.DriverStatements):
         self._run = run
 
     async def client_by_telegram(self, telegram_id: int) -> ClientRow | None:
@@ -757,7 +789,7 @@ class QuickTx:
     async def first_contact(self, telegram_id: int, language: str, at: datetime | None = None) -> ClientRow:
         """Create the client in their language (as Tx.upsert_client does), atomic against a concurrent one."""
         values = {"telegram_id": telegram_id, "language": language, "now": at or datetime.now(UTC)}
-        row = await self._run.first(_HOT_FIRST_CONTACT[_dialect(self.conn)], values)
+        row = await self._run.first(_HOT_FIRST_CONTACT[_dialect_name(self._run.dialect.name)], values)
         assert row is not None  # an upsert with RETURNING always answers its row
         return self._detached(row)
 
@@ -778,7 +810,7 @@ class QuickTx:
     ) -> None:
         """As Tx.save_draft."""
         values = {"chat_id": chat_id, "data": data, "message_id": message_id, "updated_at": at or datetime.now(UTC)}
-        await self._run.run(_HOT_SAVE[_dialect(self.conn)], values)
+        await self._run.run(_HOT_SAVE[_dialect_name(self._run.dialect.name)], values)
 
     async def draft_message(self, chat_id: int, message_id: int, at: datetime | None = None) -> None:
         """Point the saved draft at the message its buttons are on, without writing the draft again."""
