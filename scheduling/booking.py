@@ -86,7 +86,7 @@ def too_late(appt: AppointmentRow, now: datetime) -> bool:
     return appt.start <= now
 
 
-def _seat_in(appt: AppointmentRow, specialist_id: str, service_id: str, location_id: str, start: datetime) -> bool:
+def _seat_in(appt: Any, specialist_id: str, service_id: str, location_id: str, start: datetime) -> bool:
     """Whether the appointment is a seat in the group session of this specialist, service, place and start."""
     return (
         appt.group_id is not None
@@ -336,7 +336,7 @@ class BookingService:
         limited = req.actor is None
         end = req.start + timedelta(minutes=service.duration)
         window = (req.start - timedelta(days=1), end + timedelta(days=1))
-        refused, early, ours = None, [], None
+        refused, early, refusal = None, [], None
         async with self.store.tx() as tx:
             if limited:
                 refused = await limits.admit_in(
@@ -345,17 +345,18 @@ class BookingService:
             if refused is None:
                 # A time one of our own bookings took is refused from the database alone; the calendar
                 # round trip is kept for requests that may succeed. The locked check in _book decides.
-                active = await tx.active_appointments(req.specialist_id, *window)
+                active = await tx.active_times(req.specialist_id, *window)
                 early = self._problems(req, self._busy_for(req, active))
                 if self._taken(early):
                     if limited:
                         # A time someone else took just before costs the client none of their Sends.
                         await tx.uncount_send(req.client_id)
-                    ours = await self._ours(tx, req)  # for the refusal's remaining times
+                    refusal = await self._ours(tx, req)  # for the refusal's remaining times
         if refused is not None:
             raise refused
         if early:
-            await self._refuse(req, early, await self._calendar_read(req.specialist_id, window, fresh=False), ours)
+            events = await self._calendar_read(req.specialist_id, window, fresh=False)
+            await self._refuse(req, early, events, refusal)
         return await self._book(req, service, end, window, limited, within)
 
     @staticmethod
@@ -379,7 +380,7 @@ class BookingService:
         # The service confirms requests itself (not a request to move, which the specialist carries out).
         auto = service.auto_approve and req.replaces_id is None and not req.confirmed
         confirmed = req.confirmed or auto
-        client, ours = None, None
+        client, refusal = None, None
         async with self.store.tx() as tx:
             if limited:
                 # The client's lock first, always: no lock cycles. Its row comes with it, for add_appointment.
@@ -389,7 +390,7 @@ class BookingService:
             if limited:
                 await limits.check_requests(tx, self.practice.limits, req.client_id, now, moving=req.replaces_id)
             ours = await tx.known_uids(req.specialist_id, *window)
-            active = await tx.active_appointments(req.specialist_id, *window)
+            active = await tx.active_times(req.specialist_id, *window)
             if any(a.client_id == req.client_id and self._same_session(req, a) for a in active):
                 raise InvalidRequest([Problem(ProblemKind.COLLISION)])  # a second seat for the same client
             busy = [b for b in events if b.uid not in ours] + self._busy_for(req, active)
@@ -432,9 +433,9 @@ class BookingService:
             elif self._taken(problems):
                 if limited:
                     await tx.uncount_send(req.client_id)  # taken meanwhile: no Send counted, under the lock held
-                ours = await self._ours(tx, req)
+                refusal = await self._ours(tx, req)
         if problems:
-            await self._refuse(req, problems, busy, ours)
+            await self._refuse(req, problems, busy, refusal)
         self._wake_outbox()
         return appt
 
@@ -469,32 +470,34 @@ class BookingService:
             log.warning("calendar of %s cannot be read (%s); the time counts busy", specialist_id, type(exc).__name__)
             return [Busy(*window)]
 
-    def _same_session(self, req: Request, appt: AppointmentRow) -> bool:
+    def _same_session(self, req: Request, appt: Any) -> bool:
         """Whether the appointment is a seat in the group session the request asks to join."""
         return _seat_in(appt, req.specialist_id, req.service_id, req.location_id, req.start)
 
     def open_session(
-        self, specialist_id: str, service_id: str, location_id: str, start: datetime, active: Sequence[AppointmentRow]
-    ) -> list[AppointmentRow]:
+        self, specialist_id: str, service_id: str, location_id: str, start: datetime, active: Sequence[Any]
+    ) -> list[Any]:
         """The active seats of the group session at exactly this time, service and place while it has room left
-        (none when there is no such session or it is full): a new seat there does not collide with them."""
+        (none when there is no such session or it is full): a new seat there does not collide with them.
+
+        `active`: appointments, or rows of their fields (Tx.active_times)."""
         service = self.practice.service_by_id.get(service_id)
         seats = [a for a in active if _seat_in(a, specialist_id, service_id, location_id, start)]
         return seats if service is not None and len(seats) < service.seats else []
 
     def busy_for(
-        self, specialist_id: str, service_id: str, location_id: str, start: datetime, active: Sequence[AppointmentRow]
+        self, specialist_id: str, service_id: str, location_id: str, start: datetime, active: Sequence[Any]
     ) -> list[Busy]:
         """Our appointments' busy time as a visit at `start` sees it: seats of a session it may join leave it free."""
         joining = {a.id for a in self.open_session(specialist_id, service_id, location_id, start, active)}
         return [self.appointment_busy(a) for a in active if a.id not in joining]
 
-    def _busy_for(self, req: Request, active: Sequence[AppointmentRow]) -> list[Busy]:
+    def _busy_for(self, req: Request, active: Sequence[Any]) -> list[Busy]:
         """busy_for as the request sees it."""
         return self.busy_for(req.specialist_id, req.service_id, req.location_id, req.start, active)
 
-    def appointment_busy(self, appt: AppointmentRow) -> Busy:
-        """The time an appointment of ours blocks: itself and its service's buffer."""
+    def appointment_busy(self, appt: Any) -> Busy:
+        """The time an appointment of ours (or a row of its fields) blocks: itself and its service's buffer."""
         return Busy(appt.start, appt.end + self._buffer(appt.service_id), uid=appt.uid)
 
     def _problems(self, req: Request, busy: list[Busy]) -> list[Problem]:
@@ -517,19 +520,17 @@ class BookingService:
         margin = timedelta(days=1)
         return local_day, start - margin, end + margin
 
-    async def _ours(self, tx: Tx, req: Request) -> tuple[set[str], list[AppointmentRow]]:
+    async def _ours(self, tx: Tx, req: Request) -> tuple[set[str], list[Any]]:
         """For a refusal's remaining times: the uids of our bookings and our active ones around the request's day."""
         _day, start, end = self._refusal_day(req)
-        return await tx.known_uids(req.specialist_id, start, end), await tx.active_appointments(
-            req.specialist_id, start, end
-        )
+        return await tx.known_uids(req.specialist_id, start, end), await tx.active_times(req.specialist_id, start, end)
 
     async def _refuse(
         self,
         req: Request,
         problems: list[Problem],
         events: list[Busy],
-        ours: tuple[set[str], list[AppointmentRow]] | None = None,
+        ours: tuple[set[str], list[Any]] | None = None,
     ) -> NoReturn:
         """Raise SlotTaken with the day's remaining slots, or InvalidRequest for a request never bookable.
 

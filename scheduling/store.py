@@ -108,13 +108,25 @@ def _overlapping(start: datetime, end: datetime) -> Any:
 
 # Every Send reads these: built once with parameters (building one and its cache key costs CPU on every call).
 _IN_RANGE = and_(AppointmentRow.start < bindparam("end"), AppointmentRow.end > bindparam("start"))
-_ACTIVE_APPOINTMENTS = (
-    select(AppointmentRow)
-    .where(
-        or_(AppointmentRow.specialist_id == bindparam("spec"), AppointmentRow.reassign_to == bindparam("spec")),
-        AppointmentRow.status.in_(ACTIVE_STATUSES),
-        _IN_RANGE,
+_ACTIVE = (
+    or_(AppointmentRow.specialist_id == bindparam("spec"), AppointmentRow.reassign_to == bindparam("spec")),
+    AppointmentRow.status.in_(ACTIVE_STATUSES),
+    _IN_RANGE,
+)
+_ACTIVE_APPOINTMENTS = select(AppointmentRow).where(*_ACTIVE).order_by(AppointmentRow.start, AppointmentRow.id)
+_ACTIVE_TIMES = (
+    select(
+        AppointmentRow.id,
+        AppointmentRow.client_id,
+        AppointmentRow.uid,
+        AppointmentRow.specialist_id,
+        AppointmentRow.service_id,
+        AppointmentRow.location_id,
+        AppointmentRow.start,
+        AppointmentRow.end,
+        AppointmentRow.group_id,
     )
+    .where(*_ACTIVE)
     .order_by(AppointmentRow.start, AppointmentRow.id)
 )
 _KNOWN_UIDS = (
@@ -292,6 +304,11 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         """
         rows = await self.session.scalars(_ACTIVE_APPOINTMENTS, {"spec": specialist_id, "start": start, "end": end})
         return list(rows)
+
+    async def active_times(self, specialist_id: str, start: datetime, end: datetime) -> list[Any]:
+        """active_appointments as plain rows (id, client_id, uid, specialist_id, service_id, location_id, start,
+        end, group_id): what a booking's checks read, without loading ORM objects and their relations."""
+        return list(await self.session.execute(_ACTIVE_TIMES, {"spec": specialist_id, "start": start, "end": end}))
 
     async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
         """Uids of our appointments overlapping the range and of their series and group sessions, whatever their
