@@ -33,8 +33,10 @@ class Prepared:
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]
     row: Callable[..., Any]  # a named tuple of the result columns
+    fixed: dict[str, Any]  # the values the statement itself carries (`status == "confirmed"`)
 
     def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        values = {**self.fixed, **values} if self.fixed else values
         return tuple(
             values[name] if bind is None else bind(values[name])
             for name, bind in zip(self.names, self.binds, strict=True)
@@ -65,7 +67,8 @@ def _prepare(stmt: Executable, columns: Sequence[ColumnElement[Any]], dialect: D
     binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
     results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
     row = namedtuple("Row", [c.key for c in columns]) if columns else tuple  # type: ignore[misc]
-    return Prepared(str(compiled), names, binds, results, row)
+    fixed = {name: compiled.binds[name].effective_value for name in names if not compiled.binds[name].required}
+    return Prepared(str(compiled), names, binds, results, row, fixed)
 
 
 class CoreStatements:

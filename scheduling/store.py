@@ -35,7 +35,7 @@ from scheduling.prepared import Hot
 from scheduling.queue import RETRY_MAX, claim_queue, queue_done, queue_failed
 from scheduling.store_groups import GroupQueries
 from scheduling.store_limits import LimitQueries
-from scheduling.store_privacy import PrivacyQueries
+from scheduling.store_privacy import CONSENTS_IN_FORCE, PrivacyQueries
 from scheduling.store_series import SeriesQueries, new_uid
 from scheduling.store_workspace import WorkspaceQueries
 from scheduling.sync_store import CalendarSyncQueries
@@ -196,12 +196,7 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
 
         A declined, lapsed or cancelled request does not make someone the client's specialist.
         """
-        return await self.session.scalar(
-            select(AppointmentRow.specialist_id)
-            .where(AppointmentRow.client_id == client_id, AppointmentRow.status.in_(IN_CALENDAR))
-            .order_by(AppointmentRow.start.desc(), AppointmentRow.id.desc())
-            .limit(1)
-        )
+        return await self.session.scalar(_LAST_SPECIALIST, {"client": client_id})
 
     # appointments
 
@@ -756,6 +751,19 @@ _OWN_TIMES = (
 )
 _HOT_OWN_TIMES = Hot(_OWN_TIMES, _OWN_TIMES.selected_columns)
 
+_LAST_SPECIALIST = (
+    select(AppointmentRow.specialist_id)
+    .where(
+        AppointmentRow.client_id == bindparam("client"),
+        # Spelled out rather than IN: a statement compiled once takes no list of values.
+        or_(*(AppointmentRow.status == status for status in sorted(IN_CALENDAR))),
+    )
+    .order_by(AppointmentRow.start.desc(), AppointmentRow.id.desc())
+    .limit(1)
+)
+_HOT_LAST_SPECIALIST = Hot(_LAST_SPECIALIST, _LAST_SPECIALIST.selected_columns)
+_HOT_CONSENTS = Hot(CONSENTS_IN_FORCE, CONSENTS_IN_FORCE.selected_columns)
+
 
 def _first_contact(dialect_name: str) -> Hot:
     stmt = _insert_for(dialect_name, _CLIENTS).values(
@@ -813,6 +821,16 @@ class QuickTx:
     async def get_draft(self, chat_id: int) -> Any:
         """As Tx.get_draft."""
         return await self._run.first(_HOT_DRAFT, {"chat": chat_id})
+
+    async def consents_in_force(self, client_id: int, policy_version: str) -> set[str]:
+        """As Tx.consents_in_force."""
+        rows = await self._run.all(_HOT_CONSENTS, {"client": client_id, "version": policy_version})
+        return {kind for (kind,) in rows}
+
+    async def last_specialist(self, client_id: int) -> str | None:
+        """As Tx.last_specialist."""
+        row = await self._run.first(_HOT_LAST_SPECIALIST, {"client": client_id})
+        return None if row is None else row.specialist_id
 
     async def own_times(self, specialist_ids: Sequence[str], start: datetime, end: datetime) -> list[Any]:
         """(specialist_id, uid, status, start, end, service_id, location_id, group_id, group_uid) of all our

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduling.db import (
@@ -29,6 +29,18 @@ TERMS = "terms"  # the terms of service and the privacy policy
 HEALTH = "health"  # the processing of health information in the client's notes
 
 
+# The consents in force, read on the dialog's hot path too (scheduling.store.QuickTx).
+CONSENTS_IN_FORCE = (
+    select(ConsentRow.kind)
+    .where(
+        ConsentRow.client_id == bindparam("client"),
+        ConsentRow.policy_version == bindparam("version"),
+        ConsentRow.withdrawn_at.is_(None),
+    )
+    .distinct()
+)
+
+
 class PrivacyQueries:
     """Mixed into the store's transaction class; `session` is the open transaction's session."""
 
@@ -38,30 +50,11 @@ class PrivacyQueries:
 
     async def has_consent(self, client_id: int, policy_version: str, kind: str = TERMS) -> bool:
         """Whether the client gave this consent to this version of the policy and has not withdrawn it."""
-        found = await self.session.scalar(
-            select(
-                exists().where(
-                    ConsentRow.client_id == client_id,
-                    ConsentRow.policy_version == policy_version,
-                    ConsentRow.kind == kind,
-                    ConsentRow.withdrawn_at.is_(None),
-                )
-            )
-        )
-        return bool(found)
+        return kind in await self.consents_in_force(client_id, policy_version)
 
-    async def consents_given(self, client_id: int, policy_version: str, kinds: Collection[str]) -> set[str]:
-        """Which of these consents the client gave to this version of the policy and has not withdrawn, in one query."""
-        rows = await self.session.scalars(
-            select(ConsentRow.kind)
-            .where(
-                ConsentRow.client_id == client_id,
-                ConsentRow.policy_version == policy_version,
-                ConsentRow.kind.in_(kinds),
-                ConsentRow.withdrawn_at.is_(None),
-            )
-            .distinct()
-        )
+    async def consents_in_force(self, client_id: int, policy_version: str) -> set[str]:
+        """The kinds of consent the client gave to this version of the policy and has not withdrawn."""
+        rows = await self.session.scalars(CONSENTS_IN_FORCE, {"client": client_id, "version": policy_version})
         return set(rows)
 
     async def record_consent(self, client_id: int, policy_version: str, at: datetime, kind: str = TERMS) -> None:

@@ -190,6 +190,14 @@ async def test_consent_is_per_policy_version(store: Store) -> None:
     async with store.tx() as tx:
         assert await tx.has_consent(client_id, "2026-01")
         assert not await tx.has_consent(client_id, "2026-06")
+        await tx.record_consent(client_id, "2026-01", T0, "health")
+    async with store.quick() as q:  # the hot path's reading of the same
+        assert await q.consents_in_force(client_id, "2026-01") == {"terms", "health"}
+        assert await q.consents_in_force(client_id, "2026-06") == set()
+    async with store.tx() as tx:
+        await tx.withdraw_consents(client_id, T0 + HOUR)
+    async with store.quick() as q:
+        assert await q.consents_in_force(client_id, "2026-01") == set()
 
 
 # appointments and lifecycle
@@ -337,6 +345,8 @@ async def test_client_appointments_and_last_specialist(store: Store) -> None:
     async with store.tx() as tx:
         # A declined request does not make Anna the client's specialist: the latest visit still standing does.
         assert await tx.last_specialist(client_id) == "ewa"
+    async with store.quick() as q:  # the hot path's reading of the same
+        assert (await q.last_specialist(client_id), await q.last_specialist(other_client)) == ("ewa", "zofia")
 
 
 async def test_request_message_and_unsent_requests(store: Store) -> None:

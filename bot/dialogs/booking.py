@@ -48,7 +48,7 @@ from scheduling.contact import clean_email, clean_name, normalize_phone
 from scheduling.limits import LimitReached
 from scheduling.model import Channel, Slot, Status
 from scheduling.series import SeriesConflicts, SeriesRequest, SeriesService
-from scheduling.store import AppointmentRow, ClientRow, Tx
+from scheduling.store import AppointmentRow, ClientRow, QuickTx, Tx
 from scheduling.store_privacy import HEALTH, TERMS
 from scheduling.waitlist import WaitingList
 
@@ -242,8 +242,8 @@ async def screen_specialist(c: Ctx) -> Screen | str:
     ids = specialists(c.practice, c.draft)
     if len(ids) == 1:
         return ids[0]
-    async with c.booking.store.tx() as tx:
-        previous = await tx.last_specialist(c.client.id)
+    async with c.booking.store.quick() as q:
+        previous = await q.last_specialist(c.client.id)
     ids.sort(key=lambda i: i != previous)  # a returning client sees their specialist first
     rows = [[_button(c._("First available"), "pick", "*")]]
     rows += [[_button(c.practice.specialist_by_id[i].name, "pick", i)] for i in ids]
@@ -304,8 +304,8 @@ async def _may_wait(c: Ctx) -> bool:
     """The waiting list books straight away when a time is taken, so it needs the details a request needs."""
     if not (c.client.name and c.client.phone):
         return False
-    async with c.booking.store.tx() as tx:
-        return await tx.has_consent(c.client.id, c.practice.practice.policy_version)
+    async with c.booking.store.quick() as q:
+        return TERMS in await q.consents_in_force(c.client.id, c.practice.practice.policy_version)
 
 
 def _month_range(c: Ctx) -> tuple[date, date]:
@@ -428,10 +428,9 @@ async def screen_contact(c: Ctx) -> Screen | str:
     return Screen(ask(c, text), [[_button(_("Skip"), "skip")], _nav(c)])
 
 
-async def _consents_needed(c: Ctx, tx: Tx) -> tuple[bool, bool]:
+async def _consents_needed(c: Ctx, tx: Tx | QuickTx) -> tuple[bool, bool]:
     """Whether the client still has to accept the terms, and (for a note) the processing of health information."""
-    kinds = (TERMS, HEALTH) if c.draft.note else (TERMS,)
-    given = await tx.consents_given(c.client.id, c.practice.practice.policy_version, kinds)
+    given = await tx.consents_in_force(c.client.id, c.practice.practice.policy_version)
     return TERMS not in given, bool(c.draft.note) and HEALTH not in given
 
 
@@ -444,11 +443,13 @@ async def _keep_details(c: Ctx, tx: Tx) -> None:
 
 async def screen_consent(c: Ctx) -> Screen | str:
     info = c.practice.practice
-    async with c.booking.store.tx() as tx:
-        terms, health = await _consents_needed(c, tx)
-        if not terms and not health:
-            await _keep_details(c, tx)
-            return "given"
+    async with c.booking.store.quick() as q:
+        terms, health = await _consents_needed(c, q)
+    if not terms and not health:
+        if c.draft.pending:
+            async with c.booking.store.tx() as tx:
+                await _keep_details(c, tx)
+        return "given"
     parts = []
     if terms:
         parts.append(
