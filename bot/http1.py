@@ -203,7 +203,7 @@ class Http1Pool:
                 raise ValueError(f"not an http(s) URL: {parts.scheme}://...")
             tls = parts.scheme == "https"
             port = parts.port or (443 if tls else 80)
-            host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+            host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 literal keeps its brackets
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             head = (
                 f"POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {self._user_agent}\r\n"

@@ -196,3 +196,11 @@ async def test_https_with_kept_alive_connections(tmp_path: Path) -> None:
             await Http1Pool(2, "test").post_json(f"https://localhost:{port}/x", b"{}", **timeouts)
     finally:
         await runner.cleanup()
+
+
+def test_host_header_is_the_url_authority() -> None:
+    pool = Http1Pool(1, "test")
+    origin, head = pool._target("http://[::1]:8081/bot1/getMe")
+    assert origin == ("::1", 8081, False) and head.startswith(b"POST /bot1/getMe HTTP/1.1\r\nHost: [::1]:8081\r\n")
+    origin, head = pool._target("https://api.telegram.org/bot1/getMe")
+    assert origin == ("api.telegram.org", 443, True) and b"\r\nHost: api.telegram.org\r\n" in head
