@@ -423,6 +423,7 @@ class Report:
     clients: int
     realistic: bool
     steps: list[Step] = field(default_factory=list)
+    hammer_steps: list[Step] = field(default_factory=list)  # of the clients who tap without pause (--hammers)
     outcomes: Counter[str] = field(default_factory=Counter)  # per Send press: sent, taken, refused, failed
     final: Counter[str] = field(default_factory=Counter)  # per client: booked, full, failed, stuck, unfinished
     failures: Counter[str] = field(default_factory=Counter)
@@ -481,6 +482,9 @@ class Report:
         ]
         for label, phases in (("all steps", ("browse", "commit")), ("browsing", ("browse",)), ("Send", ("commit",))):
             out.append(_latency(label, [s for s in self.steps if s.phase in phases]))
+        if self.hammer_steps:
+            label = "the clients tapping without pause (apart from the steps above)"
+            out.append(_latency(label, [s for s in self.hammer_steps if s.phase in ("browse", "commit")]))
         sends = sum(self.outcomes.values())
         out.append(
             f"Send presses: {sends}: sent {self.outcomes['sent']}, just taken {self.outcomes['taken']}, "
@@ -657,9 +661,18 @@ async def run(
 
 
 def make_crowd(
-    emulator: BotApiEmulator, practice: Practice, report: Report, clients: int, seed: int, think: float
+    emulator: BotApiEmulator,
+    practice: Practice,
+    report: Report,
+    clients: int,
+    seed: int,
+    think: float,
+    hammers: int = 0,
 ) -> tuple[dict[str, Person], list[Client]]:
-    """The specialists and the clients, each watched through the emulator's message listener."""
+    """The specialists and the clients, each watched through the emulator's message listener.
+
+    The first `hammers` clients tap without pause whatever `think` is, and their steps are timed apart.
+    """
     watches: dict[int, Watch] = {}
 
     def listener(event: str, message: ChatMessage) -> None:
@@ -669,20 +682,20 @@ def make_crowd(
 
     emulator.listeners.append(listener)
 
-    def person(user_id: int, name: str) -> Person:
+    def person(user_id: int, name: str, steps: list[Step] | None = None) -> Person:
         watches[user_id] = Watch()
-        return Person(emulator.user(user_id, name), watches[user_id], report.steps)
+        return Person(emulator.user(user_id, name), watches[user_id], report.steps if steps is None else steps)
 
     staff = {spec: person(tid, spec.title()) for spec, tid in SPECIALISTS.items()}
     options = plans(practice)
     crowd = [
         Client(
-            person(FIRST_CLIENT + i, "Client"),
+            person(FIRST_CLIENT + i, "Client", report.hammer_steps if i < hammers else None),
             options[i % len(options)],
             practice,
             random.Random(seed * 1_000_003 + i),
             i,
-            think,
+            0.0 if i < hammers else think,
         )
         for i in range(clients)
     ]

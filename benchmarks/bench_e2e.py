@@ -303,6 +303,7 @@ async def run(
     timeout: float = 300.0,  # noqa: ASYNC109 (the benchmark's own bound, reported rather than raised)
     profile: Path | None = None,
     approve: bool = False,
+    hammers: int = 0,
 ) -> E2EReport:
     """Start the calendar, the emulator and the bot processes, run the crowd, and report; never raises on timeout."""
     webhook = processes > 1 if webhook is None else webhook
@@ -352,7 +353,9 @@ async def run(
                 await asyncio.gather(*(bot.healthy(http) for bot in bots))
                 await _ready(emulator, bots, webhook)
                 async with sampling(bots, profile):
-                    await _crowd(emulator, store, proxy, practice, bots, report, clients, seed, think, timeout, approve)
+                    await _crowd(
+                        emulator, store, proxy, practice, bots, report, clients, seed, think, timeout, approve, hammers
+                    )
                 report.overlaps = await double_bookings(store, practice, accounts)
         finally:
             for bot in bots:
@@ -396,8 +399,9 @@ async def _crowd(
     think: float,
     limit: float,
     approve: bool = False,
+    hammers: int = 0,
 ) -> None:
-    staff, crowd = make_crowd(emulator, practice, report, clients, seed, think)
+    staff, crowd = make_crowd(emulator, practice, report, clients, seed, think, hammers)
     cpu = sum(bot.cpu() for bot in bots)
     try:
         async with asyncio.timeout(limit):
@@ -503,6 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--approve", action="store_true", help="the specialists approve every request afterwards")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--think", type=float, default=0.0, help="mean pause before each step (default 0 s)")
+    parser.add_argument(
+        "--hammers",
+        type=int,
+        default=0,
+        help="of the clients, this many tap without pause (with --realistic-limits: into Telegram's per-chat "
+        "limit); their latencies are reported apart",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     parser.add_argument("--profile", type=Path, help="sample the bot processes with py-spy into this folder")
     args = parser.parse_args(argv)
@@ -518,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             profile=args.profile,
             approve=args.approve,
+            hammers=args.hammers,
         )
         if args.postgres:
             async with fresh_postgres(args.postgres) as url:
