@@ -1,10 +1,9 @@
-"""The HTTP client PTB talks to the Bot API with: keep-alive HTTP/1.1 for JSON calls, aiohttp for files.
+"""The HTTP client PTB talks to the Bot API with: aiohttp, already the bot's web stack.
 
 PTB's default client (httpx) cost about a quarter of the bot's CPU per update in the benchmark's
-profile (benchmarks/README.md); aiohttp's client did the same work for less, and bot/http1.py does the
-calls without a file (nearly all of them) for less again. Behaviour follows PTB's own HTTPXRequest: the
-same timeouts, TimedOut for a timeout, NetworkError for anything else that stopped the request, form
-fields and multipart uploads.
+profile (benchmarks/README.md); aiohttp's client does the same work for less. Behaviour follows PTB's
+own HTTPXRequest: the same timeouts, TimedOut for a timeout, NetworkError for anything else that
+stopped the request, form fields and multipart uploads.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ import json
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
-
-from bot.http1 import Http1Pool, HttpError
 
 _DEFAULT = type(BaseRequest.DEFAULT_NONE)  # PTB's "not given": use the configured timeout
 
@@ -44,7 +41,6 @@ class AiohttpRequest(BaseRequest):
         self._pool_timeout = pool_timeout
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
-        self._json: Http1Pool | None = None
         # Each call passes the same few timeout combinations: built once, not per call.
         self._timeout_cache: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
@@ -56,12 +52,8 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": self.USER_AGENT})
-            self._json = Http1Pool(self._pool_size, self.USER_AGENT)
 
     async def shutdown(self) -> None:
-        if self._json is not None:
-            await self._json.close()
-            self._json = None
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -91,30 +83,13 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: object = BaseRequest.DEFAULT_NONE,
         pool_timeout: object = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        if self._session is None or self._session.closed or self._json is None:
+        if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data is not None and request_data.contains_files else None
         read = _given(read_timeout, self._timeouts["read"])
         connect = _given(connect_timeout, self._timeouts["connect"])
         pool = _given(pool_timeout, self._pool_timeout)
         write = _given(write_timeout, self._media_write_timeout if files else self._timeouts["write"])
-        if not files and method == "POST":
-            # A JSON body, which the Bot API takes for every method without a file, for a tenth of the CPU of
-            # url-encoding a form. Values go in as JSON values, encoded once: PTB's json_parameters would encode
-            # each nested value (a keyboard) to a string first, then that string again.
-            payload = json.dumps(request_data.parameters if request_data is not None else {}).encode()
-            try:
-                return await self._json.post_json(
-                    url,
-                    payload,
-                    connect_timeout=connect,
-                    read_timeout=None if read is None else read + (write or 0.0),
-                    pool_timeout=pool,
-                )
-            except TimeoutError as err:
-                raise TimedOut from err
-            except (HttpError, OSError) as err:
-                raise NetworkError(f"{err.__class__.__name__}: {err}") from err
         timeout = self._timeout(read, connect, pool, write)
         body: aiohttp.FormData | bytes | None = None
         headers: dict[str, str] | None = None
@@ -128,6 +103,9 @@ class AiohttpRequest(BaseRequest):
                 form.add_field(name, content, filename=filename, content_type=mime)
             body = form
         elif request_data is not None:
+            # A JSON body, which the Bot API takes for every method without a file, for a tenth of the CPU of
+            # url-encoding a form. Values go in as JSON values, encoded once: PTB's json_parameters would encode
+            # each nested value (a keyboard) to a string first, then that string again.
             body = json.dumps(request_data.parameters).encode()
             headers = _JSON
         try:
