@@ -1,6 +1,7 @@
 """The dialog's hot statements, compiled once per dialect and run on the driver's own connection.
 
-Every update reads its client and draft and saves the draft. On SQLite each of those statements takes
+Every update reads its client and draft and saves the draft; the slot views read our own bookings, the
+consent and specialist screens what the client agreed to and whom they saw. On SQLite each takes
 microseconds, while executing it through SQLAlchemy (an execution context, a result object, greenlet
 switches) costs ten to twenty times that. Compiled once, with the column types' own bind and result
 processors (so values are stored and read exactly as SQLAlchemy would), they run for the statement's cost.
