@@ -64,12 +64,22 @@ class Hot:
 
 def _prepare(stmt: Executable, columns: Sequence[ColumnElement[Any]], dialect: Dialect) -> Prepared:
     compiled = stmt.compile(dialect=dialect)
-    names = tuple(compiled.positiontup or ())
-    binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+    declared = compiled.binds
+    # A list of constants (`status IN (...)`) is expanded here, once: the driver takes plain placeholders.
+    expanded = compiled.construct_expanded_state(
+        {name: None if bind.required else bind.effective_value for name, bind in declared.items()}
+    )
+    names = tuple(expanded.positiontup or ())
+
+    def processor(name: str) -> Processor:
+        if name in expanded.processors:
+            return expanded.processors[name]
+        return declared[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+    fixed = {name: expanded.parameters[name] for name in names if not (name in declared and declared[name].required)}
     results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
-    row = namedtuple("Row", [c.key for c in columns]) if columns else tuple  # type: ignore[misc]
-    fixed = {name: compiled.binds[name].effective_value for name in names if not compiled.binds[name].required}
-    return Prepared(str(compiled), names, binds, results, row, fixed)
+    row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else tuple  # type: ignore[misc]
+    return Prepared(expanded.statement, names, tuple(processor(n) for n in names), results, row, fixed)
 
 
 class CoreStatements:

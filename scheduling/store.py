@@ -135,6 +135,8 @@ _KNOWN_UIDS = (
     .outerjoin(GroupRow, GroupRow.id == AppointmentRow.group_id)
     .where(AppointmentRow.specialist_id == bindparam("spec"), _IN_RANGE)
 )
+_HOT_ACTIVE_TIMES = Hot(_ACTIVE_TIMES, _ACTIVE_TIMES.selected_columns)
+_HOT_KNOWN_UIDS = Hot(_KNOWN_UIDS, _KNOWN_UIDS.selected_columns)
 
 
 class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, PrivacyQueries, LimitQueries):
@@ -147,6 +149,13 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
         return dialect.insert(table)
+
+    async def hot(self) -> prepared.CoreStatements | prepared.DriverStatements:
+        """The transaction's connection for hot statements (scheduling.prepared), as session.execute would run
+        them: the session's pending changes are flushed first."""
+        if self.session.new or self.session.dirty or self.session.deleted:
+            await self.session.flush()
+        return await prepared.statements(await self.session.connection())
 
     # serialisation
 
@@ -303,12 +312,12 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
     async def active_times(self, specialist_id: str, start: datetime, end: datetime) -> list[Any]:
         """active_appointments as plain rows (id, client_id, uid, specialist_id, service_id, location_id, start,
         end, group_id): what a booking's checks read, without loading ORM objects and their relations."""
-        return list(await self.session.execute(_ACTIVE_TIMES, {"spec": specialist_id, "start": start, "end": end}))
+        return await (await self.hot()).all(_HOT_ACTIVE_TIMES, {"spec": specialist_id, "start": start, "end": end})
 
     async def known_uids(self, specialist_id: str, start: datetime, end: datetime) -> set[str]:
         """Uids of our appointments overlapping the range and of their series and group sessions, whatever their
         status."""
-        rows = await self.session.execute(_KNOWN_UIDS, {"spec": specialist_id, "start": start, "end": end})
+        rows = await (await self.hot()).all(_HOT_KNOWN_UIDS, {"spec": specialist_id, "start": start, "end": end})
         return {uid for row in rows for uid in row if uid is not None}
 
     async def client_appointments(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduling.db import AppointmentRow, ClientRow, ClientSendsRow, TransitionRow
 from scheduling.model import Status
+from scheduling.prepared import CoreStatements, DriverStatements, Hot
 
 
 def _requests(rows: list[tuple[int, int | None]]) -> int:
@@ -57,12 +59,18 @@ _UNCOUNT_SEND = (
     update(_SENDS).where(_SENDS.c.client_id == bindparam("client"), _SENDS.c.count > 0).values(count=_SENDS.c.count - 1)
 )
 _COUNT_SEND = {postgres: _count_send(postgres) for postgres in (False, True)}
+# Run past SQLAlchemy's execution on SQLite (scheduling.prepared): every Send runs them.
+_HOT_LIMIT_ROWS = Hot(_LIMIT_ROWS, _LIMIT_ROWS.selected_columns)
+_HOT_LOCK_CLIENT = Hot(_LOCK_CLIENT)
+_HOT_UNCOUNT_SEND = Hot(_UNCOUNT_SEND)
+_HOT_COUNT_SEND = {postgres: Hot(stmt, [ClientSendsRow.__table__.c.count]) for postgres, stmt in _COUNT_SEND.items()}
 
 
 class LimitQueries:
     """Mixed into the store's transaction class; `session` is the open transaction's session."""
 
     session: AsyncSession
+    hot: Callable[[], Awaitable[CoreStatements | DriverStatements]]  # Tx.hot
 
     async def lock_client(self, client_id: int, *, load: bool = False) -> ClientRow | None:
         """Serialise one client's requests: call first in the transaction, held until it ends.
@@ -72,7 +80,7 @@ class LimitQueries:
         for a transaction that needs it).
         """
         if not load:
-            await self.session.execute(_LOCK_CLIENT, {"client": client_id})
+            await (await self.hot()).run(_HOT_LOCK_CLIENT, {"client": client_id})
             return None
         return await self.session.scalar(
             _LOCK_CLIENT_LOAD, {"client": client_id}, execution_options={"populate_existing": True}
@@ -105,7 +113,7 @@ class LimitQueries:
         (a series' visits count as one request, whatever became of them).
         """
         params = {"client": client_id, "actor": f"client:{client_id}", "since": since}
-        rows = (await self.session.execute(_LIMIT_ROWS, params)).all()
+        rows = await (await self.hot()).all(_HOT_LIMIT_ROWS, params)
         pending = [
             (r.id, r.series_id)
             for r in rows
@@ -118,10 +126,11 @@ class LimitQueries:
 
         One upsert that returns the new count. Call after lock_client, which makes it one step for this client.
         """
-        stmt = _COUNT_SEND[self.session.bind.dialect.name == "postgresql"]
-        params = {"client": client_id, "now": now, "cutoff": now - window}
-        return int((await self.session.execute(stmt, params)).scalar_one())
+        hot = _HOT_COUNT_SEND[self.session.bind.dialect.name == "postgresql"]
+        row = await (await self.hot()).first(hot, {"client": client_id, "now": now, "cutoff": now - window})
+        assert row is not None  # an upsert with RETURNING always answers its row
+        return int(row[0])
 
     async def uncount_send(self, client_id: int) -> None:
         """One Send fewer in the client's current window (never below none)."""
-        await self.session.execute(_UNCOUNT_SEND, {"client": client_id})
+        await (await self.hot()).run(_HOT_UNCOUNT_SEND, {"client": client_id})

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.exc import OperationalError, StatementError
 
+from scheduling import store as store_module
 from scheduling.db import AppointmentRow, create_schema, make_engine
 from scheduling.lifecycle import InvalidTransition
 from scheduling.model import Status
@@ -436,6 +437,24 @@ async def test_a_quick_transaction_that_raises_writes_nothing(store: Store) -> N
         await q.save_draft(78, {"step": "day"}, None, at=T0)  # and the connection is as good as new
     async with store.tx() as tx:
         assert (await tx.get_draft(78)).data == {"step": "day"}
+
+
+
+async def test_hot_statements_read_what_sqlalchemy_reads(store: Store) -> None:
+    """A Send's checks run past SQLAlchemy on SQLite: same rows, same types (aware UTC, statuses), IN lists too."""
+    async with store.tx() as tx:
+        client_id = await new_client(tx)
+        await book(tx, client_id, T0, specialist="anna")
+        declined = await book(tx, client_id, T0 + HOUR, specialist="anna")
+        await tx.transition(declined, Status.DECLINED, actor="specialist:1", at=T0)
+        await book(tx, client_id, T0 + 2 * HOUR, specialist="ewa")
+    window = {"spec": "anna", "start": T0 - HOUR, "end": T0 + 3 * HOUR}
+    async with store.tx() as tx:
+        by_sqlalchemy = [tuple(r) for r in await tx.session.execute(store_module._ACTIVE_TIMES, window)]
+        hot = [tuple(r) for r in await tx.active_times("anna", T0 - HOUR, T0 + 3 * HOUR)]
+        assert hot == by_sqlalchemy and len(hot) == 1  # the declined request is not active
+        assert hot[0][6] == T0 and hot[0][6].tzinfo is not None
+        assert len(await tx.known_uids("anna", T0 - HOUR, T0 + 3 * HOUR)) == 2  # whatever their status
 
 
 # outbox
