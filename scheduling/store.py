@@ -752,11 +752,7 @@ _OWN_TIMES = (
         GroupRow.uid.label("group_uid"),
     )
     .outerjoin(GroupRow, GroupRow.id == AppointmentRow.group_id)
-    .where(
-        AppointmentRow.specialist_id == bindparam("specialist"),
-        AppointmentRow.start < bindparam("end"),
-        AppointmentRow.end > bindparam("start"),
-    )
+    .where(AppointmentRow.specialist_id == bindparam("specialist"), _IN_RANGE)
 )
 _HOT_OWN_TIMES = Hot(_OWN_TIMES, _OWN_TIMES.selected_columns)
 
@@ -764,8 +760,7 @@ _LAST_SPECIALIST = (
     select(AppointmentRow.specialist_id)
     .where(
         AppointmentRow.client_id == bindparam("client"),
-        # Spelled out rather than IN: a statement compiled once takes no list of values.
-        or_(*(AppointmentRow.status == status for status in sorted(IN_CALENDAR))),
+        AppointmentRow.status.in_(IN_CALENDAR),
     )
     .order_by(AppointmentRow.start.desc(), AppointmentRow.id.desc())
     .limit(1)

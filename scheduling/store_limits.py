@@ -86,13 +86,11 @@ class LimitQueries:
             _LOCK_CLIENT_LOAD, {"client": client_id}, execution_options={"populate_existing": True}
         )
 
-    async def pending_requests(self, client_id: int, *, moving: int | None = None) -> int:
-        """The client's undecided requests; a pending request to move `moving` is left out (it is replaced)."""
+    async def pending_requests(self, client_id: int) -> int:
+        """The client's undecided requests (a series' visits asked for as one)."""
         stmt = select(AppointmentRow.id, AppointmentRow.series_id).where(
             AppointmentRow.client_id == client_id, AppointmentRow.status == Status.REQUESTED
         )
-        if moving is not None:
-            stmt = stmt.where((AppointmentRow.replaces_id.is_(None)) | (AppointmentRow.replaces_id != moving))
         return _requests([(a, s) for a, s in (await self.session.execute(stmt)).all()])
 
     async def client_requests(self, client_id: int) -> list[AppointmentRow]:
@@ -109,8 +107,8 @@ class LimitQueries:
     async def limit_counts(self, client_id: int, since: datetime, *, moving: int | None = None) -> tuple[int, int]:
         """(undecided requests, requests the client made themselves since then) in one query.
 
-        As pending_requests (a pending request to move `moving` left out) and the requests of the day limit
-        (a series' visits count as one request, whatever became of them).
+        As pending_requests, with a pending request to move `moving` left out (it is replaced), and the
+        requests of the day limit (a series' visits count as one request, whatever became of them).
         """
         params = {"client": client_id, "actor": f"client:{client_id}", "since": since}
         rows = await (await self.hot()).all(_HOT_LIMIT_ROWS, params)

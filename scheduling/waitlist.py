@@ -23,10 +23,10 @@ from scheduling.booking import (
     SlotTaken,
 )
 from scheduling.calendar import CalendarUnavailable
-from scheduling.changes import ChangeService
+from scheduling.changes import ChangeService, movable
 from scheduling.db import WaitingRow
 from scheduling.limits import LimitReached
-from scheduling.model import ACTIVE_STATUSES, Channel, Flag, Slot, Status
+from scheduling.model import ACTIVE_STATUSES, Channel, Flag, Slot
 from scheduling.staff import Staff
 from scheduling.store import AppointmentRow
 from scheduling.visits import parse_flags
@@ -141,13 +141,7 @@ class WaitingList:
     def may_wait_earlier(appt: AppointmentRow) -> bool:
         """A visit whose client can be offered an earlier time: a confirmed single visit, not a series' or a
         group session's (those keep their own times), of a client the offer can reach in Telegram."""
-        return (
-            appt.status == Status.CONFIRMED
-            and appt.replaces_id is None
-            and appt.series_id is None
-            and appt.group_id is None
-            and appt.client.telegram_id is not None
-        )
+        return movable(appt) and appt.series_id is None and appt.client.telegram_id is not None
 
     async def follow_asap(self, appt: AppointmentRow) -> WaitingRow | None:
         """The workspace's ASAP flag on a visit: while it is set, the visit waits for an earlier time.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from icalendar import Calendar
@@ -11,6 +13,18 @@ from icalendar import Calendar
 from bot import notify
 from tests.fixtures.bot import CENTRE_FIRST_CONSULTATION, Bot, tap_through
 from tests.test_e2e_booking import _appointment, book_first_consultation, calendar_status
+
+
+def later(hours: int) -> Callable[[Any], None]:
+    """An edit that moves an event by `hours`, as a specialist dragging it in their calendar app would."""
+
+    def shift(event: Any) -> None:
+        for name in ("DTSTART", "DTEND"):
+            moved = event.decoded(name) + timedelta(hours=hours)
+            del event[name]
+            event.add(name, moved)
+
+    return shift
 
 
 class CalendarApp:
@@ -65,13 +79,7 @@ async def missing_twice(bot: Bot) -> None:
 async def test_an_event_moved_in_the_calendar_moves_the_appointment(bot: Bot) -> None:
     client, appt = await booked(bot, 8001)
 
-    def two_hours_later(event) -> None:  # type: ignore[no-untyped-def]
-        for name in ("DTSTART", "DTEND"):
-            moved = event.decoded(name) + timedelta(hours=2)
-            del event[name]
-            event.add(name, moved)
-
-    await CalendarApp(bot).edit(appt.uid, two_hours_later)
+    await CalendarApp(bot).edit(appt.uid, later(hours=2))
     await bot.sweep()
     moved = await _appointment(bot, 8001)
     assert moved.start == appt.start + timedelta(hours=2) and moved.status == "confirmed"

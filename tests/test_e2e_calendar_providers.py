@@ -22,6 +22,7 @@ from tests.fixtures.bot import ADMIN, ANNA, JONAS, Bot, running_bot
 from tests.fixtures.practice import EXAMPLE
 from tests.fixtures.providers import GoogleStandIn, GraphStandIn
 from tests.test_e2e_booking import _appointment, book_first_consultation
+from tests.test_e2e_calendar_edits import later
 from tgemu import BotApiEmulator, TelegramUser
 
 # Wednesday 2 December 2026, 09:00 in Warsaw: the slot book_first_consultation picks.
@@ -122,11 +123,7 @@ async def test_a_google_specialist_signs_in_and_takes_bookings(google_bot: Bot, 
 
         # Anna drags the visit two hours later in Google Calendar.
         cal = Calendar.from_ical(got.text)
-        event = cal.walk("VEVENT")[0]
-        for name in ("DTSTART", "DTEND"):
-            moved = event.decoded(name) + timedelta(hours=2)
-            del event[name]
-            event.add(name, moved)
+        later(hours=2)(cal.walk("VEVENT")[0])
         put = await http.put(
             event_url, content=cal.to_ical(), headers={"If-Match": got.headers["ETag"], "Content-Type": "text/calendar"}
         )

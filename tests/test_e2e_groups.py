@@ -18,7 +18,7 @@ from scheduling.model import IN_CALENDAR, Status
 from scheduling.privacy import initials
 from tests.fixtures.bot import Bot, e2e_practice, running_bot, tap_through
 from tests.fixtures.series import calendar_objects, expanded
-from tests.test_e2e_calendar_edits import CalendarApp
+from tests.test_e2e_calendar_edits import CalendarApp, later
 from tests.test_e2e_series import anna_calendar
 from tgemu import BotApiEmulator, TelegramUser
 
@@ -241,13 +241,7 @@ async def test_a_session_moved_then_deleted_in_the_calendar_app_reaches_every_pa
         async with bot.runtime.store.tx() as tx:
             [group] = (await tx.session.scalars(select(GroupRow))).all()
 
-        def two_hours_later(event: Any) -> None:
-            for name in ("DTSTART", "DTEND"):
-                moved = event.decoded(name) + timedelta(hours=2)
-                del event[name]
-                event.add(name, moved)
-
-        await CalendarApp(bot).edit(group.uid, two_hours_later)
+        await CalendarApp(bot).edit(group.uid, later(hours=2))
         await bot.sweep()
         await settle(bot)
         await bot.sweep()  # our own rewrite of the event is not mistaken for another move
