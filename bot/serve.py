@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -32,6 +33,10 @@ WEBHOOK_CONNECTIONS = 100
 # Telegram unreachable at start: tried again after 1 s, then twice as long each time, at most a minute apart.
 TELEGRAM_RETRY_FIRST = 1.0
 TELEGRAM_RETRY_MAX = 60.0
+# The cyclic collector's thresholds once the bot runs: the youngest generation every 20,000 allocations instead
+# of 700, the older ones as rarely. An update allocates thousands of short-lived objects that reference counting
+# frees anyway; at the defaults the collector scanned them about 50 times a second (benchmarks/README.md).
+GC_THRESHOLDS = (20_000, 20, 20)
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -42,6 +47,17 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+def settle_heap() -> None:
+    """Keep what start-up built out of the collector's scans from now on, and collect young objects less often.
+
+    Under load the collector took 9 % of the bot's CPU, half of it in full collections re-scanning the 200,000
+    objects of the imported modules, which live as long as the process.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def on_signals(callback: Callable[[], object], *signals: signal.Signals) -> Callable[[], None]:
@@ -164,6 +180,7 @@ async def serve(
             await app.start()
             try:
                 await set_commands(app)
+                settle_heap()
                 runtime.start_outbox()
                 await site_runner.setup()
                 await web.TCPSite(site_runner, host, port).start()
