@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram.ext import Application
 
@@ -28,7 +28,9 @@ from bot.settings import Settings, load_settings
 from caldav_bridge.embedded import EmbeddedAccount
 from scheduling.booking import Clock, utcnow
 from scheduling.config import Practice, load_practice
-from tgemu import BotApiEmulator
+
+if TYPE_CHECKING:  # the emulator runs in the tests' process, not in a bot process started from here
+    from tgemu import BotApiEmulator
 
 
 @contextlib.asynccontextmanager

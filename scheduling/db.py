@@ -32,7 +32,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from scheduling import sqlite_inline
-from scheduling.migrations import upgrade
+from scheduling.migrations import at_newest, upgrade
 from scheduling.model import Status
 
 # Held while migrating the schema on PostgreSQL so two starting processes do not race.
@@ -613,6 +613,8 @@ async def create_schema(engine: AsyncEngine) -> None:
     Schema changes are revisions in `scheduling/migrations/versions/` (see the README there).
     """
     async with engine.connect() as conn:
+        if await conn.run_sync(at_newest):
+            return
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:
             # SQLite alters a table by copying it; foreign keys would refuse the drop of the old copy.

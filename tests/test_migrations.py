@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from scheduling.db import Base, create_schema, make_engine
-from scheduling.migrations import BASELINE, SchemaTooNew, alembic_config, head_revision
+from scheduling.migrations import BASELINE, SchemaTooNew, alembic_config, head_revision, newest_revision
 from scheduling.model import Status
 from scheduling.store import Store
 from tests.fixtures import release_0_1 as old
@@ -49,6 +52,11 @@ def test_revisions_form_one_line_from_the_baseline() -> None:
     assert all(r.down_revision is not None for r in revisions[:-1])
 
 
+def test_the_newest_file_holds_the_head() -> None:
+    # A start skips Alembic when the database records this revision (scheduling.db.create_schema).
+    assert newest_revision() == head_revision(), "rename the newest revision's file so it sorts last"
+
+
 async def test_empty_database_upgrades_to_the_models(db_url: str) -> None:
     engine_a, engine_b = make_engine(db_url), make_engine(db_url)
     try:
@@ -62,6 +70,38 @@ async def test_empty_database_upgrades_to_the_models(db_url: str) -> None:
     assert differences == [], "the models changed without an Alembic revision (see scheduling/migrations/README.md)"
     assert revisions == [head_revision()]
     assert "schema_version" not in tables
+
+
+# A later start, as `bookingbot run` makes it: whether Alembic was loaded.
+_RESTART = """
+import asyncio, os, sys
+from scheduling.db import create_schema, make_engine
+
+async def start():
+    engine = make_engine(os.environ["DB_URL"])
+    await create_schema(engine)
+    await engine.dispose()
+
+asyncio.run(start())
+print("alembic" in sys.modules)
+"""
+
+
+async def test_a_start_at_the_newest_revision_does_not_load_alembic(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        await create_schema(engine)
+    finally:
+        await engine.dispose()
+    restart = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _RESTART],
+        env={**os.environ, "DB_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (restart.returncode, restart.stdout.strip()) == (0, "False"), restart.stderr
 
 
 def _down_and_up(sync_conn: sa.Connection) -> None:

@@ -1,18 +1,19 @@
 """Alembic migrations shipped inside the package, run programmatically (no alembic.ini on disk).
 
-How to add a revision: see README.md in this folder.
+How to add a revision: see README.md in this folder. Alembic is imported only where a migration may run: it is
+10 MB of a process's memory, and on most starts the schema is already at the newest revision (`newest_revision`).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 BASELINE = "baseline"
 # Revision files are named by date, so `ls versions/` reads in the order they were written.
 FILE_TEMPLATE = "%%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d-%%(rev)s_%%(slug)s"
+VERSIONS = Path(__file__).with_name("versions")
 
 
 class SchemaTooNew(RuntimeError):
@@ -28,14 +30,32 @@ class SchemaTooNew(RuntimeError):
 
 def alembic_config() -> Config:
     """Alembic's configuration for the migrations in this package."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "scheduling:migrations")
     config.set_main_option("file_template", FILE_TEMPLATE)
     return config
 
 
+def newest_revision() -> str:
+    """The newest revision's id, read off the dated file names without Alembic (a test holds it to `head_revision`)."""
+    newest = max(path.name for path in VERSIONS.glob("*.py") if path.name != "__init__.py")
+    return newest.split("-", 1)[1].split("_", 1)[0]
+
+
+def at_newest(connection: Connection) -> bool:
+    """The database is at this program's newest revision: there is nothing to migrate."""
+    if not inspect(connection).has_table("alembic_version"):
+        return False
+    recorded = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return list(recorded) == [newest_revision()]
+
+
 def head_revision() -> str:
     """The newest revision this program knows."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError("no migrations found in scheduling/migrations/versions")
@@ -48,6 +68,11 @@ def upgrade(connection: Connection) -> None:
     The caller holds the schema lock. A database from the release before Alembic is stamped at the
     baseline first, so its data stays and only later revisions run.
     """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     config = alembic_config()
     config.attributes["connection"] = connection
     tables = set(inspect(connection).get_table_names())
