@@ -55,7 +55,7 @@ from benchmarks.bench_booking import (
 from bot.local import write_accounts
 from caldav_bridge.embedded import EmbeddedAccount, EmbeddedCalDAV, free_port, wait_listening
 from scheduling.config import Practice
-from scheduling.db import make_engine
+from scheduling.db import create_schema, make_engine
 from scheduling.store import Store
 from tgemu.remote import RemoteEmulator
 
@@ -327,6 +327,9 @@ async def run(
         }
         write_accounts(tmp / "accounts.json", proxied)
         engine = make_engine(url)
+        # The schema exists before the bots start, as on every start but a database's first: a first start
+        # migrates, and keeps Alembic loaded (10 MB) until the next.
+        await create_schema(engine)
         store = Store(engine)
         bots: list[BotProcess] = []
         telegram: EmulatorProcess | None = None
