@@ -7,12 +7,12 @@ import logging
 import sys
 
 from scheduling.db import create_schema, make_engine
-from scheduling.locks import key_locks
+from scheduling.locks import AdvisoryLocks, KeyLocks, key_locks
 
 HOLDER = """
 import asyncio, sys
 from scheduling.db import make_engine
-from scheduling.locks import key_locks
+from scheduling.locks import AdvisoryLocks, KeyLocks, key_locks
 
 async def main(url: str, key: int) -> None:
     engine = make_engine(url)
@@ -97,3 +97,40 @@ async def test_one_process_runs_a_chats_holders_one_at_a_time(db_url: str) -> No
         await locks.close()
         await engine.dispose()
     assert order == ["a in", "a out", "b in", "b out", "c in", "c out"]
+
+
+async def test_a_waiter_on_postgresql_tries_again_when_the_holder_releases(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    await create_schema(engine)
+    # Without announced releases this waiter would try once a minute.
+    locks = KeyLocks(AdvisoryLocks(engine, recheck=60.0))
+    chat = 5_000_000_101
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, pg_url, str(chat), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    tries = 0
+    call = locks.shared._call  # type: ignore[union-attr]
+
+    async def counted(sql: str, key: int) -> bool:
+        nonlocal tries
+        tries += "pg_try_advisory_lock" in sql
+        return await call(sql, key)
+
+    locks.shared._call = counted  # type: ignore[union-attr]
+    try:
+        assert other.stdout is not None and other.stdin is not None
+        assert (await asyncio.wait_for(other.stdout.readline(), 30)).strip() == b"held"
+        waiter = asyncio.create_task(locks.hold(chat).__aenter__())
+        await asyncio.sleep(1.0)
+        assert (waiter.done(), tries) == (False, 1)  # polling (1 ms, doubling to 20 ms) had tried ~50 times
+        other.stdin.write(b"go\n")
+        await other.stdin.drain()
+        await asyncio.wait_for(waiter, 30)  # woken by the release: the next try was a minute away
+        assert tries == 2
+        assert await asyncio.wait_for(other.wait(), 30) == 0
+    finally:
+        if other.returncode is None:
+            other.kill()
+            await other.wait()
+        await locks.close()
+        await engine.dispose()
