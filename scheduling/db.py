@@ -32,14 +32,15 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from scheduling import sqlite_inline
+from scheduling.locks import CAPACITY
 from scheduling.migrations import at_newest, upgrade
 from scheduling.model import Status
 
 # PostgreSQL connections kept per process, and as many again opened beyond them under load: half the updates a
-# process works on at once (scheduling.locks.CAPACITY). At SQLAlchemy's default of 5, every connection past the
-# fifth was opened and closed per transaction, which cost more than the transaction; two processes stay well
-# inside PostgreSQL's default of 100 connections.
-PG_POOL = 16
+# process works on at once. At SQLAlchemy's default of 5, every connection past the fifth was opened and closed
+# per transaction, which cost more than the transaction; two processes stay well inside PostgreSQL's default of
+# 100 connections.
+PG_POOL = CAPACITY // 2
 # Held while migrating the schema on PostgreSQL so two starting processes do not race.
 _SCHEMA_LOCK_KEY = 0x626F6F6B  # "book"
 

@@ -12,7 +12,7 @@ from scheduling.locks import AdvisoryLocks, KeyLocks, key_locks
 HOLDER = """
 import asyncio, sys
 from scheduling.db import make_engine
-from scheduling.locks import AdvisoryLocks, KeyLocks, key_locks
+from scheduling.locks import key_locks
 
 async def main(url: str, key: int) -> None:
     engine = make_engine(url)
