@@ -25,6 +25,8 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -100,6 +102,11 @@ class JSONText(TypeDecorator[dict[str, Any]]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> dict[str, Any] | None:
         return None if value is None else orjson.loads(value)
+
+
+def dialect_insert(dialect_name: str, table: Any) -> Any:
+    """An INSERT with the dialect's ON CONFLICT clauses: PostgreSQL's, or SQLite's for the other name."""
+    return (pg_insert if dialect_name == "postgresql" else sqlite_insert)(table)
 
 
 class Base(DeclarativeBase):

@@ -7,11 +7,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from scheduling.db import AppointmentRow, ClientRow, PartnerBookingRow, PartnerClientRow, PartnerEventRow
+from scheduling.db import (
+    AppointmentRow,
+    ClientRow,
+    PartnerBookingRow,
+    PartnerClientRow,
+    PartnerEventRow,
+    dialect_insert,
+)
 from scheduling.model import Status
 from scheduling.queue import claim_queue, queue_done, queue_failed
 
@@ -80,9 +86,8 @@ class PartnerTx:
         client = ClientRow(name=name, phone=phone, email=email, created_at=at, updated_at=at)
         self.session.add(client)
         await self.session.flush()
-        dialect = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
         linked = await self.session.execute(
-            dialect.insert(PartnerClientRow)
+            dialect_insert(self.session.bind.dialect.name, PartnerClientRow)
             .values(partner_id=partner_id, client_ref=client_ref, client_id=client.id)
             .on_conflict_do_nothing()
         )

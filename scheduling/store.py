@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, event, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -26,6 +25,7 @@ from scheduling.db import (
     SpecialistLockRow,
     StaffNoteRow,
     TransitionRow,
+    dialect_insert,
     sqlite_opener,
 )
 from scheduling.lifecycle import InvalidTransition, check_transition
@@ -51,12 +51,8 @@ _CLIENTS = ClientRow.__table__
 _CLIENT_COLUMNS = [c.key for c in _CLIENTS.columns]
 
 
-def _insert_for(dialect_name: str, table: Any) -> Any:
-    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
-
-
 def _draft_upsert(dialect_name: str) -> Any:
-    stmt = _insert_for(dialect_name, _DRAFTS)
+    stmt = dialect_insert(dialect_name, _DRAFTS)
     return stmt.on_conflict_do_update(
         index_elements=[_DRAFTS.c.chat_id],
         set_={
@@ -147,8 +143,7 @@ class Tx(SeriesQueries, GroupQueries, CalendarSyncQueries, WorkspaceQueries, Pri
         self.partners = PartnerTx(session)
 
     def _insert(self, table: Any) -> Any:
-        dialect = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+        return dialect_insert(self.session.bind.dialect.name, table)
 
     async def hot(self) -> prepared.CoreStatements | prepared.DriverStatements:
         """The transaction's connection for hot statements (scheduling.prepared), as session.execute would run
@@ -770,7 +765,7 @@ _HOT_CONSENTS = Hot(CONSENTS_IN_FORCE, CONSENTS_IN_FORCE.selected_columns)
 
 
 def _first_contact(dialect_name: str) -> Hot:
-    stmt = _insert_for(dialect_name, _CLIENTS).values(
+    stmt = dialect_insert(dialect_name, _CLIENTS).values(
         telegram_id=bindparam("telegram_id"),
         created_at=bindparam("now"),
         updated_at=bindparam("now"),

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, exists, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scheduling.db import AppointmentRow, ClientRow, ClientSendsRow, TransitionRow
+from scheduling.db import AppointmentRow, ClientRow, ClientSendsRow, TransitionRow, dialect_insert
 from scheduling.model import Status
 from scheduling.prepared import CoreStatements, DriverStatements, Hot
 
@@ -30,17 +29,13 @@ def _limit_rows() -> Any:
     )
 
 
-def _count_send(postgres: bool) -> Any:
+def _count_send(dialect_name: str) -> Any:
     """The Send counter's upsert, returning the new count; built once per dialect."""
     sends = ClientSendsRow.__table__
     when = sends.c.window_start.type
     at, cutoff = bindparam("now", type_=when), bindparam("cutoff", type_=when)
     expired = sends.c.window_start <= cutoff
-    stmt = (
-        (postgresql if postgres else sqlite)
-        .insert(sends)
-        .values(client_id=bindparam("client"), window_start=at, count=1)
-    )
+    stmt = dialect_insert(dialect_name, sends).values(client_id=bindparam("client"), window_start=at, count=1)
     return stmt.on_conflict_do_update(
         index_elements=[sends.c.client_id],
         # Both read the row as it was before this update (SQL evaluates a SET list against the old row).
@@ -58,12 +53,11 @@ _LOCK_CLIENT_LOAD = _LOCK_CLIENT.returning(ClientRow)
 _UNCOUNT_SEND = (
     update(_SENDS).where(_SENDS.c.client_id == bindparam("client"), _SENDS.c.count > 0).values(count=_SENDS.c.count - 1)
 )
-_COUNT_SEND = {postgres: _count_send(postgres) for postgres in (False, True)}
 # Run past SQLAlchemy's execution on SQLite (scheduling.prepared): every Send runs them.
 _HOT_LIMIT_ROWS = Hot(_LIMIT_ROWS, _LIMIT_ROWS.selected_columns)
 _HOT_LOCK_CLIENT = Hot(_LOCK_CLIENT)
 _HOT_UNCOUNT_SEND = Hot(_UNCOUNT_SEND)
-_HOT_COUNT_SEND = {postgres: Hot(stmt, [ClientSendsRow.__table__.c.count]) for postgres, stmt in _COUNT_SEND.items()}
+_HOT_COUNT_SEND = {name: Hot(_count_send(name), [_SENDS.c.count]) for name in ("sqlite", "postgresql")}
 
 
 class LimitQueries:
@@ -124,7 +118,7 @@ class LimitQueries:
 
         One upsert that returns the new count. Call after lock_client, which makes it one step for this client.
         """
-        hot = _HOT_COUNT_SEND[self.session.bind.dialect.name == "postgresql"]
+        hot = _HOT_COUNT_SEND[self.session.bind.dialect.name]
         row = await (await self.hot()).first(hot, {"client": client_id, "now": now, "cutoff": now - window})
         assert row is not None  # an upsert with RETURNING always answers its row
         return int(row[0])

@@ -439,7 +439,6 @@ async def test_a_quick_transaction_that_raises_writes_nothing(store: Store) -> N
         assert (await tx.get_draft(78)).data == {"step": "day"}
 
 
-
 async def test_hot_statements_read_what_sqlalchemy_reads(store: Store) -> None:
     """A Send's checks run past SQLAlchemy on SQLite: same rows, same types (aware UTC, statuses), IN lists too."""
     async with store.tx() as tx:
