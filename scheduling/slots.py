@@ -6,15 +6,15 @@ single source for scheduling.conflicts, so a slot offered is always a slot that 
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import repeat
 from math import inf
-from operator import attrgetter
 from zoneinfo import ZoneInfo
 
-from scheduling.config import CLIENTS, WEEKDAYS, Practice, Service, Specialist
+from scheduling.config import CLIENTS, WEEKDAYS, DateException, Practice, Service, Specialist
 from scheduling.model import Busy, Channel, Slot
 
 ALL_CHANNELS = frozenset(Channel)
@@ -62,11 +62,8 @@ def local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, clock, zone).astimezone(UTC)
 
 
-def _days(first: date, last: date) -> Iterator[date]:
-    day = first
-    while day <= last:
-        yield day
-        day += timedelta(days=1)
+def _days(first: date, last: date) -> list[date]:
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
 
 
 def _subtract(spans: list[Span], cuts: list[Span]) -> list[Span]:
@@ -88,24 +85,26 @@ def open_spans(
     practice: Practice, specialist: Specialist, first_day: date, last_day: date, audience: str | None = CLIENTS
 ) -> list[OpenSpan]:
     """Working time open to `audience` (None: anyone) on local dates first_day..last_day: windows + extra - off."""
+    # Sorted out once per call, not per day: a month's view visits each weekday's windows four times.
+    weekly: dict[str, list[tuple[time, time, str, frozenset[Channel]]]] = {}
+    for w in specialist.schedule:
+        if audience in (None, *w.booking):
+            weekly.setdefault(w.weekday, []).append((w.start, w.end, w.location, _offered(w.channels)))
+    dated: dict[date, list[DateException]] = {}
+    for exc in specialist.exceptions:
+        if first_day <= exc.date <= last_day:
+            dated.setdefault(exc.date, []).append(exc)
     result: list[OpenSpan] = []
     for day in _days(first_day, last_day):
-        weekday = WEEKDAYS[day.weekday()]
-        raw: list[tuple[time, time, str, list[Channel] | None]] = [
-            (w.start, w.end, w.location, w.channels)
-            for w in specialist.schedule
-            if w.weekday == weekday and audience in (None, *w.booking)
-        ]
+        raw = [*weekly.get(WEEKDAYS[day.weekday()], ())]  # a copy: the day's extras are its own
         offs: list[tuple[time, time, str | None]] = []
-        for exc in specialist.exceptions:
-            if exc.date != day:
-                continue
+        for exc in dated.get(day, ()):
             if exc.kind == "extra" and exc.start and exc.end and exc.location:
                 if audience in (None, *exc.booking):
-                    raw.append((exc.start, exc.end, exc.location, exc.channels))
+                    raw.append((exc.start, exc.end, exc.location, _offered(exc.channels)))
             elif exc.kind == "off":
                 offs.append((exc.start or time(0), exc.end or time.max, exc.location))
-        for start, end, location_id, channels in raw:
+        for start, end, location_id, offered in raw:
             zone = practice.zone(location_id)
             span = (local_to_utc(day, start, zone), local_to_utc(day, end, zone))
             if span[1] <= span[0]:
@@ -115,9 +114,13 @@ def open_spans(
                 for off_start, off_end, off_location in offs
                 if off_location in (None, location_id)
             ]
-            offered = ALL_CHANNELS if channels is None else frozenset(channels)
-            result.extend(OpenSpan(s, e, location_id, offered) for s, e in _subtract([span], cuts))
+            result.extend([OpenSpan(s, e, location_id, offered) for s, e in _subtract([span], cuts)])
     return result
+
+
+def _offered(channels: list[Channel] | None) -> frozenset[Channel]:
+    """The channels a window offers; none named means all."""
+    return ALL_CHANNELS if channels is None else frozenset(channels)
 
 
 def merge(spans: Sequence[Span]) -> list[Span]:
@@ -138,14 +141,6 @@ def covers(merged: Sequence[Span], starts: Sequence[datetime], start: datetime, 
     return i >= 0 and merged[i][1] >= end
 
 
-def hits(merged: Sequence[Span], starts: Sequence[datetime], start: datetime, end: datetime) -> bool:
-    """Whether [start, end) overlaps any span of a merged list (`starts` = its span starts)."""
-    i = bisect_right(starts, start) - 1
-    if i >= 0 and merged[i][1] > start:
-        return True
-    return i + 1 < len(merged) and merged[i + 1][0] < end
-
-
 @dataclass(frozen=True, slots=True)
 class Coverage:
     """Merged working time per channel at one location, ready for bisect lookups."""
@@ -154,7 +149,7 @@ class Coverage:
 
     def channels_for(self, start: datetime, end: datetime) -> tuple[Channel, ...]:
         """The channels (in preference order) whose working time holds [start, end) entirely."""
-        return tuple(c for c, (spans, starts) in self.by_channel.items() if covers(spans, starts, start, end))
+        return tuple([c for c, (spans, starts) in self.by_channel.items() if covers(spans, starts, start, end)])
 
 
 def service_channels(practice: Practice, service: Service, location_id: str) -> tuple[Channel, ...]:
@@ -213,46 +208,57 @@ def booking_window(
     return earliest, local_to_utc(last_bookable_day(practice, specialist_id, now, location_id), time.max, zone)
 
 
-_T0 = attrgetter("t0")
+# Busy time as its spans' epoch-second starts and, apart, their ends, each sorted; the starts end in +inf.
+BusyIndex = tuple[list[float], list[float]]
 
 
-def merged_busy(busy: Sequence[Busy]) -> tuple[list[tuple[float, float]], list[float]]:
-    """Busy time as a sorted disjoint span list of epoch seconds plus its starts, for bisect lookups.
+def busy_index(busy: Sequence[Busy]) -> BusyIndex:
+    """Busy time indexed for `free_of`; a span ending before it starts is no busy time.
 
-    Seconds, not datetimes: sorting and comparing 2,000 aware datetimes cost the slot views most of their time.
+    Seconds in plain float lists, not merged datetime spans: C sorts those fastest, and 2,000 items are common.
     """
-    starts: list[float] = []
-    ends: list[float] = []
-    last_start = -inf
-    for b in busy:
-        start, end = b.t0, b.t1
-        if start < last_start:
-            # Out of order (the gateway's lists come sorted, other callers' may not): sort once by start.
-            return merged_busy(sorted(busy, key=_T0))
-        last_start = start
-        if end < start:
-            continue
-        if starts and start <= ends[-1]:
-            if end > ends[-1]:
-                ends[-1] = end
-        else:
-            starts.append(start)
-            ends.append(end)
-    return list(zip(starts, ends, strict=True)), starts
+    starts = [b.t0 for b in busy if b.t1 >= b.t0]
+    ends = [b.t1 for b in busy]
+    if len(ends) != len(starts):
+        ends = [b.t1 for b in busy if b.t1 >= b.t0]
+    starts.sort()
+    starts.append(inf)
+    ends.sort()
+    return starts, ends
 
 
-def _grid_starts(day: date, zone: ZoneInfo, service: Service, lo: int, hi: int) -> Iterator[float]:
-    """Epoch seconds of instants on `day` whose local wall clock is on the grid, minutes in [lo, hi); each once."""
+def free_of(index: BusyIndex, starts: Sequence[float], blocked: int) -> list[float]:
+    """Of ascending starts, those s whose [s, s + blocked) meets no busy span (begun before s + blocked, ended after s).
+
+    Each of the n spans that end by s began before s + blocked too, so s is free when the (n+1)th start is not.
+    """
+    if not starts:
+        return []
+    begins, ends = index
+    # Every count lies between those of the first and last start: search only there.
+    lo, hi = bisect_right(ends, starts[0]), bisect_right(ends, starts[-1])
+    ended = map(bisect_right, repeat(ends), starts, repeat(lo), repeat(hi))
+    return [s for s, n in zip(starts, ended, strict=True) if begins[n] >= s + blocked]
+
+
+_MIDNIGHT = time(0)
+
+
+def _grid_starts(day: date, zone: ZoneInfo, service: Service, lo: int, hi: int) -> list[float]:
+    """Epoch seconds, ascending, of instants on `day` whose local wall clock is on the grid, minutes in [lo, hi)."""
+    if lo >= hi:
+        return []
     step = service.start_every
     first = -(-lo // step) * step
-    midnight = datetime.combine(day, time(0), zone)
-    if midnight.utcoffset() == datetime.combine(day + timedelta(days=1), time(0), zone).utcoffset():
+    midnight = datetime.combine(day, _MIDNIGHT, zone)
+    if midnight.utcoffset() == datetime.combine(date.fromordinal(day.toordinal() + 1), _MIDNIGHT, zone).utcoffset():
         # No clock change that day: local minutes map to instants by plain arithmetic.
         base = midnight.timestamp()
-        for minute in range(first, hi, step):
-            if not (service.full_hours_only and minute % 60):
-                yield base + minute * 60
-        return
+        seconds = range(first * 60, hi * 60, step * 60)
+        if service.full_hours_only:
+            return [base + second for second in seconds if not second % 3600]
+        return [base + second for second in seconds]
+    found: list[float] = []
     for minute in range(first, hi, step):
         naive = datetime.combine(day, time(minute // 60, minute % 60))
         if not on_grid(naive, service):
@@ -261,27 +267,37 @@ def _grid_starts(day: date, zone: ZoneInfo, service: Service, lo: int, hi: int) 
         # A wall-clock time in the spring gap does not exist: skip it rather than shift it onto another.
         if utc.astimezone(zone).replace(tzinfo=None) != naive:
             continue
-        yield utc.timestamp()
+        found.append(utc.timestamp())
         # In the autumn overlap the same wall-clock time names two instants; both are real starts.
         second = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
         if second != utc:
-            yield second.timestamp()
+            found.append(second.timestamp())
+    found.sort()
+    return found
 
 
-def _minute_range(practice: Practice, specialist: Specialist, location_id: str, day: date) -> tuple[int, int]:
-    """Local wall-clock minutes [lo, hi) that can hold a start at the location that day (cheap bound)."""
-    weekday = WEEKDAYS[day.weekday()]
-    bounds = [(w.start, w.end) for w in specialist.schedule if w.weekday == weekday and w.location == location_id]
-    bounds += [
-        (e.start, e.end)
-        for e in specialist.exceptions
-        if e.date == day and e.kind == "extra" and e.location == location_id and e.start and e.end
+def _minute_ranges(specialist: Specialist, location_id: str, days: list[date]) -> list[tuple[int, int]]:
+    """Per day, the local wall-clock minutes [lo, hi) that can hold a start at the location (cheap bound)."""
+
+    def minutes(start: time, end: time) -> tuple[int, int]:
+        return start.hour * 60 + start.minute, 24 * 60 if end == time.max else end.hour * 60 + end.minute
+
+    def widest(bounds: list[tuple[int, int]]) -> tuple[int, int]:
+        return (min(lo for lo, _ in bounds), max(hi for _, hi in bounds)) if bounds else (0, 0)
+
+    weekly: dict[str, list[tuple[int, int]]] = {weekday: [] for weekday in WEEKDAYS}
+    for w in specialist.schedule:
+        if w.location == location_id:
+            weekly[w.weekday].append(minutes(w.start, w.end))
+    extra: dict[date, list[tuple[int, int]]] = {}
+    for e in specialist.exceptions:
+        if e.kind == "extra" and e.location == location_id and e.start and e.end:
+            extra.setdefault(e.date, []).append(minutes(e.start, e.end))
+    by_weekday = [widest(weekly[weekday]) for weekday in WEEKDAYS]
+    return [
+        widest(weekly[WEEKDAYS[day.weekday()]] + extra[day]) if day in extra else by_weekday[day.weekday()]
+        for day in days
     ]
-    if not bounds:
-        return 0, 0
-    lo = min(s.hour * 60 + s.minute for s, _ in bounds)
-    hi = max(24 * 60 if e == time.max else e.hour * 60 + e.minute for _, e in bounds)
-    return lo, hi
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +326,7 @@ def _specialist_days(
         q.practice, specialist, days[0] - timedelta(days=1), days[-1] + timedelta(days=1), q.rules.audience
     )
     cover = coverage(spans, q.location_id, wanted, epoch=True)
-    busy_spans, busy_starts = merged_busy(busy)
+    busy_free = busy_index(busy)
 
     # Group sessions of this service and place with seats left: their start stays offered, whatever else they block.
     def joins(b: Busy) -> bool:
@@ -318,40 +334,44 @@ def _specialist_days(
 
     joinable = {b.t0: b.seats.free for b in busy if b.seats is not None and joins(b)}
     # Per such start, the busy time other than that session's own seats.
-    rest = {at: merged_busy([b for b in busy if not (b.t0 == at and joins(b))]) for at in joinable}
+    rest = {at: busy_index([b for b in busy if not (b.t0 == at and joins(b))]) for at in joinable}
     length = q.service.duration * 60
     blocked = (q.service.duration + q.service.buffer_after) * 60
     first_start, past_end = earliest.timestamp(), horizon_end.timestamp()
     seats = q.service.seats if q.service.seats > 1 else None
+    duration = timedelta(seconds=length)
 
-    def day_slots(day: date) -> Iterator[Slot]:
-        lo, hi = _minute_range(q.practice, specialist, q.location_id, day)
-        for start in _grid_starts(day, zone, q.service, lo, hi):
-            if start < first_start or start >= past_end:
-                continue
-            # Busy first, then the channels: in a crowded calendar most starts are busy.
-            left = joinable.get(start) if joinable else None
-            if left is not None:
-                if hits(*rest[start], start, start + blocked):  # type: ignore[arg-type]
-                    continue
-            elif hits(busy_spans, busy_starts, start, start + blocked):  # type: ignore[arg-type]
-                continue
+    def day_slots(free: list[float]) -> Iterator[Slot]:
+        for start in free:
             channels = cover.channels_for(start, start + length)  # type: ignore[arg-type]
             if not channels:
                 continue
             begins = datetime.fromtimestamp(start, UTC)
             yield Slot(
-                begins, begins + timedelta(seconds=length), specialist.id, q.location_id, channels, left or seats
+                begins,
+                begins + duration,
+                specialist.id,
+                q.location_id,
+                channels,
+                joinable.get(start) or seats,
             )
 
-    for day in days:
-        yield day, day_slots(day)
+    for day, (lo, hi) in zip(days, _minute_ranges(specialist, q.location_id, days), strict=True):
+        starts = _grid_starts(day, zone, q.service, lo, hi)
+        starts = starts[bisect_left(starts, first_start) : bisect_left(starts, past_end)]
+        # Busy first, then the channels: in a crowded calendar most starts are busy.
+        if joinable:
+            free = free_of(busy_free, [s for s in starts if s not in joinable], blocked)
+            free += [s for s in starts if s in joinable and free_of(rest[s], [s], blocked)]
+        else:
+            free = free_of(busy_free, starts, blocked)
+        yield day, day_slots(free)
 
 
 def _query_days(practice: Practice, location_id: str, first_day: date, last_day: date, now: datetime) -> list[date]:
     _require_aware(now, "now")
     today = now.astimezone(practice.zone(location_id)).date()
-    return list(_days(max(first_day, today), last_day))
+    return _days(max(first_day, today), last_day)
 
 
 def free_slots(

@@ -427,3 +427,41 @@ def test_a_month_with_2000_busy_items_offers_only_free_starts() -> None:
     result = free_slots(p, **kwargs)
     assert result
     assert not [s for s in result for b in busy if b.overlaps(s.start, s.end)]
+
+
+@pytest.mark.parametrize("first", [date(2026, 3, 26), date(2026, 10, 22)])
+def test_slots_are_exactly_the_starts_the_conflict_check_accepts(first: date) -> None:
+    """Over a week with a clock change and random busy time, nothing accepted is missing and nothing else offered."""
+    p = small(
+        [window(d, "08:00", "20:00") for d in ("mon", "tue", "wed", "thu", "fri")]
+        + [window("sat", "22:00", "24:00"), window("sun", "00:00", "06:00"), window("sun", "12:00", "14:00")],
+        service={"duration": 45, "buffer_after": 10, "start_every": 15},
+    )
+    rng = random.Random(first.toordinal())
+    busy = random_busy(rng, first, 7, 150, lengths=(0, 5, 10, 15, 30, 60, 240))
+    # Off the 5-minute marks, down to the microsecond.
+    busy += [Busy(b.start + timedelta(seconds=7, microseconds=1), b.end + timedelta(seconds=3)) for b in busy[:20]]
+    rng.shuffle(busy)
+    last = first + timedelta(days=6)
+    now = datetime.combine(first, time(0), UTC) - timedelta(days=1)
+    expected = []
+    at = datetime.combine(first, time(0), WARSAW).astimezone(UTC)
+    while at < datetime.combine(last + timedelta(days=1), time(0), WARSAW).astimezone(UTC):
+        problems = check_appointment(
+            p, specialist_id="ola", service_id="svc", location_id="office", start=at, busy=busy, now=now
+        )
+        if not problems:
+            expected.append(at)
+        at += timedelta(minutes=15)
+    kwargs: dict[str, Any] = {
+        "service_id": "svc",
+        "location_id": "office",
+        "specialist_ids": ["ola"],
+        "first_day": first,
+        "last_day": last,
+        "busy": {"ola": busy},
+        "now": now,
+    }
+    assert len(expected) > 20
+    assert [s.start for s in free_slots(p, **kwargs)] == expected
+    assert days_with_slots(p, **kwargs) == {s.astimezone(WARSAW).date() for s in expected}
