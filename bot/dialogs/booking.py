@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -122,7 +123,10 @@ class Forged(Exception):
     """Callback data that no screen of ours could have produced."""
 
 
+@functools.lru_cache(maxsize=4096)
 def _button(label: str, *parts: str) -> InlineKeyboardButton:
+    # Buttons are immutable and the same few hundred recur on every client's screens (a month picker has ~45):
+    # built once each, not per render.
     return InlineKeyboardButton(label, callback_data="|".join(("b", *parts)))
 
 

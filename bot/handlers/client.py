@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -218,10 +219,13 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if verb != "send":
                 await answer(query, _("This button is not valid."), alert=True)
             return
-        if verb != "send":
-            # Answered after the step ran, so that refused data can still get its alert.
-            await answer(query)
-        await _show(update, context, d, c, screen, message_id, new_message=False)
+        shown = _show(update, context, d, c, screen, message_id, new_message=False)
+        if verb == "send":
+            await shown
+        else:
+            # Answered after the step ran, so that refused data can still get its alert; the answer and the new
+            # screen go out side by side, so the person waits for one round trip to Telegram, not two.
+            await asyncio.gather(answer(query), shown)
     if held and not c.draft.pending:
         # The details just reached the client's record: link the practice's own record of them.
         await workspace.after_contact(context.bot, d, client.id)
