@@ -126,9 +126,10 @@ class EmulatorProcess:
     url: str
 
     @classmethod
-    async def start(cls, log: Path, realistic_limits: bool) -> EmulatorProcess:
+    async def start(cls, log: Path, realistic_limits: bool, latency: float = 0.0) -> EmulatorProcess:
         port = free_port()
         limits = [] if realistic_limits else ["--no-flood-limits"]
+        limits += ["--latency", str(latency)]
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "tgemu", "--port", str(port), "--token", TOKEN, *limits),
@@ -304,6 +305,7 @@ async def run(
     profile: Path | None = None,
     approve: bool = False,
     hammers: int = 0,
+    latency: float = 0.0,
 ) -> E2EReport:
     """Start the calendar, the emulator and the bot processes, run the crowd, and report; never raises on timeout."""
     webhook = processes > 1 if webhook is None else webhook
@@ -312,6 +314,8 @@ async def run(
     practice = practice_with_staff()
     report = E2EReport(clients, realistic_limits, think=think, processes=processes)
     report.delivery = "webhook, round-robin over the processes" if webhook else "long polling"
+    if latency:
+        report.delivery += f", Bot API answers {latency:g} ms late"
     report.load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp_name, counting_logs() as logs:
         tmp = Path(tmp_name)
@@ -334,7 +338,7 @@ async def run(
         bots: list[BotProcess] = []
         telegram: EmulatorProcess | None = None
         try:
-            telegram = await EmulatorProcess.start(tmp / "tgemu.log", realistic_limits)
+            telegram = await EmulatorProcess.start(tmp / "tgemu.log", realistic_limits, latency)
             async with RemoteEmulator(telegram.url) as emulator, aiohttp.ClientSession() as http:
                 env = {
                     "BOOKINGBOT_TELEGRAM_TOKEN": TOKEN,
@@ -517,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
         help="of the clients, this many tap without pause (with --realistic-limits: into Telegram's per-chat "
         "limit); their latencies are reported apart",
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="milliseconds the emulator holds each answer back (Telegram's RTT)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     parser.add_argument("--profile", type=Path, help="sample the bot processes with py-spy into this folder")
     args = parser.parse_args(argv)
@@ -533,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             profile=args.profile,
             approve=args.approve,
             hammers=args.hammers,
+            latency=args.latency,
         )
         if args.postgres:
             async with fresh_postgres(args.postgres) as url:

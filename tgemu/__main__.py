@@ -21,13 +21,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="accept any number of sends (Telegram allows about 30/s overall and 1/s per chat)",
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="milliseconds each answer is held back, as Telegram's network would"
+    )
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM."""
     limits = {"global_per_second": None, "chat_per_second": None} if args.no_flood_limits else {}
-    emulator = BotApiEmulator(args.token, args.host, args.port, **limits)
+    emulator = BotApiEmulator(args.token, args.host, args.port, latency=args.latency / 1000, **limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

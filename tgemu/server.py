@@ -78,8 +78,12 @@ class BotApiEmulator:
         action_timeout: float = 10.0,
         bot_username: str = "bookingbot_test_bot",
         bot_name: str = "Booking Bot",
+        latency: float = 0.0,
     ) -> None:
         self.token = token
+        # Seconds each Bot API answer is held back, as the network to Telegram's servers would: a bot whose
+        # calls wait on each other shows it here, where a loopback round trip of a tenth of a millisecond hides it.
+        self.latency = latency
         self.host = host
         self.port = port
         self.clock = clock
@@ -360,8 +364,12 @@ class BotApiEmulator:
         try:
             result = await self.call(entry[0], values)
         except ApiError as error:
-            return _error_response(error)
-        return web.json_response({"ok": True, "result": result})
+            result, error_response = None, _error_response(error)
+        else:
+            error_response = None
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return error_response or web.json_response({"ok": True, "result": result})
 
     async def call(self, method: str, values: dict[str, Any]) -> Any:
         """Run one Bot API method (any letter case) with these parameters; raises ApiError like Telegram answers."""
