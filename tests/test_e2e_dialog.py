@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.fixtures.bot import CENTRE_FIRST_CONSULTATION, Bot, tap_through
 from tests.test_e2e_booking import _appointment, book_first_consultation
 
@@ -42,6 +44,22 @@ async def test_back_returns_to_the_previous_screen_and_cancel_ends(bot: Bot) -> 
     assert "Booking cancelled" in client.last.text and client.last.buttons == []
     await client.send("just some text")
     assert "/book" in client.last.text
+
+
+async def test_a_tap_is_answered_while_its_new_screen_is_sent(bot: Bot) -> None:
+    """Telegram's round trip is waited for once per tap: the new screen does not wait for the answer to come back."""
+    client = bot.user(6010, "Pia")
+    await client.send("/book")
+    await client.tap("City centre office")
+    loop = asyncio.get_running_loop()
+    seen: dict[str, float] = {}
+    bot.emulator.listeners.append(lambda what, message: seen.setdefault(what, loop.time()))
+    bot.emulator.latency = 1.0
+    await client.tap("Individual")
+    bot.emulator.latency = 0.0
+    assert "Which service?" in client.last.text
+    # The edit reached Telegram while the tap's answer was still held on its way back to the bot.
+    assert seen["edited"] - seen["answered"] < 1.0
 
 
 async def test_first_available_merges_specialists_and_assigns_one(bot: Bot) -> None:

@@ -368,8 +368,19 @@ class BotApiEmulator:
         else:
             error_response = None
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await self._hold_back(busy=entry[0] != "getUpdates" or bool(result))
         return error_response or web.json_response({"ok": True, "result": result})
+
+    async def _hold_back(self, *, busy: bool) -> None:
+        """Wait out the latency; an answer on its way still counts as the bot's work under way (wait_idle)."""
+        if busy:
+            self._in_flight += 1
+        try:
+            await asyncio.sleep(self.latency)
+        finally:
+            if busy:
+                self._in_flight -= 1
+                self._touch()
 
     async def call(self, method: str, values: dict[str, Any]) -> Any:
         """Run one Bot API method (any letter case) with these parameters; raises ApiError like Telegram answers."""
