@@ -8,10 +8,7 @@ COPY . .
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
-# MALLOC_ARENA_MAX: glibc gives each of the database's threads a malloc arena of its own; two arenas hold the
-# same work in 4-5 MB less memory (benchmarks/README.md).
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    MALLOC_ARENA_MAX=2 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

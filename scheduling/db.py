@@ -25,7 +25,6 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -106,7 +105,12 @@ class JSONText(TypeDecorator[dict[str, Any]]):
 
 def dialect_insert(dialect_name: str, table: Any) -> Any:
     """An INSERT with the dialect's ON CONFLICT clauses: PostgreSQL's, or SQLite's for the other name."""
-    return (pg_insert if dialect_name == "postgresql" else sqlite_insert)(table)
+    if dialect_name != "postgresql":
+        return sqlite_insert(table)
+    # Imported here: SQLAlchemy's PostgreSQL dialect is 2 MB of memory a bot on SQLite never uses.
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table)
 
 
 class Base(DeclarativeBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -51,7 +52,9 @@ _CLIENTS = ClientRow.__table__
 _CLIENT_COLUMNS = [c.key for c in _CLIENTS.columns]
 
 
+@functools.cache
 def _draft_upsert(dialect_name: str) -> Any:
+    """The draft's upsert; built once per dialect, when first used (only the one in use is loaded)."""
     stmt = dialect_insert(dialect_name, _DRAFTS)
     return stmt.on_conflict_do_update(
         index_elements=[_DRAFTS.c.chat_id],
@@ -68,7 +71,6 @@ def _draft_upsert(dialect_name: str) -> Any:
 _GET_DRAFT = select(_DRAFTS.c.data, _DRAFTS.c.message_id, _DRAFTS.c.updated_at).where(
     _DRAFTS.c.chat_id == bindparam("chat")
 )
-_SAVE_DRAFT = {name: _draft_upsert(name) for name in ("postgresql", "sqlite")}
 _DRAFT_MESSAGE = (
     update(_DRAFTS)
     .where(_DRAFTS.c.chat_id == bindparam("chat"))
@@ -95,7 +97,7 @@ async def _save_draft(
     ex: AsyncSession | AsyncConnection, chat_id: int, data: dict[str, Any], message_id: int | None, at: datetime | None
 ) -> None:
     params = {"chat_id": chat_id, "data": data, "message_id": message_id, "updated_at": at or datetime.now(UTC)}
-    await ex.execute(_SAVE_DRAFT[_dialect(ex)], params)
+    await ex.execute(_draft_upsert(_dialect(ex)), params)
 
 
 def _overlapping(start: datetime, end: datetime) -> Any:
@@ -730,9 +732,14 @@ class Store:
 # The hot path's statements, compiled once per dialect (scheduling.prepared).
 _HOT_CLIENT = Hot(_CLIENT_BY_TELEGRAM, _CLIENTS.columns)
 _HOT_DRAFT = Hot(_GET_DRAFT, _GET_DRAFT.selected_columns)
-_HOT_SAVE = {name: Hot(stmt) for name, stmt in _SAVE_DRAFT.items()}
 _HOT_DRAFT_MESSAGE = Hot(_DRAFT_MESSAGE)
 _HOT_DELETE_DRAFT = Hot(_DELETE_DRAFT)
+
+
+@functools.cache
+def _hot_save(dialect_name: str) -> Hot:
+    return Hot(_draft_upsert(dialect_name))
+
 
 _OWN_TIMES = (
     select(
@@ -764,7 +771,9 @@ _HOT_LAST_SPECIALIST = Hot(_LAST_SPECIALIST, _LAST_SPECIALIST.selected_columns)
 _HOT_CONSENTS = Hot(CONSENTS_IN_FORCE, CONSENTS_IN_FORCE.selected_columns)
 
 
+@functools.cache
 def _first_contact(dialect_name: str) -> Hot:
+    """The first contact's upsert; built once per dialect, when first used."""
     stmt = dialect_insert(dialect_name, _CLIENTS).values(
         telegram_id=bindparam("telegram_id"),
         created_at=bindparam("now"),
@@ -776,9 +785,6 @@ def _first_contact(dialect_name: str) -> Hot:
         set_={"language": bindparam("language"), "updated_at": bindparam("now")},
     ).returning(*_CLIENTS.columns)  # the row as written: no second query to read it back
     return Hot(stmt, _CLIENTS.columns)
-
-
-_HOT_FIRST_CONTACT = {name: _first_contact(name) for name in ("postgresql", "sqlite")}
 
 
 class QuickTx:
@@ -813,7 +819,7 @@ class QuickTx:
     async def first_contact(self, telegram_id: int, language: str, at: datetime | None = None) -> ClientRow:
         """Create the client in their language (as Tx.upsert_client does), atomic against a concurrent one."""
         values = {"telegram_id": telegram_id, "language": language, "now": at or datetime.now(UTC)}
-        row = await self._run.first(_HOT_FIRST_CONTACT[_dialect_name(self._run.dialect.name)], values)
+        row = await self._run.first(_first_contact(_dialect_name(self._run.dialect.name)), values)
         assert row is not None  # an upsert with RETURNING always answers its row
         return self._detached(row)
 
@@ -844,7 +850,7 @@ class QuickTx:
     ) -> None:
         """As Tx.save_draft."""
         values = {"chat_id": chat_id, "data": data, "message_id": message_id, "updated_at": at or datetime.now(UTC)}
-        await self._run.run(_HOT_SAVE[_dialect_name(self._run.dialect.name)], values)
+        await self._run.run(_hot_save(_dialect_name(self._run.dialect.name)), values)
 
     async def draft_message(self, chat_id: int, message_id: int, at: datetime | None = None) -> None:
         """Point the saved draft at the message its buttons are on, without writing the draft again."""

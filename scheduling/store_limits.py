@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,14 +30,15 @@ def _limit_rows() -> Any:
     )
 
 
-def _count_send(dialect_name: str) -> Any:
-    """The Send counter's upsert, returning the new count; built once per dialect."""
+@functools.cache
+def _count_send(dialect_name: str) -> Hot:
+    """The Send counter's upsert, returning the new count; built once per dialect, when first used."""
     sends = ClientSendsRow.__table__
     when = sends.c.window_start.type
     at, cutoff = bindparam("now", type_=when), bindparam("cutoff", type_=when)
     expired = sends.c.window_start <= cutoff
     stmt = dialect_insert(dialect_name, sends).values(client_id=bindparam("client"), window_start=at, count=1)
-    return stmt.on_conflict_do_update(
+    stmt = stmt.on_conflict_do_update(
         index_elements=[sends.c.client_id],
         # Both read the row as it was before this update (SQL evaluates a SET list against the old row).
         set_={
@@ -44,6 +46,7 @@ def _count_send(dialect_name: str) -> Any:
             "count": case((expired, 1), else_=sends.c.count + 1),
         },
     ).returning(sends.c.count)
+    return Hot(stmt, [sends.c.count])
 
 
 _SENDS = ClientSendsRow.__table__
@@ -57,7 +60,6 @@ _UNCOUNT_SEND = (
 _HOT_LIMIT_ROWS = Hot(_LIMIT_ROWS, _LIMIT_ROWS.selected_columns)
 _HOT_LOCK_CLIENT = Hot(_LOCK_CLIENT)
 _HOT_UNCOUNT_SEND = Hot(_UNCOUNT_SEND)
-_HOT_COUNT_SEND = {name: Hot(_count_send(name), [_SENDS.c.count]) for name in ("sqlite", "postgresql")}
 
 
 class LimitQueries:
@@ -118,7 +120,7 @@ class LimitQueries:
 
         One upsert that returns the new count. Call after lock_client, which makes it one step for this client.
         """
-        hot = _HOT_COUNT_SEND[self.session.bind.dialect.name]
+        hot = _count_send(self.session.bind.dialect.name)
         row = await (await self.hot()).first(hot, {"client": client_id, "now": now, "cutoff": now - window})
         assert row is not None  # an upsert with RETURNING always answers its row
         return int(row[0])

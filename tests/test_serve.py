@@ -141,4 +141,61 @@ async def test_missing_token_stops_the_start_naming_the_setting(tmp_path: Path) 
     assert proc.returncode == 2 and b"BOOKINGBOT_TELEGRAM_TOKEN" in err
 
 
+# What a bot on SQLite loads: its modules, and the upserts it builds on first use.
+_SQLITE_BOT = """
+import sys
+import bot.local, bot.serve
+from scheduling.db import ClientRow, dialect_insert
+dialect_insert("sqlite", ClientRow.__table__)
+print("sqlalchemy.dialects.postgresql" in sys.modules)
+"""
+
+
+async def test_a_bot_on_sqlite_does_not_load_the_postgresql_dialect() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SQLITE_BOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert (proc.returncode, out.decode().strip()) == (0, "False"), err.decode()
+
+
+# Four threads allocate at once after run_loop's arena limit; glibc's malloc_info lists the arenas ("heaps").
+_ARENAS = """
+import ctypes, sys, tempfile, threading
+from bot.serve import glibc, limit_malloc_arenas
+libc = glibc()
+if libc is None:
+    sys.exit(print("not glibc"))
+limit_malloc_arenas()
+allocated, done = threading.Barrier(5), threading.Event()
+def allocate():
+    kept = bytearray(100_000)  # from the thread's arena: below the size malloc maps on its own
+    allocated.wait()
+    done.wait()
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for thread in threads:
+    thread.start()
+allocated.wait()
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile() as info:
+    out = ctypes.c_void_p(libc.fopen(info.name.encode(), b"w"))
+    libc.malloc_info(0, out)
+    libc.fclose(out)
+    print(info.read().count(b"<heap nr="))
+done.set()
+"""
+
+
+async def test_the_bot_keeps_to_two_malloc_arenas_however_many_threads_allocate() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _ARENAS, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    if out.strip() == b"not glibc":
+        pytest.skip("glibc's malloc only")
+    assert int(out) == 2
+
+
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
