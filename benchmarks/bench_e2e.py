@@ -128,11 +128,10 @@ class EmulatorProcess:
     @classmethod
     async def start(cls, log: Path, realistic_limits: bool, latency: float = 0.0) -> EmulatorProcess:
         port = free_port()
-        limits = [] if realistic_limits else ["--no-flood-limits"]
-        limits += ["--latency", str(latency)]
+        options = ["--latency", str(latency), *([] if realistic_limits else ["--no-flood-limits"])]
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "tgemu", "--port", str(port), "--token", TOKEN, *limits),
+                *(sys.executable, "-m", "tgemu", "--port", str(port), "--token", TOKEN, *options),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,

@@ -363,13 +363,12 @@ class BotApiEmulator:
             return _error_response(error)
         try:
             result = await self.call(entry[0], values)
+            response = web.json_response({"ok": True, "result": result})
         except ApiError as error:
-            result, error_response = None, _error_response(error)
-        else:
-            error_response = None
+            result, response = None, _error_response(error)
         if self.latency:
             await self._hold_back(busy=entry[0] != "getUpdates" or bool(result))
-        return error_response or web.json_response({"ok": True, "result": result})
+        return response
 
     async def _hold_back(self, *, busy: bool) -> None:
         """Wait out the latency; an answer on its way still counts as the bot's work under way (wait_idle)."""
