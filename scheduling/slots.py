@@ -363,6 +363,7 @@ def _specialist_days(
         if joinable:
             free = free_of(busy_free, [s for s in starts if s not in joinable], blocked)
             free += [s for s in starts if s in joinable and free_of(rest[s], [s], blocked)]
+            free.sort()
         else:
             free = free_of(busy_free, starts, blocked)
         yield day, day_slots(free)

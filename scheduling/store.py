@@ -81,11 +81,7 @@ _CLIENT_BY_TELEGRAM = select(_CLIENTS).where(_CLIENTS.c.telegram_id == bindparam
 
 
 def _dialect(ex: AsyncSession | AsyncConnection) -> str:
-    return _dialect_name(ex.bind.dialect.name if isinstance(ex, AsyncSession) else ex.dialect.name)
-
-
-def _dialect_name(name: str) -> str:
-    return "postgresql" if name == "postgresql" else "sqlite"
+    return ex.bind.dialect.name if isinstance(ex, AsyncSession) else ex.dialect.name
 
 
 async def _get_draft(ex: AsyncSession | AsyncConnection, chat_id: int) -> Any:
@@ -738,6 +734,7 @@ _HOT_DELETE_DRAFT = Hot(_DELETE_DRAFT)
 
 @functools.cache
 def _hot_save(dialect_name: str) -> Hot:
+    """The draft's upsert for the hot path, per dialect."""
     return Hot(_draft_upsert(dialect_name))
 
 
@@ -819,7 +816,7 @@ class QuickTx:
     async def first_contact(self, telegram_id: int, language: str, at: datetime | None = None) -> ClientRow:
         """Create the client in their language (as Tx.upsert_client does), atomic against a concurrent one."""
         values = {"telegram_id": telegram_id, "language": language, "now": at or datetime.now(UTC)}
-        row = await self._run.first(_first_contact(_dialect_name(self._run.dialect.name)), values)
+        row = await self._run.first(_first_contact(self._run.dialect.name), values)
         assert row is not None  # an upsert with RETURNING always answers its row
         return self._detached(row)
 
@@ -850,7 +847,7 @@ class QuickTx:
     ) -> None:
         """As Tx.save_draft."""
         values = {"chat_id": chat_id, "data": data, "message_id": message_id, "updated_at": at or datetime.now(UTC)}
-        await self._run.run(_hot_save(_dialect_name(self._run.dialect.name)), values)
+        await self._run.run(_hot_save(self._run.dialect.name), values)
 
     async def draft_message(self, chat_id: int, message_id: int, at: datetime | None = None) -> None:
         """Point the saved draft at the message its buttons are on, without writing the draft again."""
